@@ -1,0 +1,226 @@
+"""The `connector` command: run the stack, inspect an order, create sandbox orders."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from urllib.parse import urlsplit
+
+import httpx
+from temporalio.client import Client, WorkflowQueryFailedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from connector.devserver import DevServerError, start_dev_server, stop_dev_server
+from connector.models import OrderState, order_workflow_id
+from connector.settings import Settings, SettingsError, load_settings
+from connector.stack import Stack
+from connector.temporal_client import connect
+from workflows.order import OrderWorkflow
+
+VTEX_SANDBOX_PORT = 8101
+MARKETPLACE_SANDBOX_PORT = 8102
+DEFAULT_MARKETPLACE_URL = f"http://127.0.0.1:{MARKETPLACE_SANDBOX_PORT}"
+TEMPORAL_UI_PORT = 8233
+
+log = logging.getLogger("connector")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point. Exits with os._exit so temporalio's interpreter-teardown crash (sdk-python#300)
+    can never replace the real exit status."""
+    status = _main(argv)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"connector: {exc}", file=sys.stderr)
+        return 2
+    try:
+        result: int = asyncio.run(args.handler(settings, args))
+        return result
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="connector", description="VTEX marketplace order connector")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="run the connector (embedded sandboxes without VTEX credentials)")
+    run.set_defaults(handler=_run)
+
+    status = commands.add_parser("status", help="print an order's state and timeline")
+    status.add_argument("marketplace_order_id")
+    status.add_argument("--connection", help="connection name (default: CONNECTION_NAME)")
+    status.set_defaults(handler=_status)
+
+    create = commands.add_parser("create-order", help="create an order in the marketplace sandbox")
+    create.add_argument(
+        "--item", action="append", default=[], metavar="SKU[:QTY]", help="an item line (repeatable)"
+    )
+    create.add_argument("--status", default="paid", choices=["paid", "payment_pending", "cancelled"])
+    create.add_argument("--pickup", action="store_true", help="pickup in point instead of delivery")
+    create.add_argument(
+        "--marketplace-url", help=f"marketplace sandbox URL (default {DEFAULT_MARKETPLACE_URL})"
+    )
+    create.set_defaults(handler=_create_order)
+    return parser
+
+
+async def _run(settings: Settings, args: argparse.Namespace) -> int:
+    dev_server = None
+    try:
+        client = await connect(settings)
+    except RuntimeError:
+        host, port = _loopback_address(settings.temporal_address)
+        if host is None:
+            print(f"connector: cannot reach Temporal at {settings.temporal_address}", file=sys.stderr)
+            return 1
+        try:
+            dev_server = await start_dev_server(
+                host=host, port=port, ui_port=TEMPORAL_UI_PORT, db_file=settings.data_dir / "temporal.db"
+            )
+        except DevServerError as exc:
+            print(f"connector: {exc}", file=sys.stderr)
+            return 1
+        client = await connect(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        async with Stack(
+            settings, client, sandbox_ports=(VTEX_SANDBOX_PORT, MARKETPLACE_SANDBOX_PORT)
+        ) as stack:
+            _print_urls(
+                stack,
+                web_ui=f"http://{_loopback_address(settings.temporal_address)[0]}:{TEMPORAL_UI_PORT}"
+                if dev_server
+                else None,
+            )
+            demo = asyncio.create_task(_demo_orders(stack)) if stack.sandboxes else None
+            await stop.wait()
+            print("stopping...", flush=True)
+            if demo is not None:
+                demo.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await demo
+    finally:
+        if dev_server is not None:
+            await stop_dev_server(dev_server)
+    return 0
+
+
+def _loopback_address(address: str) -> tuple[str | None, int]:
+    host, _, port = address.rpartition(":")
+    return (host if host in ("127.0.0.1", "localhost") else None), int(port)
+
+
+def _print_urls(stack: Stack, *, web_ui: str | None) -> None:
+    settings = stack.settings
+    lines = [
+        f"connector running ({'embedded sandboxes' if settings.embedded else 'VTEX ' + settings.vtex_url()})"
+    ]
+    if web_ui:
+        lines.append(f"  Temporal Web UI      {web_ui}")
+    lines.append(
+        f"  Temporal             {settings.temporal_address} (namespace {settings.temporal_namespace})"
+    )
+    lines.append(f"  Webhook              {stack.webhook_url(settings.connection_name)}")
+    if stack.sandboxes:
+        lines.append(f"  VTEX sandbox         {stack.sandboxes.vtex_server.url}")
+        lines.append(f"  Marketplace sandbox  {stack.sandboxes.marketplace_server.url}")
+        lines.append(
+            f"  Demo orders every {settings.demo_order_interval_seconds:g}s; Ctrl-C stops everything."
+        )
+    print("\n".join(lines), flush=True)
+
+
+async def _demo_orders(stack: Stack) -> None:
+    """A new paid order now and then, so a newcomer sees orders flow in the Web UI."""
+    interval = stack.settings.demo_order_interval_seconds
+    if interval <= 0 or stack.sandboxes is None:
+        return
+    marketplace = stack.sandboxes.marketplace
+    while True:
+        order = marketplace.new_order()
+        marketplace.notify(order["id"])
+        log.info("demo order %s created in the marketplace sandbox", order["id"])
+        await asyncio.sleep(interval)
+
+
+async def _status(settings: Settings, args: argparse.Namespace) -> int:
+    client: Client = await connect(settings)
+    connection = args.connection or settings.connection_name
+    handle = client.get_workflow_handle_for(
+        OrderWorkflow.run, order_workflow_id(connection, args.marketplace_order_id)
+    )
+    try:
+        state: OrderState = await handle.query(OrderWorkflow.status)
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            print(f"no order {args.marketplace_order_id} for connection {connection}", file=sys.stderr)
+            return 1
+        raise
+    except WorkflowQueryFailedError as exc:
+        print(f"the order's workflow could not answer: {exc}", file=sys.stderr)
+        return 1
+    print(format_state(state))
+    return 0
+
+
+def format_state(state: OrderState) -> str:
+    lines = [
+        f"order        {state.marketplace_order_id} ({state.connection})",
+        f"status       {state.status.value}",
+        f"VTEX order   {state.vtex_order_id or '-'}",
+    ]
+    if state.parked_reason:
+        lines.append(f"parked       {state.parked_reason}")
+    lines.append("timeline")
+    for entry in state.timeline:
+        lines.append(f"  {entry.at:%Y-%m-%d %H:%M:%S}  {entry.step:<10} {entry.outcome:<8} {entry.message}")
+    return "\n".join(lines)
+
+
+async def _create_order(settings: Settings, args: argparse.Namespace) -> int:
+    base_url = args.marketplace_url or (
+        str(settings.marketplace_base_url) if settings.marketplace_base_url else DEFAULT_MARKETPLACE_URL
+    )
+    items = []
+    for spec in args.item:
+        sku, _, quantity = spec.partition(":")
+        items.append({"sku": sku, "quantity": int(quantity or 1)})
+    body = {"status": args.status, "pickup": args.pickup, **({"items": items} if items else {})}
+    async with httpx.AsyncClient(base_url=base_url.rstrip("/"), timeout=10) as http:
+        try:
+            response = await http.post("/admin/orders", json=body)
+        except httpx.HTTPError as exc:
+            print(f"marketplace sandbox unreachable at {base_url}: {type(exc).__name__}", file=sys.stderr)
+            return 1
+    if response.status_code != 201:
+        print(f"marketplace sandbox refused the order: {response.text}", file=sys.stderr)
+        return 1
+    order = response.json()
+    print(
+        f"created order {order['id']} ({urlsplit(base_url).netloc}); "
+        f"follow it with: connector status {order['id']}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    main()

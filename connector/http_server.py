@@ -1,0 +1,70 @@
+"""Run ASGI apps on uvicorn inside the caller's event loop, several per process.
+
+The caller owns signal handling (Ctrl-C stops the whole stack in order), so uvicorn's own signal
+capture is turned off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Generator
+from types import TracebackType
+
+import uvicorn
+from starlette.types import ASGIApp
+
+
+class _QuietServer(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+class HttpServer:
+    """`async with HttpServer(app, port=0) as server:` serves until the block ends.
+
+    `server.url` says where it listens (port 0 picks a free port).
+    """
+
+    def __init__(self, app: ASGIApp, *, host: str = "127.0.0.1", port: int = 0, name: str = "http") -> None:
+        config = uvicorn.Config(
+            app, host=host, port=port, log_level="warning", access_log=False, lifespan="off"
+        )
+        self._server = _QuietServer(config)
+        self._host = host
+        self._name = name
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def port(self) -> int:
+        sockets = self._server.servers[0].sockets
+        return int(sockets[0].getsockname()[1])
+
+    @property
+    def url(self) -> str:
+        return f"http://{self._host}:{self.port}"
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._server.serve(), name=self._name)
+        while not self._server.started:
+            if self._task.done():
+                self._task.result()  # re-raise why it could not start (e.g. port in use)
+                raise RuntimeError(f"{self._name} server stopped during start-up")
+            await asyncio.sleep(0.01)
+
+    async def stop(self) -> None:
+        if self._task is None:
+            return
+        self._server.should_exit = True
+        await self._task
+        self._task = None
+
+    async def __aenter__(self) -> HttpServer:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()

@@ -1,0 +1,235 @@
+"""Domain models shared by workflows, activities, the intake app and the sandboxes.
+
+Everything here is plain pydantic: it crosses the Temporal boundary through the pydantic data
+converter, so a field added later must have a default (running workflows replay old payloads).
+Money is always an integer number of cents, as in every VTEX API.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, Field
+
+
+class MarketplaceOrderStatus(StrEnum):
+    """The marketplace's view of an order, mapped by its adapter."""
+
+    PAID = "paid"
+    TO_BE_PAID = "to-be-paid"
+    CANCELED = "canceled"
+
+
+class DeliveryChannel(StrEnum):
+    DELIVERY = "delivery"
+    PICKUP_IN_POINT = "pickup-in-point"
+
+
+class OrderItem(BaseModel):
+    sku_id: str
+    quantity: int = Field(gt=0)
+    unit_price: int = Field(ge=0, description="Unit price in cents, as charged by the marketplace.")
+
+
+class Customer(BaseModel):
+    email: str
+    first_name: str
+    last_name: str
+    document_type: str
+    document: str
+    phone: str | None = None
+    corporate_name: str | None = None
+    trade_name: str | None = None
+    corporate_document: str | None = None
+    state_inscription: str | None = None
+    corporate_phone: str | None = None
+
+    @property
+    def is_corporate(self) -> bool:
+        return self.corporate_document is not None
+
+
+class Address(BaseModel):
+    address_type: str = "residential"
+    address_id: str | None = None
+    receiver_name: str
+    postal_code: str
+    city: str
+    state: str
+    country: str = Field(min_length=3, max_length=3, description="ISO 3166-1 alpha-3.")
+    street: str
+    number: str
+    neighborhood: str | None = None
+    complement: str | None = None
+    reference: str | None = None
+
+
+class Shipping(BaseModel):
+    address: Address
+    price: int = Field(ge=0, description="Freight charged by the marketplace, in cents.")
+    delivery_channel: DeliveryChannel = DeliveryChannel.DELIVERY
+    selected_sla: str | None = None
+    pickup_point_id: str | None = None
+
+
+class MarketplaceOrder(BaseModel):
+    """An order as every marketplace adapter normalizes it."""
+
+    marketplace_order_id: str
+    group_id: str | None = None
+    status: MarketplaceOrderStatus
+    items: list[OrderItem] = Field(min_length=1)
+    shipping: Shipping
+    customer: Customer
+    payment_value: int = Field(ge=0, description="What the customer paid the marketplace, in cents.")
+    created_at: datetime | None = None
+
+    @property
+    def items_total(self) -> int:
+        return sum(item.unit_price * item.quantity for item in self.items)
+
+
+class MarketplaceNotification(BaseModel):
+    """What the intake hands to the order workflow: a marketplace said something changed."""
+
+    marketplace_order_id: str = Field(min_length=1, max_length=100)
+    topic: str = "orders"
+    received_at: datetime | None = None
+    source: str = "webhook"
+
+
+# --- validation -------------------------------------------------------------------------------------
+
+
+class ProblemKind(StrEnum):
+    SKU_NOT_FOUND = "sku-not-found"
+    SKU_INACTIVE = "sku-inactive"
+    PRODUCT_INACTIVE = "product-inactive"
+    NOT_IN_SALES_CHANNEL = "not-in-sales-channel"
+    NOT_IN_SIMULATION = "not-in-simulation"
+    UNAVAILABLE = "unavailable"
+    NO_SLA = "no-sla"
+    NO_PICKUP_POINT = "no-pickup-point"
+
+
+class SkuProblem(BaseModel):
+    sku_id: str
+    kind: ProblemKind
+    action: str = Field(description="What the seller must do in VTEX to fix it.")
+
+
+class SlaChoice(BaseModel):
+    """The SLA (carrier or pickup point) the simulation offers for one item line."""
+
+    item_index: int
+    sla_id: str
+    price: int
+    shipping_estimate: str | None = None
+
+
+class ValidationReport(BaseModel):
+    problems: list[SkuProblem] = Field(default_factory=list)
+    sla_choices: list[SlaChoice] = Field(default_factory=list)
+
+    def choice_for(self, item_index: int) -> SlaChoice:
+        for choice in self.sla_choices:
+            if choice.item_index == item_index:
+                return choice
+        raise KeyError(f"no SLA chosen for item {item_index}")
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def seller_message(self, marketplace_order_id: str) -> str:
+        actions = "; ".join(f"SKU {p.sku_id}: {p.action}" for p in self.problems)
+        return (
+            f"Order {marketplace_order_id} cannot be integrated until these are fixed in VTEX "
+            f"({len(self.problems)} problem(s)): {actions}"
+        )
+
+
+# --- VTEX results ------------------------------------------------------------------------------------
+
+
+class PlacedOrder(BaseModel):
+    vtex_order_id: str
+    already_existed: bool = False
+
+
+# --- workflow state ---------------------------------------------------------------------------------
+
+
+class OrderStatus(StrEnum):
+    """The connector's lifecycle status, also the `OrderStatus` search attribute."""
+
+    RECEIVED = "received"
+    VALIDATING = "validating"
+    PLACING = "placing"
+    PLACED = "placed"
+    DISPATCH_AUTHORIZED = "dispatch-authorized"
+    PARKED = "parked"
+
+
+class TimelineEntry(BaseModel):
+    at: datetime
+    step: str
+    outcome: str = Field(description="success, error, alert or pending, as in VTEX's order logs.")
+    message: str
+
+
+class OrderWorkflowInput(BaseModel):
+    """Everything the workflow needs; it carries no secret (the worker holds credentials)."""
+
+    connection: str
+    marketplace_order_id: str
+    affiliate_id: str
+    sales_channel: str
+
+
+class OrderState(BaseModel):
+    connection: str
+    marketplace_order_id: str
+    status: OrderStatus = OrderStatus.RECEIVED
+    vtex_order_id: str | None = None
+    parked_reason: str | None = None
+    notifications_received: int = 0
+    timeline: list[TimelineEntry] = Field(default_factory=list)
+
+
+def order_workflow_id(connection: str, marketplace_order_id: str) -> str:
+    return f"order:{connection}:{marketplace_order_id}"
+
+
+# --- activity inputs (one model each, so fields can be added compatibly) -------------------------------
+
+
+class FetchOrderInput(BaseModel):
+    connection: str
+    marketplace_order_id: str
+
+
+class ValidateOrderInput(BaseModel):
+    order: MarketplaceOrder
+    affiliate_id: str
+    sales_channel: str
+
+
+class PlaceOrderInput(BaseModel):
+    order: MarketplaceOrder
+    report: ValidationReport
+    affiliate_id: str
+    sales_channel: str
+    connection: str
+
+
+class AuthorizeDispatchInput(BaseModel):
+    marketplace_order_id: str
+    affiliate_id: str
+    sales_channel: str
+
+
+def vtex_order_id(affiliate_id: str, marketplace_order_id: str) -> str:
+    """The OMS id VTEX gives a fulfillment order: derivable, so a lost response can be checked."""
+    return f"{affiliate_id}-{marketplace_order_id}-01"

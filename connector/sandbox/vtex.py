@@ -1,0 +1,319 @@
+"""A VTEX seller account in one process: the five endpoints the connector calls, as the specs describe them.
+
+Every API request goes through one gateway that records it, applies injected faults, checks the app
+key/token on `/pvt/` paths and the JSON content type on POSTs, then calls a plain handler. The admin API
+under `/_sandbox/` lets tests in another process inject faults and read what the sandbox saw.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Match, Route
+
+from connector.sandbox.catalog import SKUS, SandboxSku
+from connector.sandbox.vtex_catalog import sku_context
+from connector.sandbox.vtex_checkout import simulate
+from connector.sandbox.vtex_fulfillment import (
+    authorize_dispatch,
+    find_for_dispatch,
+    place_order,
+    place_order_response,
+)
+from connector.sandbox.vtex_fulfillment_schema import (
+    require_affiliate,
+    validate_authorize,
+    validate_place_order,
+)
+from connector.sandbox.vtex_models import (
+    FaultRule,
+    RecordedRequest,
+    SandboxOrder,
+    VtexApiError,
+    bad_request,
+    error_body,
+    fault_rule_from_json,
+    now_utc,
+    parse_sales_channel,
+)
+from connector.sandbox.vtex_oms import find_order, order_json
+
+__all__ = ["FaultRule", "RecordedRequest", "SandboxOrder", "VtexSandbox"]
+
+ADMIN_PREFIX = "/_sandbox/"
+# VTEX always sends Retry-After with a 429 (RFC 6585); this is the fallback when a rule sets none.
+DEFAULT_RETRY_AFTER = 1
+# OMS sequences are six-digit numbers.
+SEQUENCE_BASE = 500_000
+_MASKED_HEADERS = frozenset({"x-vtex-api-apptoken", "vtexidclientautcookie"})
+_ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+
+
+@dataclass(frozen=True)
+class Call:
+    """What a handler needs from the request, once the gateway accepted it."""
+
+    request: Request
+    path_params: dict[str, str]
+    query: dict[str, str]
+    body: Any
+
+
+Handler = Callable[[Call], tuple[int, Any]]
+
+
+class VtexSandbox:
+    def __init__(
+        self,
+        *,
+        app_key: str = "vtexappkey-sandbox-KEY",
+        app_token: str = "sandbox-app-token",
+        skus: Iterable[SandboxSku] = SKUS,
+    ) -> None:
+        self.app_key = app_key
+        self.app_token = app_token
+        self._skus = tuple(skus)
+        self._catalog = {sku.id: sku for sku in self._skus}
+        self.stock: dict[str, int] = {}
+        self.orders: dict[str, SandboxOrder] = {}
+        self.requests: list[RecordedRequest] = []
+        self._faults: list[FaultRule] = []
+        self._placed = 0
+        self.reset()
+        self._api_routes: list[BaseRoute] = [
+            self._route("/api/checkout/pub/orderForms/simulation", "POST", self._simulate),
+            self._route(
+                "/api/catalog_system/pvt/sku/stockkeepingunitbyid/{sku_id}", "GET", self._sku_context
+            ),
+            self._route("/api/fulfillment/pvt/orders", "POST", self._place_order),
+            self._route("/api/fulfillment/pvt/orders/{order_id}/fulfill", "POST", self._authorize_dispatch),
+            self._route("/api/oms/pvt/orders/{order_id}", "GET", self._get_order),
+        ]
+        self.app = Starlette(
+            routes=[
+                *self._admin_routes(),
+                *self._api_routes,
+                # Unknown paths still go through the gateway so they are recorded and can be faulted.
+                Route("/{path:path}", self._gateway(self._not_found), methods=_ALL_METHODS),
+            ]
+        )
+
+    # -- public API -------------------------------------------------------------------------------
+
+    def add_fault(self, rule: FaultRule) -> None:
+        self._faults.append(rule)
+
+    @property
+    def faults(self) -> list[FaultRule]:
+        return list(self._faults)
+
+    def reset(self) -> None:
+        """Forget orders, requests and faults; put the seeded stock back. Containers are cleared in
+        place so references other code holds stay live."""
+        self.orders.clear()
+        self.requests.clear()
+        self._faults.clear()
+        self.stock.clear()
+        self.stock.update({sku.id: sku.stock for sku in self._skus})
+        self._placed = 0
+
+    # -- gateway ----------------------------------------------------------------------------------
+
+    def _route(self, path: str, method: str, handler: Handler) -> Route:
+        return Route(path, self._gateway(handler), methods=[method])
+
+    def _gateway(self, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
+            if request.url.path.startswith(ADMIN_PREFIX):
+                return _json(404, error_body(None, "Unknown sandbox admin route"))
+            raw = await request.body()
+            parsed, is_json = _parse_json(raw)
+            record = RecordedRequest(
+                method=request.method,
+                path=request.url.path,
+                query=dict(request.query_params),
+                headers={name: _mask(name, value) for name, value in request.headers.items()},
+                body=parsed,
+                status=0,
+            )
+            self.requests.append(record)
+            fault = self._take_fault(request.method, request.url.path)
+            if fault is not None and not fault.after_effect:
+                return await _answer_fault(fault, record)
+            response = self._handle(request, handler, parsed, is_json, raw)
+            if fault is not None:
+                # The operation took effect; only its answer is lost.
+                return await _answer_fault(fault, record)
+            record.status = response.status_code
+            return response
+
+        return endpoint
+
+    def _take_fault(self, method: str, path: str) -> FaultRule | None:
+        for rule in self._faults:
+            if rule.matches(method, path):
+                if rule.times > 0:
+                    rule.times -= 1
+                    if rule.times == 0:
+                        self._faults.remove(rule)
+                return rule
+        return None
+
+    def _handle(self, request: Request, handler: Handler, body: Any, is_json: bool, raw: bytes) -> Response:
+        try:
+            if "/pvt/" in request.url.path and not self._authorized(request):
+                raise VtexApiError(401, "CHK003", "Access denied")
+            if request.method == "POST":
+                media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+                if media_type != "application/json":
+                    raise bad_request("Content-Type must be application/json")
+                if not is_json:
+                    raise bad_request("A JSON body is required" if not raw else "The body is not valid JSON")
+            call = Call(request, dict(request.path_params), dict(request.query_params), body)
+            status, payload = handler(call)
+        except VtexApiError as exc:
+            status, payload = exc.status, exc.body()
+        return _json(status, payload)
+
+    def _authorized(self, request: Request) -> bool:
+        key = request.headers.get("x-vtex-api-appkey", "")
+        token = request.headers.get("x-vtex-api-apptoken", "")
+        # Constant-time comparison, as for any secret.
+        return hmac.compare_digest(key.encode(), self.app_key.encode()) and hmac.compare_digest(
+            token.encode(), self.app_token.encode()
+        )
+
+    # -- VTEX endpoints ---------------------------------------------------------------------------
+
+    def _simulate(self, call: Call) -> tuple[int, Any]:
+        sales_channel = parse_sales_channel(call.query.get("sc"))
+        return 200, simulate(call.body, sales_channel=sales_channel, catalog=self._catalog, stock=self.stock)
+
+    def _sku_context(self, call: Call) -> tuple[int, Any]:
+        sku = self._catalog.get(call.path_params["sku_id"])
+        if sku is None:
+            raise VtexApiError(404, None, f"SKU {call.path_params['sku_id']} not found")
+        return 200, sku_context(sku)
+
+    def _place_order(self, call: Call) -> tuple[int, Any]:
+        affiliate_id = require_affiliate(call.query.get("affiliateId"))
+        sales_channel = parse_sales_channel(call.query.get("sc"))
+        order = validate_place_order(call.body)
+        placed = place_order(
+            order,
+            affiliate_id=affiliate_id,
+            sales_channel=sales_channel,
+            catalog=self._catalog,
+            stock=self.stock,
+            orders=self.orders,
+            sequence=SEQUENCE_BASE + self._placed + 1,
+        )
+        self._placed += 1
+        return 200, place_order_response(placed)
+
+    def _authorize_dispatch(self, call: Call) -> tuple[int, Any]:
+        affiliate_id = require_affiliate(call.query.get("affiliateId"))
+        parse_sales_channel(call.query.get("sc"))
+        marketplace_order_id = validate_authorize(call.body)
+        order = find_for_dispatch(self.orders, call.path_params["order_id"], affiliate_id)
+        return 201, authorize_dispatch(order, marketplace_order_id)
+
+    def _get_order(self, call: Call) -> tuple[int, Any]:
+        return 200, order_json(find_order(self.orders, call.path_params["order_id"]), self._catalog)
+
+    def _not_found(self, call: Call) -> tuple[int, Any]:
+        for route in self._api_routes:
+            match, _ = route.matches(call.request.scope)
+            if match is Match.PARTIAL:  # the path exists, the method does not
+                raise VtexApiError(405, None, f"Method {call.request.method} not allowed")
+        raise VtexApiError(404, None, f"No route for {call.request.url.path}")
+
+    # -- admin API --------------------------------------------------------------------------------
+
+    def _admin_routes(self) -> list[BaseRoute]:
+        return [
+            Route(f"{ADMIN_PREFIX}faults", self._admin_add_fault, methods=["POST"]),
+            Route(f"{ADMIN_PREFIX}faults", self._admin_list_faults, methods=["GET"]),
+            Route(f"{ADMIN_PREFIX}faults", self._admin_clear_faults, methods=["DELETE"]),
+            Route(f"{ADMIN_PREFIX}orders", self._admin_orders, methods=["GET"]),
+            Route(f"{ADMIN_PREFIX}orders/{{order_id}}/status", self._admin_set_status, methods=["POST"]),
+            Route(f"{ADMIN_PREFIX}requests", self._admin_requests, methods=["GET"]),
+            Route(f"{ADMIN_PREFIX}reset", self._admin_reset, methods=["POST"]),
+        ]
+
+    async def _admin_add_fault(self, request: Request) -> Response:
+        parsed, _ = _parse_json(await request.body())
+        try:
+            rule = fault_rule_from_json(parsed)
+        except (TypeError, ValueError) as exc:
+            return _json(400, error_body(None, str(exc)))
+        self.add_fault(rule)
+        return _json(201, rule.to_json())
+
+    async def _admin_list_faults(self, request: Request) -> Response:
+        return _json(200, [rule.to_json() for rule in self._faults])
+
+    async def _admin_clear_faults(self, request: Request) -> Response:
+        self._faults.clear()
+        return Response(status_code=204)
+
+    async def _admin_orders(self, request: Request) -> Response:
+        return _json(200, [order.to_json() for order in self.orders.values()])
+
+    async def _admin_set_status(self, request: Request) -> Response:
+        # Stands in for the seller's Admin (cancel, approve a price divergence...) in end-to-end tests.
+        order = self.orders.get(request.path_params["order_id"])
+        parsed, _ = _parse_json(await request.body())
+        if order is None:
+            return _json(404, error_body(None, "Order not found"))
+        if not isinstance(parsed, dict) or not isinstance(parsed.get("status"), str):
+            return _json(400, error_body(None, 'body must be {"status": "<VTEX status>"}'))
+        order.status = parsed["status"]
+        order.last_change = now_utc()
+        return _json(200, order.to_json())
+
+    async def _admin_requests(self, request: Request) -> Response:
+        return _json(200, [recorded.to_json() for recorded in self.requests])
+
+    async def _admin_reset(self, request: Request) -> Response:
+        self.reset()
+        return Response(status_code=204)
+
+
+def _mask(name: str, value: str) -> str:
+    # Recorded requests are shown to tests and over HTTP; secrets stay out of them.
+    return "***" if name in _MASKED_HEADERS else value
+
+
+def _parse_json(raw: bytes) -> tuple[Any, bool]:
+    if not raw:
+        return None, False
+    try:
+        return json.loads(raw), True
+    except ValueError:
+        return None, False
+
+
+def _json(status: int, payload: Any, headers: dict[str, str] | None = None) -> Response:
+    return JSONResponse(payload, status_code=status, headers=headers)
+
+
+async def _answer_fault(rule: FaultRule, record: RecordedRequest) -> Response:
+    record.status = rule.status
+    headers = {}
+    retry_after = rule.retry_after
+    if retry_after is None and rule.status == 429:
+        retry_after = DEFAULT_RETRY_AFTER
+    if retry_after is not None:
+        headers["Retry-After"] = str(retry_after)
+    if rule.delay_seconds:
+        await asyncio.sleep(rule.delay_seconds)
+    return _json(rule.status, error_body(rule.code, rule.message), headers)

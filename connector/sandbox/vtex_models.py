@@ -1,0 +1,158 @@
+"""Data the VTEX sandbox keeps and exposes: recorded requests, placed orders, fault rules, errors."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from datetime import UTC, datetime
+from typing import Any
+
+JSON = dict[str, Any]
+
+# The sandbox account is its own (and only) seller, as in a plain VTEX seller account.
+SELLER_ID = "1"
+ACCOUNT_NAME = "sandbox"
+DEFAULT_SALES_CHANNEL = 1
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso(moment: datetime) -> str:
+    return moment.isoformat()
+
+
+@dataclass
+class RecordedRequest:
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]  # lower-case names; the app token value masked
+    body: Any  # parsed JSON, or None when absent or not JSON
+    status: int  # 0 only while the request is still being handled
+
+    def to_json(self) -> JSON:
+        return asdict(self)
+
+
+@dataclass
+class SandboxOrder:
+    order_id: str  # OMS id, `{affiliateId}-{marketplaceOrderId}-01`
+    marketplace_order_id: str
+    affiliate_id: str
+    sales_channel: int
+    status: str
+    body: JSON  # the place-order request body, as received (array form unwrapped)
+    creation_date: datetime
+    is_created_async: bool
+    sequence: str = ""
+    last_change: datetime = field(default_factory=now_utc)
+    authorized_date: datetime | None = None
+
+    def to_json(self) -> JSON:
+        data = asdict(self)
+        for key in ("creation_date", "last_change", "authorized_date"):
+            value = data[key]
+            data[key] = iso(value) if isinstance(value, datetime) else None
+        return data
+
+
+@dataclass
+class FaultRule:
+    """An injected failure for requests whose method and path match.
+
+    `times` counts the matching requests it answers (-1: forever). With `after_effect` the real
+    operation runs first and only its answer is replaced, as when VTEX did the work but the response
+    never reached the caller.
+    """
+
+    method: str | None
+    path_contains: str
+    status: int
+    code: str | None = None
+    message: str = "Sandbox injected fault"
+    times: int = 1
+    retry_after: int | None = None
+    delay_seconds: float = 0
+    after_effect: bool = False
+
+    def __post_init__(self) -> None:
+        if self.method is not None:
+            self.method = self.method.upper()
+        if not 100 <= self.status <= 599:
+            raise ValueError("status must be an HTTP status code (100-599)")
+        if self.times == 0 or self.times < -1:
+            raise ValueError("times must be positive, or -1 for forever")
+        if self.delay_seconds < 0:
+            raise ValueError("delay_seconds must not be negative")
+        if self.retry_after is not None and self.retry_after < 0:
+            raise ValueError("retry_after must not be negative")
+
+    def matches(self, method: str, path: str) -> bool:
+        return (self.method is None or self.method == method.upper()) and self.path_contains in path
+
+    def to_json(self) -> JSON:
+        return asdict(self)
+
+
+_FAULT_TYPES: dict[str, tuple[type, ...]] = {
+    "method": (str, type(None)),
+    "path_contains": (str,),
+    "status": (int,),
+    "code": (str, type(None)),
+    "message": (str,),
+    "times": (int,),
+    "retry_after": (int, type(None)),
+    "delay_seconds": (int, float),
+    "after_effect": (bool,),
+}
+
+
+def fault_rule_from_json(data: object) -> FaultRule:
+    """Build a FaultRule from the admin API's JSON; ValueError says what is wrong."""
+    if not isinstance(data, dict):
+        raise ValueError("body must be a JSON object with FaultRule fields")
+    known = {f.name for f in fields(FaultRule)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValueError(f"unknown fields: {', '.join(unknown)}")
+    for name in ("method", "path_contains", "status"):
+        if name not in data:
+            raise ValueError(f"{name} is required")
+    for name, value in data.items():
+        # bool is an int in Python; only after_effect may be one.
+        if not isinstance(value, _FAULT_TYPES[name]) or (isinstance(value, bool) and name != "after_effect"):
+            raise ValueError(f"{name} has the wrong type")
+    return FaultRule(**data)
+
+
+class VtexApiError(Exception):
+    """A VTEX error answer: HTTP status plus VTEX's `{"error": {...}}` body."""
+
+    def __init__(self, status: int, code: str | None, message: str) -> None:
+        super().__init__(f"{status} {code}: {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+
+    def body(self) -> JSON:
+        return error_body(self.code, self.message)
+
+
+def error_body(code: str | None, message: str) -> JSON:
+    # The shape Checkout/Fulfillment use for errors (exception is always null to callers).
+    return {"error": {"code": code, "message": message, "exception": None}}
+
+
+def parse_sales_channel(value: str | None) -> int:
+    """`sc` is an integer trade policy; absent, VTEX uses the default one."""
+    if value is None or value == "":
+        return DEFAULT_SALES_CHANNEL
+    if not value.isdigit():
+        raise VtexApiError(400, "FMT0036", "Invalid sales channel")
+    return int(value)
+
+
+def bad_request(message: str, code: str | None = "CHK00308") -> VtexApiError:
+    # CHK00308 is the Checkout table's generic "Bad Request"; specific codes are used where one exists.
+    return VtexApiError(400, code, message)

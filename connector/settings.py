@@ -1,0 +1,88 @@
+"""Settings from environment variables (and an optional `.env`), validated once at start-up.
+
+A missing or malformed value stops start-up with a message that names the variable. With no VTEX
+credentials the connector runs in *embedded* mode: local Temporal dev server and the built-in sandboxes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class SettingsError(Exception):
+    """Raised with a message meant for the person starting the connector."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+
+    vtex_account: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9-]*$")
+    vtex_environment: str = Field(default="vtexcommercestable", pattern=r"^[a-z0-9-]+$")
+    vtex_base_url: AnyHttpUrl | None = None
+    vtex_app_key: str | None = None
+    vtex_app_token: SecretStr | None = None
+    vtex_sales_channel: str = Field(default="1", pattern=r"^\d+$")
+    # VTEX rejects an affiliate id that is not three letters (FMT0031).
+    vtex_affiliate_id: str = Field(default="MKP", pattern=r"^[A-Za-z]{3}$")
+    vtex_seller_id: str = Field(default="1", min_length=1)
+    vtex_timeout_seconds: float = Field(default=20.0, gt=0)
+
+    temporal_address: str = Field(default="127.0.0.1:7233", pattern=r"^[^:\s]+:\d+$")
+    temporal_namespace: str = "default"
+    temporal_task_queue: str = "vtex-orders"
+
+    connection_name: str = Field(default="reference", pattern=r"^[a-z0-9][a-z0-9-]{0,40}$")
+    marketplace_base_url: AnyHttpUrl | None = None
+    # The public base URL VTEX calls back (marketplaceServicesEndpoint is built from it).
+    connector_public_url: AnyHttpUrl = AnyHttpUrl("http://127.0.0.1:8000")
+
+    intake_host: str = "127.0.0.1"
+    intake_port: int = Field(default=8000, ge=0, le=65535, description="0 picks a free port.")
+    data_dir: Path = Path("data")
+    demo_order_interval_seconds: float = Field(default=5.0, ge=0)
+
+    @model_validator(mode="after")
+    def _credentials_are_complete(self) -> Settings:
+        if (self.vtex_app_key is None) != (self.vtex_app_token is None):
+            missing = "VTEX_APP_TOKEN" if self.vtex_app_token is None else "VTEX_APP_KEY"
+            raise ValueError(f"{missing} is required when the other VTEX credential is set")
+        if self.has_vtex_credentials and self.vtex_account is None and self.vtex_base_url is None:
+            raise ValueError("VTEX_ACCOUNT is required when VTEX credentials are set")
+        if self.has_vtex_credentials and self.marketplace_base_url is None:
+            raise ValueError("MARKETPLACE_BASE_URL is required when VTEX credentials are set")
+        return self
+
+    @property
+    def has_vtex_credentials(self) -> bool:
+        return self.vtex_app_key is not None and self.vtex_app_token is not None
+
+    @property
+    def embedded(self) -> bool:
+        """No real VTEX account configured: run against the built-in sandboxes."""
+        return not self.has_vtex_credentials
+
+    def vtex_url(self) -> str:
+        if self.vtex_base_url is not None:
+            return str(self.vtex_base_url).rstrip("/")
+        if self.vtex_account is None:
+            raise SettingsError("VTEX_ACCOUNT or VTEX_BASE_URL must be set to reach VTEX")
+        return f"https://{self.vtex_account}.{self.vtex_environment}.com.br"
+
+    def marketplace_services_endpoint(self) -> str:
+        """The URL VTEX will call for invoices, tracking and cancellations of this connection's orders."""
+        return f"{str(self.connector_public_url).rstrip('/')}/vtex/{self.connection_name}"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings from the environment, turning validation errors into one readable message."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors():
+            variable = "_".join(str(part) for part in error["loc"]).upper() or "settings"
+            lines.append(f"{variable}: {error['msg']}")
+        raise SettingsError("invalid configuration:\n  " + "\n  ".join(lines)) from None

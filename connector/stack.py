@@ -1,0 +1,158 @@
+"""The connector's processes in one event loop: sandboxes (embedded mode), intake app and worker.
+
+The run command and the integration tests start the very same stack; only the Temporal client and the
+ports differ.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import TracebackType
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from connector.connections import Connection, connections_from_settings
+from connector.http_server import HttpServer
+from connector.intake.app import create_intake_app
+from connector.marketplaces.base import MarketplaceAdapter
+from connector.sandbox.marketplace import MarketplaceSandbox
+from connector.sandbox.vtex import VtexSandbox
+from connector.settings import Settings
+from connector.vtex.client import VtexClient
+from worker import build_adapters, create_worker
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Sandboxes:
+    vtex: VtexSandbox
+    marketplace: MarketplaceSandbox
+    vtex_server: HttpServer
+    marketplace_server: HttpServer
+
+
+class Stack:
+    """`async with Stack(settings, client) as stack:` runs everything until the block ends."""
+
+    def __init__(
+        self, settings: Settings, client: Client, *, sandbox_ports: tuple[int, int] = (0, 0)
+    ) -> None:
+        self.settings = settings
+        self.client = client
+        self._sandbox_ports = sandbox_ports
+        self.sandboxes: Sandboxes | None = None
+        self.connections: Mapping[str, Connection] = {}
+        self._adapters: Mapping[str, MarketplaceAdapter] = {}
+        self._vtex: VtexClient | None = None
+        self._intake: HttpServer | None = None
+        self._worker: Worker | None = None
+        self._worker_task: asyncio.Task[None] | None = None
+
+    @property
+    def intake_url(self) -> str:
+        assert self._intake is not None
+        return self._intake.url
+
+    def webhook_url(self, connection: str) -> str:
+        return f"{self.intake_url}/webhooks/{connection}"
+
+    async def start(self) -> None:
+        settings = self.settings
+        marketplace_url = None
+        if settings.embedded:
+            self.sandboxes = await self._start_sandboxes()
+            marketplace_url = self.sandboxes.marketplace_server.url
+            settings = settings.model_copy(update={"vtex_base_url": self.sandboxes.vtex_server.url})
+        intake_port = settings.intake_port or free_port(settings.intake_host)
+        if self.settings.intake_port == 0:
+            # Tests ask for any port: the callback URL VTEX gets must name the one chosen.
+            settings = settings.model_copy(
+                update={"connector_public_url": f"http://{settings.intake_host}:{intake_port}"}
+            )
+        self.settings = settings
+        self.connections = connections_from_settings(settings, marketplace_base_url=marketplace_url)
+        self._adapters = build_adapters(self.connections)
+        self._vtex = self._vtex_client(settings)
+        intake_app = create_intake_app(
+            self.client,
+            task_queue=settings.temporal_task_queue,
+            connections=self.connections,
+            adapters=self._adapters,
+        )
+        self._intake = HttpServer(intake_app, host=settings.intake_host, port=intake_port, name="intake")
+        await self._intake.start()
+        if self.sandboxes is not None:
+            self.sandboxes.marketplace.webhook_url = self.webhook_url(settings.connection_name)
+        self._worker = create_worker(
+            self.client,
+            task_queue=settings.temporal_task_queue,
+            vtex=self._vtex,
+            seller_id=settings.vtex_seller_id,
+            connections=self.connections,
+            adapters=self._adapters,
+        )
+        self._worker_task = asyncio.create_task(self._worker.run(), name="worker")
+
+    async def stop(self) -> None:
+        if self._worker is not None and self._worker_task is not None:
+            await self._worker.shutdown()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._worker_task
+        if self._intake is not None:
+            await self._intake.stop()
+        for adapter in self._adapters.values():
+            await adapter.aclose()
+        if self._vtex is not None:
+            await self._vtex.aclose()
+        if self.sandboxes is not None:
+            await self.sandboxes.marketplace_server.stop()
+            await self.sandboxes.vtex_server.stop()
+
+    async def _start_sandboxes(self) -> Sandboxes:
+        vtex = VtexSandbox()
+        marketplace = MarketplaceSandbox()
+        host = self.settings.intake_host
+        vtex_server = HttpServer(vtex.app, host=host, port=self._sandbox_ports[0], name="vtex-sandbox")
+        marketplace_server = HttpServer(
+            marketplace.app, host=host, port=self._sandbox_ports[1], name="marketplace-sandbox"
+        )
+        await vtex_server.start()
+        await marketplace_server.start()
+        return Sandboxes(vtex, marketplace, vtex_server, marketplace_server)
+
+    def _vtex_client(self, settings: Settings) -> VtexClient:
+        if settings.embedded:
+            assert self.sandboxes is not None
+            app_key, app_token = self.sandboxes.vtex.app_key, self.sandboxes.vtex.app_token
+        else:
+            assert settings.vtex_app_key is not None and settings.vtex_app_token is not None
+            app_key, app_token = settings.vtex_app_key, settings.vtex_app_token.get_secret_value()
+        return VtexClient(
+            base_url=settings.vtex_url(),
+            app_key=app_key,
+            app_token=app_token,
+            timeout_seconds=settings.vtex_timeout_seconds,
+        )
+
+    async def __aenter__(self) -> Stack:
+        try:
+            await self.start()
+        except BaseException:
+            await self.stop()
+            raise
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()

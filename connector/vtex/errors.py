@@ -1,0 +1,90 @@
+"""VTEX responses turned into one typed error, parsed once, so every caller handles the same thing."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+
+import httpx
+
+
+class VtexError(Exception):
+    """A VTEX call that did not succeed.
+
+    `status` is None for failures with no response (timeout, connection refused). `code` is VTEX's
+    error code (FMT007, ORD027, ...) when the body carries one.
+    """
+
+    def __init__(
+        self,
+        *,
+        operation: str,
+        status: int | None,
+        code: str | None,
+        message: str,
+        retry_after: float | None = None,
+    ) -> None:
+        self.operation = operation
+        self.status = status
+        self.code = code
+        self.message = message
+        self.retry_after = retry_after
+        where = f"HTTP {status}" if status is not None else "no response"
+        super().__init__(f"VTEX {operation} failed ({where}{', ' + code if code else ''}): {message}")
+
+    @property
+    def transient(self) -> bool:
+        """Worth retrying unchanged: VTEX or the network had a problem, not the request."""
+        return self.status is None or self.status == 429 or self.status >= 500
+
+
+def error_from_response(operation: str, response: httpx.Response) -> VtexError:
+    code, message = _code_and_message(response)
+    return VtexError(
+        operation=operation,
+        status=response.status_code,
+        code=code,
+        message=message,
+        retry_after=parse_retry_after(response.headers.get("Retry-After")),
+    )
+
+
+def error_from_transport(operation: str, exc: httpx.HTTPError) -> VtexError:
+    kind = "timed out" if isinstance(exc, httpx.TimeoutException) else "connection failed"
+    return VtexError(operation=operation, status=None, code=None, message=f"{kind}: {type(exc).__name__}")
+
+
+def _code_and_message(response: httpx.Response) -> tuple[str | None, str]:
+    # VTEX answers {"error": {"code", "message"}} (Checkout, Fulfillment); some APIs use
+    # {"Message": ...} or plain text. Never echo more than a short excerpt.
+    try:
+        body = response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None, response.text[:300] or response.reason_phrase
+    if isinstance(body, dict):
+        error = body.get("error")
+        if isinstance(error, dict):
+            code = error.get("code")
+            return (str(code) if code else None), str(error.get("message") or response.reason_phrase)
+        for key in ("message", "Message"):
+            if key in body:
+                return None, str(body[key])[:300]
+    return None, str(body)[:300]
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Retry-After is either delay-seconds or an HTTP date (RFC 9110 §10.2.3)."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())

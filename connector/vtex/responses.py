@@ -1,0 +1,88 @@
+"""The parts of VTEX responses the connector reads, with VTEX's own casing.
+
+Checkout answers camelCase; the Catalog answers PascalCase (`IsActive`, `SalesChannels`), whatever the
+guides write. Unknown fields are ignored so VTEX can add fields without breaking us.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel, to_pascal
+
+
+class _Camel(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+
+
+class SimulationSla(_Camel):
+    id: str
+    delivery_channel: str | None = None
+    price: int = 0
+    shipping_estimate: str | None = None
+    lock_ttl: str | None = Field(default=None, alias="lockTTL")
+    pickup_point_id: str | None = None
+
+
+class SimulationLogistics(_Camel):
+    item_index: int
+    slas: list[SimulationSla] = Field(default_factory=list)
+
+
+class SimulationItem(_Camel):
+    id: str
+    request_index: int | None = None
+    quantity: int = 0
+    seller: str | None = None
+    price: int | None = None
+    selling_price: int | None = None
+    availability: str | None = None
+
+
+class SimulationMessage(_Camel):
+    code: str | None = None
+    text: str | None = None
+
+
+class SimulationResponse(_Camel):
+    items: list[SimulationItem] = Field(default_factory=list)
+    logistics_info: list[SimulationLogistics] = Field(default_factory=list)
+    messages: list[SimulationMessage] = Field(default_factory=list)
+
+    def item_for_request(self, request_index: int, sku_id: str) -> tuple[int, SimulationItem] | None:
+        """The answer item for a request line, with its position in the answer's `items`.
+
+        VTEX leaves unsellable SKUs out of `items`, so positions shift: `requestIndex` points back into
+        the request, while `logisticsInfo[].itemIndex` points into the answer's own `items`.
+        """
+        for position, item in enumerate(self.items):
+            if item.request_index == request_index or (item.request_index is None and item.id == sku_id):
+                return position, item
+        return None
+
+    def slas_for(self, answer_position: int) -> list[SimulationSla]:
+        for info in self.logistics_info:
+            if info.item_index == answer_position:
+                return info.slas
+        return []
+
+
+class SkuContext(BaseModel):
+    model_config = ConfigDict(alias_generator=to_pascal, populate_by_name=True, extra="ignore")
+
+    id: int
+    is_active: bool
+    is_product_active: bool = True
+    sales_channels: list[int] = Field(default_factory=list)
+    name_complete: str | None = None
+
+
+class PlaceOrderResponse(_Camel):
+    order_id: str | None = None
+    status: str | None = None
+    message: str | None = None
+
+
+class OmsOrder(_Camel):
+    order_id: str
+    status: str
+    marketplace_order_id: str | None = None

@@ -1,0 +1,53 @@
+"""Shared fixtures: one real Temporal dev server and one connector stack for the whole session."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest_asyncio
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from connector.devserver import temporal_binary
+from connector.settings import Settings
+from connector.stack import Stack
+from workflows.order import SEARCH_ATTRIBUTES
+
+pytest_plugins = ["tests.hard_exit"]
+
+
+def embedded_settings(**overrides: object) -> Settings:
+    """Settings that ignore the developer's environment and .env: tests never reach a real VTEX."""
+    values: dict[str, object] = {
+        "vtex_app_key": None,
+        "vtex_app_token": None,
+        "vtex_base_url": None,
+        "marketplace_base_url": None,
+        "intake_port": 0,
+        "temporal_task_queue": f"test-{uuid.uuid4().hex[:8]}",
+        "connection_name": "reference",
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[arg-type]
+
+
+@pytest_asyncio.fixture(scope="session")
+async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
+    env = await WorkflowEnvironment.start_local(
+        data_converter=pydantic_data_converter,
+        dev_server_existing_path=temporal_binary(),
+        search_attributes=SEARCH_ATTRIBUTES,
+        dev_server_extra_args=[
+            "--dynamic-config-value",
+            "system.forceSearchAttributesCacheRefreshOnRead=true",
+        ],
+    )
+    yield env
+    await env.shutdown()
+
+
+@pytest_asyncio.fixture(scope="session")
+async def stack(temporal_env: WorkflowEnvironment) -> AsyncIterator[Stack]:
+    async with Stack(embedded_settings(), temporal_env.client) as running:
+        yield running

@@ -1,0 +1,35 @@
+"""Small helpers for integration tests: wait on a workflow's query instead of sleeping blindly."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from temporalio.client import Client
+
+from connector.models import OrderState, order_workflow_id
+from workflows.order import OrderWorkflow
+
+
+async def wait_for_state(
+    client: Client,
+    connection: str,
+    marketplace_order_id: str,
+    predicate: Callable[[OrderState], bool],
+    *,
+    within: float = 30.0,
+) -> OrderState:
+    handle = client.get_workflow_handle_for(
+        OrderWorkflow.run, order_workflow_id(connection, marketplace_order_id)
+    )
+    deadline = asyncio.get_running_loop().time() + within
+    last: OrderState | None = None
+    while asyncio.get_running_loop().time() < deadline:
+        try:
+            last = await handle.query(OrderWorkflow.status)
+            if predicate(last):
+                return last
+        except Exception:  # the workflow may not exist yet: the webhook is asynchronous
+            pass
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"order {marketplace_order_id} did not reach the expected state; last: {last}")

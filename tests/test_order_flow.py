@@ -1,0 +1,140 @@
+"""End to end on a real Temporal dev server: marketplace sandbox → webhook → workflow → VTEX sandbox."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+from temporalio.api.enums.v1 import EventType
+
+from connector.models import OrderStatus, order_workflow_id
+from connector.stack import Stack
+from tests.contract.openapi import validate_request
+from tests.helpers import wait_for_state
+
+CONNECTION = "reference"
+
+
+def sandboxes(stack: Stack):  # type: ignore[no-untyped-def]
+    assert stack.sandboxes is not None
+    return stack.sandboxes
+
+
+async def test_paid_order_becomes_a_dispatch_authorized_vtex_order(stack: Stack) -> None:
+    box = sandboxes(stack)
+    async with httpx.AsyncClient(base_url=box.marketplace_server.url) as http:
+        response = await http.post(
+            "/admin/orders", json={"items": [{"sku": "1", "quantity": 2}, {"sku": "8"}]}
+        )
+    assert response.status_code == 201
+    order_id = response.json()["id"]
+
+    state = await wait_for_state(
+        stack.client, CONNECTION, order_id, lambda s: s.status is OrderStatus.DISPATCH_AUTHORIZED
+    )
+    vtex_id = f"MKP-{order_id}-01"
+    assert state.vtex_order_id == vtex_id
+    assert [e.step for e in state.timeline][:5] == ["received", "fetch", "validate", "place", "authorize"]
+
+    placed = box.vtex.orders[vtex_id]
+    assert placed.status == "ready-for-handling"
+    body = placed.body
+    assert body["marketplaceOrderId"] == order_id
+    assert body["marketplaceServicesEndpoint"] == stack.settings.marketplace_services_endpoint()
+    assert body["marketplacePaymentValue"] == 2 * 4990 + 7990 + 2 * 500
+    assert [(i["id"], i["quantity"], i["price"]) for i in body["items"]] == [("1", 2, 4990), ("8", 1, 7990)]
+    assert sum(entry["price"] for entry in body["shippingData"]["logisticsInfo"]) == 1000
+    assert body["paymentData"] is None
+
+    # Every request the connector has sent so far fits VTEX's OpenAPI specs.
+    sent = list(box.vtex.requests)
+    assert {r.path.split("/")[2] for r in sent} >= {"checkout", "catalog_system", "fulfillment"}
+    for recorded in sent:
+        validate_request(recorded.method, recorded.path, recorded.query, recorded.headers, recorded.body)
+
+
+async def test_the_search_attributes_find_the_order_by_either_id(stack: Stack) -> None:
+    order = sandboxes(stack).marketplace.new_order(items=[("2", 1)])
+    sandboxes(stack).marketplace.notify(order["id"])
+    state = await wait_for_state(
+        stack.client, CONNECTION, order["id"], lambda s: s.status is OrderStatus.DISPATCH_AUTHORIZED
+    )
+    query = f"VtexOrderId = '{state.vtex_order_id}' AND MarketplaceOrderId = '{order['id']}'"
+    for _ in range(100):
+        found = [w.id async for w in stack.client.list_workflows(query)]
+        if found:
+            break
+        await asyncio.sleep(0.1)
+    assert found == [order_workflow_id(CONNECTION, order["id"])]
+
+
+async def test_duplicate_notifications_make_exactly_one_vtex_order(stack: Stack) -> None:
+    box = sandboxes(stack)
+    order = box.marketplace.new_order(items=[("3", 1)])
+    webhook = stack.webhook_url(CONNECTION)
+    notification = {"topic": "orders", "resource": f"/orders/{order['id']}", "order_id": order["id"]}
+    async with httpx.AsyncClient() as http:
+        answers = await asyncio.gather(*(http.post(webhook, json=notification) for _ in range(5)))
+        assert {a.status_code for a in answers} == {202}
+        await wait_for_state(
+            stack.client, CONNECTION, order["id"], lambda s: s.status is OrderStatus.DISPATCH_AUTHORIZED
+        )
+        late = await http.post(webhook, json=notification)
+        assert late.status_code == 202
+    state = await wait_for_state(
+        stack.client, CONNECTION, order["id"], lambda s: s.notifications_received == 6
+    )
+
+    vtex_orders = [o for o in box.vtex.orders.values() if o.marketplace_order_id == order["id"]]
+    assert len(vtex_orders) == 1
+    placements = [
+        r
+        for r in box.vtex.requests
+        if r.path == "/api/fulfillment/pvt/orders" and (r.body or {}).get("marketplaceOrderId") == order["id"]
+    ]
+    assert len(placements) == 1
+    assert state.status is OrderStatus.DISPATCH_AUTHORIZED
+
+    history = await stack.client.get_workflow_handle(
+        order_workflow_id(CONNECTION, order["id"])
+    ).fetch_history()
+    starts = [e for e in history.events if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED]
+    assert len(starts) == 1
+
+
+async def test_order_with_sku_problems_is_parked_with_every_action(stack: Stack) -> None:
+    box = sandboxes(stack)
+    order = box.marketplace.new_order(items=[("4", 1), ("5", 1), ("6", 1)])
+    box.marketplace.notify(order["id"])
+    state = await wait_for_state(
+        stack.client, CONNECTION, order["id"], lambda s: s.status is OrderStatus.PARKED
+    )
+    assert state.parked_reason is not None
+    for action in ("activate SKU 4", "add SKU 5 to sales channel", "add stock for SKU 6"):
+        assert action in state.parked_reason
+    assert not [o for o in box.vtex.orders.values() if o.marketplace_order_id == order["id"]]
+
+
+async def test_app_token_never_reaches_workflow_history(stack: Stack) -> None:
+    order = sandboxes(stack).marketplace.new_order(items=[("1", 1)])
+    sandboxes(stack).marketplace.notify(order["id"])
+    await wait_for_state(
+        stack.client, CONNECTION, order["id"], lambda s: s.status is OrderStatus.DISPATCH_AUTHORIZED
+    )
+    history = await stack.client.get_workflow_handle(
+        order_workflow_id(CONNECTION, order["id"])
+    ).fetch_history()
+    assert sandboxes(stack).vtex.app_token not in history.to_json()
+
+
+async def test_webhook_rejects_bad_input_with_a_reason(stack: Stack) -> None:
+    webhook = stack.webhook_url(CONNECTION)
+    async with httpx.AsyncClient() as http:
+        unknown = await http.post(stack.webhook_url("nobody"), json={"topic": "orders", "order_id": "1"})
+        not_json = await http.post(webhook, content=b"{nope")
+        no_id = await http.post(webhook, json={"topic": "orders"})
+        wrong_topic = await http.post(webhook, json={"topic": "questions", "order_id": "1"})
+    assert unknown.status_code == 404 and "nobody" in unknown.json()["error"]
+    assert not_json.status_code == 400 and "JSON" in not_json.json()["error"]
+    assert no_id.status_code == 400 and "order_id" in no_id.json()["error"]
+    assert wrong_topic.status_code == 400 and "topic" in wrong_topic.json()["error"]

@@ -1,0 +1,48 @@
+"""The Temporal worker: builds the clients, registers the order workflow and its activities."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.marketplace import MarketplaceActivities
+from activities.vtex import VtexActivities
+from connector.connections import Connection
+from connector.marketplaces.base import MarketplaceAdapter
+from connector.marketplaces.reference import ReferenceMarketplace
+from connector.vtex.client import VtexClient
+from workflows.order import OrderWorkflow
+
+
+def build_adapters(connections: Mapping[str, Connection]) -> dict[str, MarketplaceAdapter]:
+    return {name: ReferenceMarketplace(base_url=c.marketplace_base_url) for name, c in connections.items()}
+
+
+def create_worker(
+    client: Client,
+    *,
+    task_queue: str,
+    vtex: VtexClient,
+    seller_id: str,
+    connections: Mapping[str, Connection],
+    adapters: Mapping[str, MarketplaceAdapter],
+) -> Worker:
+    vtex_activities = VtexActivities(
+        vtex,
+        seller_id=seller_id,
+        services_endpoints={name: c.services_endpoint for name, c in connections.items()},
+    )
+    marketplace_activities = MarketplaceActivities(adapters)
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[OrderWorkflow],
+        activities=[
+            marketplace_activities.fetch_marketplace_order,
+            vtex_activities.validate_order,
+            vtex_activities.place_order,
+            vtex_activities.authorize_dispatch,
+        ],
+    )
