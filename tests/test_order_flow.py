@@ -8,6 +8,7 @@ import httpx
 from temporalio.api.enums.v1 import EventType
 
 from connector.models import OrderStatus, order_workflow_id
+from connector.sandbox.vtex import FaultRule
 from connector.stack import Stack
 from tests.contract.openapi import validate_request
 from tests.helpers import wait_for_state
@@ -138,3 +139,37 @@ async def test_webhook_rejects_bad_input_with_a_reason(stack: Stack) -> None:
     assert not_json.status_code == 400 and "JSON" in not_json.json()["error"]
     assert no_id.status_code == 400 and "order_id" in no_id.json()["error"]
     assert wrong_topic.status_code == 400 and "topic" in wrong_topic.json()["error"]
+
+
+async def test_a_lost_placement_response_still_makes_one_vtex_order(stack: Stack) -> None:
+    box = sandboxes(stack)
+    order = box.marketplace.new_order(items=[("2", 1)])
+    # VTEX creates the order, then the response is lost (gateway timeout): the retry must not re-place.
+    box.vtex.add_fault(
+        FaultRule(method="POST", path_contains="/api/fulfillment/pvt/orders", status=504, after_effect=True)
+    )
+    box.marketplace.notify(order["id"])
+    state = await wait_for_state(
+        stack.client, CONNECTION, order["id"], lambda s: s.status is OrderStatus.DISPATCH_AUTHORIZED
+    )
+    assert len([o for o in box.vtex.orders.values() if o.marketplace_order_id == order["id"]]) == 1
+    placements = [
+        r
+        for r in box.vtex.requests
+        if r.path == "/api/fulfillment/pvt/orders" and (r.body or {}).get("marketplaceOrderId") == order["id"]
+    ]
+    assert [r.status for r in placements] == [504]
+    assert any("already existed" in e.message for e in state.timeline if e.step == "place")
+
+
+async def test_vtex_server_errors_are_retried_until_the_order_goes_through(stack: Stack) -> None:
+    box = sandboxes(stack)
+    order = box.marketplace.new_order(items=[("1", 1)])
+    box.vtex.add_fault(
+        FaultRule(method="POST", path_contains="/api/checkout/pub/orderForms/simulation", status=503, times=2)
+    )
+    box.marketplace.notify(order["id"])
+    await wait_for_state(
+        stack.client, CONNECTION, order["id"], lambda s: s.status is OrderStatus.DISPATCH_AUTHORIZED
+    )
+    assert not box.vtex.faults  # both injected failures were consumed by retries

@@ -213,6 +213,7 @@ class OrderWorkflow:
         workflow.upsert_search_attributes([ORDER_STATUS.value_set(status.value), *extra])
 
     def _record(self, step: str, outcome: str, message: str) -> None:
+        workflow.logger.info("order %s %s %s: %s", self._input.marketplace_order_id, step, outcome, message)
         self._state.timeline.append(
             TimelineEntry(at=workflow.now(), step=step, outcome=outcome, message=message)
         )
