@@ -49,6 +49,7 @@ from connector.sandbox.vtex_oms import find_order, order_json
 __all__ = ["FaultRule", "RecordedRequest", "SandboxOrder", "VtexSandbox"]
 
 ADMIN_PREFIX = "/_sandbox/"
+MAX_RECORDED_REQUESTS = 10_000
 # VTEX always sends Retry-After with a 429 (RFC 6585); this is the fallback when a rule sets none.
 DEFAULT_RETRY_AFTER = 1
 # OMS sequences are six-digit numbers.
@@ -143,8 +144,12 @@ class VtexSandbox:
                 headers={name: _mask(name, value) for name, value in request.headers.items()},
                 body=parsed,
                 status=0,
+                received_at=asyncio.get_running_loop().time(),
             )
             self.requests.append(record)
+            if len(self.requests) > MAX_RECORDED_REQUESTS:
+                # A long `make run` must not grow without bound; tests look at recent requests only.
+                del self.requests[: len(self.requests) - MAX_RECORDED_REQUESTS]
             fault = self._take_fault(request.method, request.url.path)
             if fault is not None and not fault.after_effect:
                 return await _answer_fault(fault, record)

@@ -30,6 +30,8 @@ class RecordedRequest:
     headers: dict[str, str]  # lower-case names; the app token value masked
     body: Any  # parsed JSON, or None when absent or not JSON
     status: int  # 0 only while the request is still being handled
+    # When it arrived (event-loop clock, seconds): lets tests check that retries waited long enough.
+    received_at: float = 0.0
 
     def to_json(self) -> JSON:
         return asdict(self)
