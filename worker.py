@@ -7,9 +7,11 @@ from collections.abc import Mapping
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.logbook import LogbookActivities
 from activities.marketplace import MarketplaceActivities
 from activities.vtex import VtexActivities
 from connector.connections import Connection
+from connector.logbook import Logbook
 from connector.marketplaces.base import MarketplaceAdapter
 from connector.marketplaces.reference import ReferenceMarketplace
 from connector.vtex.client import VtexClient
@@ -25,16 +27,19 @@ def create_worker(
     *,
     task_queue: str,
     vtex: VtexClient,
+    logbook: Logbook,
     seller_id: str,
     connections: Mapping[str, Connection],
     adapters: Mapping[str, MarketplaceAdapter],
 ) -> Worker:
     vtex_activities = VtexActivities(
         vtex,
+        logbook,
         seller_id=seller_id,
         services_endpoints={name: c.services_endpoint for name, c in connections.items()},
     )
-    marketplace_activities = MarketplaceActivities(adapters)
+    marketplace_activities = MarketplaceActivities(adapters, logbook)
+    logbook_activities = LogbookActivities(logbook)
     return Worker(
         client,
         task_queue=task_queue,
@@ -44,5 +49,7 @@ def create_worker(
             vtex_activities.validate_order,
             vtex_activities.place_order,
             vtex_activities.authorize_dispatch,
+            vtex_activities.get_vtex_order_status,
+            logbook_activities.record_order_log,
         ],
     )

@@ -1,4 +1,8 @@
-"""Client errors turned into Temporal failures: the retry decision travels with the error."""
+"""Client errors turned into Temporal failures: the handling decided by the error table travels with it.
+
+`type` is the `Handling` (VtexTransient, VtexReprocess, ...) so the workflow branches on one field;
+`details[0]` carries the VTEX status, code, message and the seller's action.
+"""
 
 from __future__ import annotations
 
@@ -7,27 +11,47 @@ from datetime import timedelta
 from temporalio.exceptions import ApplicationError
 
 from connector.marketplaces.base import MarketplaceError
+from connector.vtex.error_table import Handling, classify, seller_action
 from connector.vtex.errors import VtexError
 
+MARKETPLACE_UNAVAILABLE = "MarketplaceUnavailable"
+MARKETPLACE_REJECTED = "MarketplaceRejected"
 
-def vtex_failure(exc: VtexError) -> ApplicationError:
-    """`type` is `Vtex.<code>` (e.g. Vtex.FMT007) or `Vtex.HTTP<status>` / `Vtex.NoResponse`."""
+
+def error_code(exc: VtexError) -> str:
+    """The code operators search by (ErrorCode search attribute): VTEX's, else the HTTP status."""
     if exc.code:
-        kind = f"Vtex.{exc.code}"
-    elif exc.status is not None:
-        kind = f"Vtex.HTTP{exc.status}"
-    else:
-        kind = "Vtex.NoResponse"
+        return exc.code
+    return f"HTTP{exc.status}" if exc.status is not None else "TIMEOUT"
+
+
+def vtex_failure(exc: VtexError, *, sales_channel: str) -> ApplicationError:
+    handling = classify(exc.status, exc.code)
     delay = timedelta(seconds=exc.retry_after) if exc.retry_after is not None else None
     return ApplicationError(
         str(exc),
-        {"status": exc.status, "code": exc.code, "message": exc.message},
-        type=kind,
-        non_retryable=not exc.transient,
+        {
+            "status": exc.status,
+            "code": error_code(exc),
+            "message": exc.message,
+            "action": seller_action(exc.status, exc.code, exc.message, sales_channel=sales_channel),
+        },
+        type=handling.value,
+        non_retryable=handling is not Handling.TRANSIENT,
         next_retry_delay=delay,
     )
 
 
 def marketplace_failure(exc: MarketplaceError) -> ApplicationError:
-    kind = "Marketplace.Unavailable" if exc.transient else "Marketplace.Rejected"
-    return ApplicationError(str(exc), {"status": exc.status}, type=kind, non_retryable=not exc.transient)
+    kind = MARKETPLACE_UNAVAILABLE if exc.transient else MARKETPLACE_REJECTED
+    action = (
+        "The marketplace API is unavailable right now; the connector tries again in a few minutes."
+        if exc.transient
+        else f"The marketplace refused to give the order: {exc}"
+    )
+    return ApplicationError(
+        str(exc),
+        {"status": exc.status, "code": "MARKETPLACE", "message": str(exc), "action": action},
+        type=kind,
+        non_retryable=not exc.transient,
+    )

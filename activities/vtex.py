@@ -1,32 +1,39 @@
-"""VTEX activities: one per business step, each idempotent."""
+"""VTEX activities: one per business step, each idempotent and each writing its order-log line."""
 
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from temporalio import activity
 
 from activities.failures import vtex_failure
+from connector.logbook import Logbook
 from connector.models import (
     AuthorizeDispatchInput,
+    OrderStatusInput,
     PlacedOrder,
     PlaceOrderInput,
     ValidateOrderInput,
     ValidationReport,
     vtex_order_id,
 )
+from connector.store.models import IdMapping, LogStatus
 from connector.validation import validate_order
 from connector.vtex.client import VtexClient
+from connector.vtex.error_table import Handling, classify, divergent_prices, seller_action
 from connector.vtex.errors import VtexError
 from connector.vtex.payloads import fulfillment_order_body, simulation_body
 
-# FMT009: "The request order with marketplace order id {0} for affiliate {1} already exists".
-ORDER_ALREADY_EXISTS = "FMT009"
+TO_VTEX = "Connector to VTEX"
 
 
 class VtexActivities:
-    def __init__(self, client: VtexClient, *, seller_id: str, services_endpoints: dict[str, str]) -> None:
+    def __init__(
+        self, client: VtexClient, logbook: Logbook, *, seller_id: str, services_endpoints: dict[str, str]
+    ) -> None:
         self._vtex = client
+        self._logbook = logbook
         self._seller_id = seller_id
         self._services_endpoints = services_endpoints
 
@@ -35,22 +42,53 @@ class VtexActivities:
         """Simulation plus every SKU's context, concurrently; all problems come back at once."""
         order = request.order
         sku_ids = list(dict.fromkeys(item.sku_id for item in order.items))
+        body = simulation_body(order, seller_id=self._seller_id)
         try:
             simulation, contexts = await asyncio.gather(
                 self._vtex.simulate(
-                    simulation_body(order, seller_id=self._seller_id),
-                    sales_channel=request.sales_channel,
-                    affiliate_id=request.affiliate_id,
+                    body, sales_channel=request.sales_channel, affiliate_id=request.affiliate_id
                 ),
                 asyncio.gather(
                     *(self._vtex.get_sku_context(sku, sales_channel=request.sales_channel) for sku in sku_ids)
                 ),
             )
         except VtexError as exc:
-            raise vtex_failure(exc) from None
-        return validate_order(
-            order, simulation, dict(zip(sku_ids, contexts, strict=True)), sales_channel=request.sales_channel
+            await self._log_failure(
+                request.connection,
+                order.marketplace_order_id,
+                None,
+                "Validate order",
+                exc,
+                request.sales_channel,
+                translated=body,
+            )
+            raise vtex_failure(exc, sales_channel=request.sales_channel) from None
+        report = validate_order(
+            order,
+            simulation,
+            dict(zip(sku_ids, contexts, strict=True)),
+            sales_channel=request.sales_channel,
+            price_divergence_allowance_rate=request.price_divergence_allowance_rate,
         )
+        ok = report.ok
+        await self._logbook.record(
+            # I: "couldn't prepare ... due to {list all errors}", all at once, as the guide asks.
+            code="X2" if ok else "I",
+            operation="Validate order",
+            direction=TO_VTEX,
+            status=LogStatus.SUCCESS if ok else LogStatus.ERROR,
+            business_message=(
+                "Simulation and SKU checks passed."
+                if ok
+                else report.seller_message(order.marketplace_order_id)
+            ),
+            connection=request.connection,
+            marketplace_order_id=order.marketplace_order_id,
+            source=order,
+            translated=body,
+            destination=simulation,
+        )
+        return report
 
     @activity.defn(name="place_order")
     async def place_order(self, request: PlaceOrderInput) -> PlacedOrder:
@@ -60,21 +98,91 @@ class VtexActivities:
             # A retry may follow an attempt whose response was lost after VTEX created the order:
             # look before placing again. The first attempt skips the look-up (one call less per order).
             if activity.info().attempt > 1 and await self._vtex.get_order(expected_id) is not None:
-                return PlacedOrder(vtex_order_id=expected_id, already_existed=True)
-            body = fulfillment_order_body(
-                order,
-                request.report,
-                seller_id=self._seller_id,
-                services_endpoint=self._services_endpoints[request.connection],
-            )
-            response = await self._vtex.place_fulfillment_order(
-                body, sales_channel=request.sales_channel, affiliate_id=request.affiliate_id
-            )
+                return await self._placed(
+                    request, PlacedOrder(vtex_order_id=expected_id, already_existed=True)
+                )
+            placed = await self._place(request, created_async=request.report.price_divergent)
         except VtexError as exc:
-            if exc.code == ORDER_ALREADY_EXISTS:
-                return PlacedOrder(vtex_order_id=expected_id, already_existed=True)
-            raise vtex_failure(exc) from None
-        return PlacedOrder(vtex_order_id=response.order_id or expected_id)
+            handling = classify(exc.status, exc.code)
+            if handling is Handling.ALREADY_EXISTS:
+                return await self._placed(
+                    request, PlacedOrder(vtex_order_id=expected_id, already_existed=True)
+                )
+            if handling is Handling.PRICE_DIVERGENCE and _within_allowance(exc, request):
+                # Scenario 1: the connection accepts this divergence, so VTEX queues the order for the
+                # seller's manual approval instead of refusing it.
+                try:
+                    placed = await self._place(request, created_async=True)
+                except VtexError as retry_exc:
+                    exc = retry_exc
+                else:
+                    return await self._placed(request, placed)
+            await self._log_failure(
+                request.connection,
+                order.marketplace_order_id,
+                expected_id,
+                "Place order",
+                exc,
+                request.sales_channel,
+            )
+            raise vtex_failure(exc, sales_channel=request.sales_channel) from None
+        return await self._placed(request, placed)
+
+    async def _place(self, request: PlaceOrderInput, *, created_async: bool) -> PlacedOrder:
+        order = request.order
+        body = fulfillment_order_body(
+            order,
+            request.report,
+            seller_id=self._seller_id,
+            services_endpoint=self._services_endpoints[request.connection],
+            is_created_async=created_async,
+        )
+        response = await self._vtex.place_fulfillment_order(
+            body, sales_channel=request.sales_channel, affiliate_id=request.affiliate_id
+        )
+        vtex_id = response.order_id or vtex_order_id(request.affiliate_id, order.marketplace_order_id)
+        return PlacedOrder(vtex_order_id=vtex_id, awaiting_approval=created_async)
+
+    async def _placed(self, request: PlaceOrderInput, placed: PlacedOrder) -> PlacedOrder:
+        order = request.order
+        await self._logbook.store.map_order(
+            IdMapping(
+                connection=request.connection,
+                marketplace_order_id=order.marketplace_order_id,
+                vtex_order_id=placed.vtex_order_id,
+            )
+        )
+        if placed.awaiting_approval:
+            code, message = (
+                "B",
+                (
+                    f"The order {order.marketplace_order_id} was created in VTEX under the ID "
+                    f"{placed.vtex_order_id} with a price divergence; it waits for the seller's manual "
+                    "approval in VTEX."
+                ),
+            )
+        else:
+            again = " (it already existed; it was not placed twice)" if placed.already_existed else ""
+            code, message = (
+                "A",
+                (
+                    f"The order {order.marketplace_order_id} was created in VTEX successfully under the ID "
+                    f"{placed.vtex_order_id}{again}."
+                ),
+            )
+        await self._logbook.record(
+            code=code,
+            operation="Place order",
+            direction=TO_VTEX,
+            status=LogStatus.SUCCESS,
+            business_message=message,
+            connection=request.connection,
+            marketplace_order_id=order.marketplace_order_id,
+            vtex_order_id=placed.vtex_order_id,
+            source=order,
+            destination=placed,
+        )
+        return placed
 
     @activity.defn(name="authorize_dispatch")
     async def authorize_dispatch(self, request: AuthorizeDispatchInput) -> None:
@@ -85,4 +193,76 @@ class VtexActivities:
                 affiliate_id=request.affiliate_id,
             )
         except VtexError as exc:
-            raise vtex_failure(exc) from None
+            await self._log_failure(
+                request.connection,
+                request.marketplace_order_id,
+                request.vtex_order_id,
+                "Authorize dispatch",
+                exc,
+                request.sales_channel,
+            )
+            raise vtex_failure(exc, sales_channel=request.sales_channel) from None
+        await self._logbook.record(
+            code="X3",
+            operation="Authorize dispatch",
+            direction=TO_VTEX,
+            status=LogStatus.SUCCESS,
+            business_message=f"Dispatch of the order {request.vtex_order_id} was authorized.",
+            connection=request.connection,
+            marketplace_order_id=request.marketplace_order_id,
+            vtex_order_id=request.vtex_order_id,
+        )
+
+    @activity.defn(name="get_vtex_order_status")
+    async def get_vtex_order_status(self, request: OrderStatusInput) -> str | None:
+        """The OMS status of an order (None if VTEX does not know it)."""
+        try:
+            order = await self._vtex.get_order(request.vtex_order_id)
+        except VtexError as exc:
+            raise vtex_failure(exc, sales_channel="") from None
+        return order.status if order is not None else None
+
+    async def _log_failure(
+        self,
+        connection: str,
+        marketplace_order_id: str,
+        vtex_id: str | None,
+        operation: str,
+        exc: VtexError,
+        sales_channel: str,
+        translated: Any = None,
+    ) -> None:
+        handling = classify(exc.status, exc.code)
+        await self._logbook.record(
+            code=FAILURE_CODES[handling],
+            operation=operation,
+            direction=TO_VTEX,
+            status=LogStatus.ALERT if handling is Handling.CREDENTIALS else LogStatus.ERROR,
+            business_message=seller_action(exc.status, exc.code, exc.message, sales_channel=sales_channel),
+            connection=connection,
+            marketplace_order_id=marketplace_order_id,
+            vtex_order_id=vtex_id,
+            translated=translated,
+            destination={"status": exc.status, "code": exc.code, "message": exc.message},
+        )
+
+
+# The connector's own log codes for VTEX failures (README, "Order log codes").
+FAILURE_CODES = {
+    Handling.TRANSIENT: "X4",
+    Handling.REPROCESS: "X5",
+    Handling.PRICE_DIVERGENCE: "X8",
+    Handling.CREDENTIALS: "X7",
+    Handling.BUSINESS: "X9",
+    Handling.ALREADY_CANCELED: "G",
+    Handling.ALREADY_EXISTS: "A",
+}
+
+
+def _within_allowance(exc: VtexError, request: PlaceOrderInput) -> bool:
+    rate = request.price_divergence_allowance_rate
+    prices = divergent_prices(exc.message)
+    if rate is None or prices is None or prices[1] == 0:
+        return False
+    paid, desired = prices
+    return abs(paid - desired) / desired <= rate

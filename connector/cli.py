@@ -10,6 +10,7 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
+from datetime import UTC, date, datetime
 from urllib.parse import urlsplit
 
 import httpx
@@ -17,9 +18,13 @@ from temporalio.client import Client, WorkflowQueryFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from connector.devserver import DevServerError, start_dev_server, stop_dev_server
+from connector.intake.logs import parse_statuses
 from connector.models import OrderState, order_workflow_id
+from connector.reprocess import reprocess_matching, reprocess_order
 from connector.settings import Settings, SettingsError, load_settings
 from connector.stack import Stack
+from connector.store.base import open_store
+from connector.store.format import format_logs
 from connector.temporal_client import connect
 from workflows.order import OrderWorkflow
 
@@ -68,6 +73,24 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("marketplace_order_id")
     status.add_argument("--connection", help="connection name (default: CONNECTION_NAME)")
     status.set_defaults(handler=_status)
+
+    reprocess = commands.add_parser(
+        "reprocess", help="retry one order now, or every order parked with a status and/or error code"
+    )
+    reprocess.add_argument("marketplace_order_id", nargs="?")
+    reprocess.add_argument("--status", choices=["parked", "reprocessing", "dead-lettered"])
+    reprocess.add_argument("--code", help="error code, e.g. ORD027, FMT007, VALIDATION, HTTP503")
+    reprocess.add_argument("--connection", help="connection name (default: CONNECTION_NAME for one order)")
+    reprocess.set_defaults(handler=_reprocess)
+
+    logs = commands.add_parser("logs", help="show the order log (VTEX's log format) for a day")
+    logs.add_argument(
+        "--date", type=date.fromisoformat, default=None, help="YYYY-MM-DD (default: today, UTC)"
+    )
+    logs.add_argument("--status", help="comma list of success, error, alert, pending (default: all)")
+    logs.add_argument("--order", help="only this marketplace order id")
+    logs.add_argument("-v", "--verbose", action="store_true", help="include the content payloads")
+    logs.set_defaults(handler=_logs)
 
     create = commands.add_parser("create-order", help="create an order in the marketplace sandbox")
     create.add_argument(
@@ -191,11 +214,70 @@ def format_state(state: OrderState) -> str:
         f"VTEX order   {state.vtex_order_id or '-'}",
     ]
     if state.parked_reason:
-        lines.append(f"parked       {state.parked_reason}")
+        lines.append(f"problem      {state.parked_reason}")
+    if state.error_code:
+        lines.append(f"error code   {state.error_code} (attempts: {state.reprocess_attempts})")
     lines.append("timeline")
     for entry in state.timeline:
-        lines.append(f"  {entry.at:%Y-%m-%d %H:%M:%S}  {entry.step:<10} {entry.outcome:<8} {entry.message}")
+        code = f"[{entry.code}] " if entry.code else ""
+        lines.append(
+            f"  {entry.at:%Y-%m-%d %H:%M:%S}  {entry.step:<10} {entry.outcome:<8} {code}{entry.message}"
+        )
     return "\n".join(lines)
+
+
+async def _reprocess(settings: Settings, args: argparse.Namespace) -> int:
+    client = await connect(settings)
+    reason = "reprocess requested from the command line"
+    if args.marketplace_order_id:
+        connection = args.connection or settings.connection_name
+        try:
+            await reprocess_order(
+                client, connection=connection, marketplace_order_id=args.marketplace_order_id, reason=reason
+            )
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                print(
+                    f"no running order {args.marketplace_order_id} for connection {connection}",
+                    file=sys.stderr,
+                )
+                return 1
+            raise
+        print(f"reprocess requested for order {args.marketplace_order_id}")
+        return 0
+    if args.status is None and args.code is None:
+        print(
+            "connector reprocess: give an order id, or --status and/or --code for a bulk reprocess",
+            file=sys.stderr,
+        )
+        return 2
+    signaled = await reprocess_matching(
+        client, status=args.status, code=args.code, connection=args.connection, reason=reason
+    )
+    print(f"reprocess requested for {len(signaled)} order(s)")
+    for workflow_id in signaled:
+        print(f"  {workflow_id}")
+    return 0
+
+
+async def _logs(settings: Settings, args: argparse.Namespace) -> int:
+    try:
+        statuses = parse_statuses(args.status or "all")
+    except ValueError as exc:
+        print(f"connector logs: {exc}", file=sys.stderr)
+        return 2
+    store = open_store(settings.store_url)
+    try:
+        messages = await store.logs(
+            account=settings.account_name,
+            day=args.date or datetime.now(UTC).date(),
+            statuses=statuses,
+            marketplace_order_id=args.order,
+        )
+    finally:
+        await store.aclose()
+    print(format_logs(messages, verbose=args.verbose))
+    return 0
 
 
 async def _create_order(settings: Settings, args: argparse.Namespace) -> int:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from connector.models import ReprocessPolicy
 from connector.settings import Settings
 
 
@@ -14,6 +15,8 @@ class Connection:
     sales_channel: str
     marketplace_base_url: str
     services_endpoint: str
+    price_divergence_allowance_rate: float | None = None
+    policy: ReprocessPolicy = field(default_factory=ReprocessPolicy)
 
 
 def connections_from_settings(
@@ -30,5 +33,7 @@ def connections_from_settings(
         sales_channel=settings.vtex_sales_channel,
         marketplace_base_url=base_url.rstrip("/"),
         services_endpoint=settings.marketplace_services_endpoint(),
+        price_divergence_allowance_rate=settings.price_divergence_allowance_rate,
+        policy=settings.reprocess_policy(),
     )
     return {connection.name: connection}

@@ -111,6 +111,12 @@ class ProblemKind(StrEnum):
     UNAVAILABLE = "unavailable"
     NO_SLA = "no-sla"
     NO_PICKUP_POINT = "no-pickup-point"
+    PRICE_DIVERGENCE = "price-divergence"
+
+
+# Problems that may go away by themselves (stock arrives, a carrier's capacity frees up): the order is
+# reprocessed on a backoff. Every other problem needs the seller to act first.
+SELF_HEALING_PROBLEMS = frozenset({ProblemKind.UNAVAILABLE, ProblemKind.NO_SLA, ProblemKind.NO_PICKUP_POINT})
 
 
 class SkuProblem(BaseModel):
@@ -131,6 +137,12 @@ class SlaChoice(BaseModel):
 class ValidationReport(BaseModel):
     problems: list[SkuProblem] = Field(default_factory=list)
     sla_choices: list[SlaChoice] = Field(default_factory=list)
+    # Item prices differ from VTEX's within the connection's allowance: place for manual approval.
+    price_divergent: bool = False
+
+    @property
+    def needs_seller_action(self) -> bool:
+        return any(problem.kind not in SELF_HEALING_PROBLEMS for problem in self.problems)
 
     def choice_for(self, item_index: int) -> SlaChoice:
         for choice in self.sla_choices:
@@ -156,6 +168,8 @@ class ValidationReport(BaseModel):
 class PlacedOrder(BaseModel):
     vtex_order_id: str
     already_existed: bool = False
+    # Placed with isCreatedAsync: VTEX holds it for the seller's manual price approval.
+    awaiting_approval: bool = False
 
 
 # --- workflow state ---------------------------------------------------------------------------------
@@ -165,11 +179,16 @@ class OrderStatus(StrEnum):
     """The connector's lifecycle status, also the `OrderStatus` search attribute."""
 
     RECEIVED = "received"
+    AWAITING_PAYMENT = "awaiting-payment"
     VALIDATING = "validating"
     PLACING = "placing"
+    PENDING_APPROVAL = "pending-approval"
     PLACED = "placed"
     DISPATCH_AUTHORIZED = "dispatch-authorized"
+    REPROCESSING = "reprocessing"
     PARKED = "parked"
+    DEAD_LETTERED = "dead-lettered"
+    CANCELED = "canceled"
 
 
 class TimelineEntry(BaseModel):
@@ -177,6 +196,27 @@ class TimelineEntry(BaseModel):
     step: str
     outcome: str = Field(description="success, error, alert or pending, as in VTEX's order logs.")
     message: str
+    code: str | None = None
+
+
+class ReprocessPolicy(BaseModel):
+    """Retry timing, passed in as workflow input so tests can run it short (workflows read no env)."""
+
+    activity_attempts: int = Field(default=5, ge=1, description="Tries of one call for transient errors.")
+    activity_initial_interval_seconds: float = Field(default=1.0, gt=0)
+    first_delay_seconds: float = Field(default=60.0, gt=0)
+    max_delay_seconds: float = Field(default=3600.0, gt=0)
+    # VTEX's order-log guide: "at least 10 attempts", then a dead-letter queue.
+    max_attempts: int = Field(default=10, ge=1)
+    dead_letter_retry_seconds: float = Field(default=6 * 3600.0, gt=0)
+    approval_poll_seconds: float = Field(default=300.0, gt=0)
+
+    def delay(self, attempt: int) -> float:
+        return min(self.max_delay_seconds, self.first_delay_seconds * 2.0 ** max(0, attempt - 1))
+
+
+class ReprocessRequest(BaseModel):
+    reason: str = "reprocess requested"
 
 
 class OrderWorkflowInput(BaseModel):
@@ -186,6 +226,9 @@ class OrderWorkflowInput(BaseModel):
     marketplace_order_id: str
     affiliate_id: str
     sales_channel: str
+    # None: price divergence not allowed. A rate (0.05 = 5%): orders within it go to manual approval.
+    price_divergence_allowance_rate: float | None = None
+    policy: ReprocessPolicy = Field(default_factory=ReprocessPolicy)
 
 
 class OrderState(BaseModel):
@@ -194,6 +237,8 @@ class OrderState(BaseModel):
     status: OrderStatus = OrderStatus.RECEIVED
     vtex_order_id: str | None = None
     parked_reason: str | None = None
+    error_code: str | None = None
+    reprocess_attempts: int = 0
     notifications_received: int = 0
     timeline: list[TimelineEntry] = Field(default_factory=list)
 
@@ -212,8 +257,10 @@ class FetchOrderInput(BaseModel):
 
 class ValidateOrderInput(BaseModel):
     order: MarketplaceOrder
+    connection: str
     affiliate_id: str
     sales_channel: str
+    price_divergence_allowance_rate: float | None = None
 
 
 class PlaceOrderInput(BaseModel):
@@ -222,12 +269,30 @@ class PlaceOrderInput(BaseModel):
     affiliate_id: str
     sales_channel: str
     connection: str
+    price_divergence_allowance_rate: float | None = None
 
 
 class AuthorizeDispatchInput(BaseModel):
+    connection: str
     marketplace_order_id: str
+    vtex_order_id: str
     affiliate_id: str
     sales_channel: str
+
+
+class OrderStatusInput(BaseModel):
+    vtex_order_id: str
+
+
+class WorkflowLogInput(BaseModel):
+    """A log line for a decision the workflow took itself (dead letter, canceled while queued...)."""
+
+    connection: str
+    marketplace_order_id: str
+    vtex_order_id: str | None = None
+    code: str
+    status: str
+    business_message: str
 
 
 def vtex_order_id(affiliate_id: str, marketplace_order_id: str) -> str:

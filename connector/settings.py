@@ -11,6 +11,8 @@ from pathlib import Path
 from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from connector.models import ReprocessPolicy
+
 
 class SettingsError(Exception):
     """Raised with a message meant for the person starting the connector."""
@@ -38,6 +40,19 @@ class Settings(BaseSettings):
     marketplace_base_url: AnyHttpUrl | None = None
     # The public base URL VTEX calls back (marketplaceServicesEndpoint is built from it).
     connector_public_url: AnyHttpUrl = AnyHttpUrl("http://127.0.0.1:8000")
+
+    # Scenario 1: None refuses price divergence; a rate (0.05 = 5%) places such orders for manual approval.
+    price_divergence_allowance_rate: float | None = Field(default=None, ge=0, le=1)
+    reprocess_first_delay_seconds: float = Field(default=60.0, gt=0)
+    reprocess_max_delay_seconds: float = Field(default=3600.0, gt=0)
+    reprocess_max_attempts: int = Field(default=10, ge=10, description="VTEX asks for at least 10.")
+    dead_letter_retry_seconds: float = Field(default=6 * 3600.0, gt=0)
+    price_approval_poll_seconds: float = Field(default=300.0, gt=0)
+    activity_attempts: int = Field(default=5, ge=1)
+    activity_initial_interval_seconds: float = Field(default=1.0, gt=0)
+
+    # sqlite:///path or postgresql://user:password@host:port/database
+    store_url: str = "sqlite:///data/connector.db"
 
     intake_host: str = "127.0.0.1"
     intake_port: int = Field(default=8000, ge=0, le=65535, description="0 picks a free port.")
@@ -70,6 +85,22 @@ class Settings(BaseSettings):
         if self.vtex_account is None:
             raise SettingsError("VTEX_ACCOUNT or VTEX_BASE_URL must be set to reach VTEX")
         return f"https://{self.vtex_account}.{self.vtex_environment}.com.br"
+
+    @property
+    def account_name(self) -> str:
+        """The VTEX account the order log is filed under (`/{account}/logs`)."""
+        return self.vtex_account or "sandbox"
+
+    def reprocess_policy(self) -> ReprocessPolicy:
+        return ReprocessPolicy(
+            activity_attempts=self.activity_attempts,
+            activity_initial_interval_seconds=self.activity_initial_interval_seconds,
+            first_delay_seconds=self.reprocess_first_delay_seconds,
+            max_delay_seconds=self.reprocess_max_delay_seconds,
+            max_attempts=self.reprocess_max_attempts,
+            dead_letter_retry_seconds=self.dead_letter_retry_seconds,
+            approval_poll_seconds=self.price_approval_poll_seconds,
+        )
 
     def marketplace_services_endpoint(self) -> str:
         """The URL VTEX will call for invoices, tracking and cancellations of this connection's orders."""

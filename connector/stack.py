@@ -19,10 +19,12 @@ from temporalio.worker import Worker
 from connector.connections import Connection, connections_from_settings
 from connector.http_server import HttpServer
 from connector.intake.app import create_intake_app
+from connector.logbook import Logbook
 from connector.marketplaces.base import MarketplaceAdapter
 from connector.sandbox.marketplace import MarketplaceSandbox
 from connector.sandbox.vtex import VtexSandbox
 from connector.settings import Settings
+from connector.store.base import OrderStore, open_store
 from connector.vtex.client import VtexClient
 from worker import build_adapters, create_worker
 
@@ -54,6 +56,7 @@ class Stack:
         self.connections: Mapping[str, Connection] = {}
         self._adapters: Mapping[str, MarketplaceAdapter] = {}
         self._vtex: VtexClient | None = None
+        self.store: OrderStore | None = None
         self._intake: HttpServer | None = None
         self._worker: Worker | None = None
         self._worker_task: asyncio.Task[None] | None = None
@@ -83,11 +86,13 @@ class Stack:
         self.connections = connections_from_settings(settings, marketplace_base_url=marketplace_url)
         self._adapters = build_adapters(self.connections)
         self._vtex = self._vtex_client(settings)
+        self.store = open_store(settings.store_url)
         intake_app = create_intake_app(
             self.client,
             task_queue=settings.temporal_task_queue,
             connections=self.connections,
             adapters=self._adapters,
+            store=self.store,
         )
         self._intake = HttpServer(intake_app, host=settings.intake_host, port=intake_port, name="intake")
         await self._intake.start()
@@ -97,6 +102,7 @@ class Stack:
             self.client,
             task_queue=settings.temporal_task_queue,
             vtex=self._vtex,
+            logbook=Logbook(self.store, account=settings.account_name),
             seller_id=settings.vtex_seller_id,
             connections=self.connections,
             adapters=self._adapters,
@@ -114,6 +120,8 @@ class Stack:
             await adapter.aclose()
         if self._vtex is not None:
             await self._vtex.aclose()
+        if self.store is not None:
+            await self.store.aclose()
         if self.sandboxes is not None:
             await self.sandboxes.marketplace_server.stop()
             await self.sandboxes.vtex_server.stop()

@@ -39,6 +39,8 @@ async def hand_off_order(
                 marketplace_order_id=notification.marketplace_order_id,
                 affiliate_id=connection.affiliate_id,
                 sales_channel=connection.sales_channel,
+                price_divergence_allowance_rate=connection.price_divergence_allowance_rate,
+                policy=connection.policy,
             ),
             id=workflow_id,
             task_queue=task_queue,

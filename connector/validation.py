@@ -27,8 +27,10 @@ def validate_order(
     contexts: Mapping[str, SkuContext | None],
     *,
     sales_channel: str,
+    price_divergence_allowance_rate: float | None = None,
 ) -> ValidationReport:
     report = ValidationReport()
+    vtex_prices: dict[int, int] = {}
     for index, item in enumerate(order.items):
         catalog_problems = _catalog_problems(item, contexts.get(item.sku_id), sales_channel)
         report.problems.extend(catalog_problems)
@@ -39,7 +41,55 @@ def validate_order(
             report.problems.extend(simulation_problems)
         if choice is not None:
             report.sla_choices.append(choice)
+        found = simulation.item_for_request(index, item.sku_id)
+        if found is not None:
+            unit_price = found[1].selling_price if found[1].selling_price is not None else found[1].price
+            if unit_price is not None:
+                vtex_prices[index] = unit_price
+    _check_prices(order, vtex_prices, report, sales_channel, price_divergence_allowance_rate)
     return report
+
+
+def _check_prices(
+    order: MarketplaceOrder,
+    vtex_prices: Mapping[int, int],
+    report: ValidationReport,
+    sales_channel: str,
+    allowance_rate: float | None,
+) -> None:
+    """Scenario 1 ahead of time: divergent item prices are fine within the connection's allowance
+    (the order goes to VTEX's manual approval), otherwise each one is a problem for the seller."""
+    divergent = [
+        (index, item)
+        for index, item in enumerate(order.items)
+        if index in vtex_prices and vtex_prices[index] != item.unit_price
+    ]
+    if not divergent:
+        return
+    charged = sum(order.items[i].unit_price * order.items[i].quantity for i in vtex_prices)
+    expected = sum(vtex_prices[i] * order.items[i].quantity for i in vtex_prices)
+    rate = abs(charged - expected) / expected if expected else 1.0
+    if allowance_rate is not None and rate <= allowance_rate:
+        report.price_divergent = True
+        return
+    allowance = (
+        f"more than the {allowance_rate:.0%} this connection allows"
+        if allowance_rate is not None
+        else "and this connection allows no price divergence"
+    )
+    for index, item in divergent:
+        report.problems.append(
+            SkuProblem(
+                sku_id=item.sku_id,
+                kind=ProblemKind.PRICE_DIVERGENCE,
+                action=(
+                    f"the marketplace sold SKU {item.sku_id} at {item.unit_price / 100:.2f} but VTEX's "
+                    f"price in sales channel {sales_channel} is {vtex_prices[index] / 100:.2f} "
+                    f"({rate:.1%} on the order, {allowance}): align the prices, or allow price "
+                    "divergence for the connection"
+                ),
+            )
+        )
 
 
 def _catalog_problems(item: OrderItem, context: SkuContext | None, sales_channel: str) -> list[SkuProblem]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 
+import pytest
 import pytest_asyncio
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
@@ -27,6 +28,13 @@ def embedded_settings(**overrides: object) -> Settings:
         "intake_port": 0,
         "temporal_task_queue": f"test-{uuid.uuid4().hex[:8]}",
         "connection_name": "reference",
+        # Short retry timing so reprocess and dead-letter paths run in seconds.
+        "vtex_timeout_seconds": 1.5,
+        "activity_attempts": 3,
+        "activity_initial_interval_seconds": 0.2,
+        "reprocess_first_delay_seconds": 0.2,
+        "reprocess_max_delay_seconds": 0.5,
+        "price_approval_poll_seconds": 0.3,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[arg-type]
@@ -48,6 +56,9 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
 
 
 @pytest_asyncio.fixture(scope="session")
-async def stack(temporal_env: WorkflowEnvironment) -> AsyncIterator[Stack]:
-    async with Stack(embedded_settings(), temporal_env.client) as running:
+async def stack(
+    temporal_env: WorkflowEnvironment, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Stack]:
+    store_url = f"sqlite:///{tmp_path_factory.mktemp('store') / 'connector.db'}"
+    async with Stack(embedded_settings(store_url=store_url), temporal_env.client) as running:
         yield running

@@ -18,8 +18,10 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 
 from connector.connections import Connection
+from connector.intake.logs import logs_routes
 from connector.marketplaces.base import MarketplaceAdapter, NotificationRejected
 from connector.starter import Handoff, hand_off_order
+from connector.store.base import OrderStore
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +38,7 @@ def create_intake_app(
     task_queue: str,
     connections: Mapping[str, Connection],
     adapters: Mapping[str, MarketplaceAdapter],
+    store: OrderStore,
 ) -> Starlette:
     async def webhook(request: Request) -> Response:
         name = request.path_params["connection"]
@@ -73,5 +76,7 @@ def create_intake_app(
         routes=[
             Route("/webhooks/{connection}", webhook, methods=["POST"]),
             Route("/health", health, methods=["GET"]),
+            # VTEX's order-log contract: GET /{account}/logs?DateAt=yyyy-mm-dd&status=all
+            *logs_routes(store),
         ]
     )

@@ -112,6 +112,9 @@ class VtexSandbox:
     def add_fault(self, rule: FaultRule) -> None:
         self._faults.append(rule)
 
+    def clear_faults(self) -> None:
+        self._faults.clear()
+
     @property
     def faults(self) -> list[FaultRule]:
         return list(self._faults)

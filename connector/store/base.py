@@ -1,0 +1,67 @@
+"""The order store: VTEX order-log messages and the marketplace ↔ VTEX order id map.
+
+`open_store` picks the backend from a URL: SQLite for one machine (the default), PostgreSQL when several
+workers share the log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from datetime import date
+from typing import Protocol
+
+from connector.store.models import IdMapping, LogMessage, LogStatus
+
+
+class StoreError(Exception):
+    """The store cannot be used as configured; the message is meant for the operator."""
+
+
+class OrderStore(Protocol):
+    async def write_log(self, message: LogMessage) -> None:
+        """Idempotent: writing an id that is already stored keeps the first row."""
+        ...
+
+    async def logs(
+        self,
+        *,
+        account: str,
+        day: date,
+        statuses: Collection[LogStatus] | None = None,
+        marketplace_order_id: str | None = None,
+        connection: str | None = None,
+    ) -> list[LogMessage]:
+        """One account's messages whose created_at falls on `day` in UTC, by created_at then id."""
+        ...
+
+    async def map_order(self, mapping: IdMapping) -> None:
+        """Idempotent upsert keyed by (connection, marketplace_order_id)."""
+        ...
+
+    async def resolve(self, connection: str, order_id: str) -> IdMapping | None:
+        """Find a mapping by either its marketplace order id or its VTEX order id."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+def open_store(url: str) -> OrderStore:
+    """`sqlite:///relative.db`, `sqlite:////absolute.db`, `sqlite:///:memory:` or `postgresql://...`."""
+    scheme, _, rest = url.partition("://")
+    # Imported here because both backends import StoreError from this module.
+    if scheme == "sqlite":
+        from connector.store.sqlite import SqliteStore
+
+        path = rest.removeprefix("/")
+        if rest[:1] != "/" or not path:
+            raise StoreError(f"store URL {url!r} names no file: use sqlite:///path/to/file.db")
+        return SqliteStore(path)
+    if scheme in ("postgresql", "postgres"):
+        from connector.store.postgres import PostgresStore
+
+        return PostgresStore(url)
+    # Only the scheme is echoed: the rest of the URL may hold a password.
+    raise StoreError(
+        f"unsupported store URL scheme {scheme!r}: use sqlite:///path/to/file.db "
+        "or postgresql://user:password@host:port/database"
+    )

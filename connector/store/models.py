@@ -1,0 +1,45 @@
+"""The order log message (VTEX's eight fields plus our keys) and the id map entry."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, Field
+
+
+class LogStatus(StrEnum):
+    """The four statuses of VTEX's order logs (the guide's "warning" is our "alert")."""
+
+    SUCCESS = "success"
+    ERROR = "error"
+    ALERT = "alert"
+    PENDING = "pending"
+
+
+class LogMessage(BaseModel):
+    """One step of one order, as VTEX's order-log guide describes it.
+
+    Content fields hold JSON text with personal data and secrets removed (see connector/logbook.py).
+    """
+
+    id: str = Field(description="Operation id, unique; writing the same id twice keeps the first.")
+    code: str = Field(description="A-Q from VTEX's order-log table, or one of the connector's own codes.")
+    operation: str
+    direction: str
+    content_source: str = ""
+    content_translated: str = ""
+    content_destination: str = ""
+    business_message: str
+    status: LogStatus
+    account: str
+    connection: str
+    marketplace_order_id: str
+    vtex_order_id: str | None = None
+    created_at: datetime
+
+
+class IdMapping(BaseModel):
+    connection: str
+    marketplace_order_id: str
+    vtex_order_id: str

@@ -1,0 +1,128 @@
+"""What both SQL backends share: row ↔ model mapping, the statements and the four operations.
+
+SQLite and PostgreSQL accept the same DML here (ON CONFLICT DO NOTHING / DO UPDATE, `excluded`), so a
+backend only supplies its parameter marker, its schema and how to run a statement.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Collection, Sequence
+from datetime import UTC, date, datetime
+from typing import Any
+
+from connector.store.models import IdMapping, LogMessage, LogStatus
+
+LOG_COLUMNS = (
+    "id",
+    "code",
+    "operation",
+    "direction",
+    "content_source",
+    "content_translated",
+    "content_destination",
+    "business_message",
+    "status",
+    "account",
+    "connection",
+    "marketplace_order_id",
+    "vtex_order_id",
+    "created_at",
+)
+# created_day (UTC date of created_at) is stored so that the (account, day) index serves the logs query.
+_INSERT_COLUMNS = (*LOG_COLUMNS, "created_day")
+_ID_COLUMNS = ("connection", "marketplace_order_id", "vtex_order_id")
+_ID_LIST = ", ".join(_ID_COLUMNS)
+
+
+def as_utc(moment: datetime) -> datetime:
+    """Naive datetimes are taken as UTC, so every stored time and every `day` is in UTC."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def log_params(message: LogMessage) -> tuple[object, ...]:
+    values = message.model_dump()
+    values["status"] = message.status.value
+    values["created_at"] = created = as_utc(message.created_at)
+    return (*(values[column] for column in LOG_COLUMNS), created.date())
+
+
+def log_from_row(row: Sequence[Any]) -> LogMessage:
+    message = LogMessage.model_validate(dict(zip(LOG_COLUMNS, row, strict=True)))
+    return message.model_copy(update={"created_at": as_utc(message.created_at)})
+
+
+class SqlStore(ABC):
+    """The OrderStore operations, written once over `_execute` and `_fetch`."""
+
+    def __init__(self, marker: str) -> None:
+        m = marker
+        self._marker = marker
+        self._insert_log = (
+            f"INSERT INTO order_logs ({', '.join(_INSERT_COLUMNS)}) "
+            f"VALUES ({', '.join([m] * len(_INSERT_COLUMNS))}) ON CONFLICT (id) DO NOTHING"
+        )
+        # The WHERE skips rewriting an unchanged row (PostgreSQL would write a new tuple version).
+        self._upsert_ids = (
+            f"INSERT INTO order_ids ({_ID_LIST}) VALUES ({m}, {m}, {m}) "
+            "ON CONFLICT (connection, marketplace_order_id) "
+            "DO UPDATE SET vtex_order_id = excluded.vtex_order_id "
+            "WHERE order_ids.vtex_order_id <> excluded.vtex_order_id"
+        )
+        # A marketplace id match wins over a VTEX id match, should the two id spaces ever collide.
+        self._resolve = (
+            f"SELECT {_ID_LIST} FROM order_ids "
+            f"WHERE connection = {m} AND (marketplace_order_id = {m} OR vtex_order_id = {m}) "
+            f"ORDER BY marketplace_order_id = {m} DESC LIMIT 1"
+        )
+
+    @abstractmethod
+    async def _execute(self, sql: str, params: Sequence[object]) -> None: ...
+
+    @abstractmethod
+    async def _fetch(self, sql: str, params: Sequence[object]) -> list[Sequence[Any]]: ...
+
+    @abstractmethod
+    async def aclose(self) -> None: ...
+
+    async def write_log(self, message: LogMessage) -> None:
+        await self._execute(self._insert_log, log_params(message))
+
+    async def logs(
+        self,
+        *,
+        account: str,
+        day: date,
+        statuses: Collection[LogStatus] | None = None,
+        marketplace_order_id: str | None = None,
+        connection: str | None = None,
+    ) -> list[LogMessage]:
+        m = self._marker
+        where = [f"account = {m}", f"created_day = {m}"]
+        params: list[object] = [account, day]
+        if statuses is not None:
+            if not statuses:
+                return []  # PostgreSQL rejects an empty IN list
+            wanted = sorted({LogStatus(status).value for status in statuses})
+            where.append(f"status IN ({', '.join([m] * len(wanted))})")
+            params.extend(wanted)
+        for column, value in (("marketplace_order_id", marketplace_order_id), ("connection", connection)):
+            if value is not None:
+                where.append(f"{column} = {m}")
+                params.append(value)
+        sql = (
+            f"SELECT {', '.join(LOG_COLUMNS)} FROM order_logs "
+            f"WHERE {' AND '.join(where)} ORDER BY created_at, id"
+        )
+        return [log_from_row(row) for row in await self._fetch(sql, params)]
+
+    async def map_order(self, mapping: IdMapping) -> None:
+        await self._execute(
+            self._upsert_ids, (mapping.connection, mapping.marketplace_order_id, mapping.vtex_order_id)
+        )
+
+    async def resolve(self, connection: str, order_id: str) -> IdMapping | None:
+        rows = await self._fetch(self._resolve, (connection, order_id, order_id, order_id))
+        if not rows:
+            return None
+        return IdMapping.model_validate(dict(zip(_ID_COLUMNS, rows[0], strict=True)))

@@ -1,0 +1,114 @@
+"""VTEX's log contract: GET /{account}/logs/?DateAt=yyyy-mm-dd&status=..., spellings as in its guide."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+import pytest_asyncio
+from starlette.applications import Starlette
+
+from connector.intake.logs import logs_routes, parse_statuses
+from connector.store.base import open_store
+from connector.store.models import LogStatus
+from tests.test_store import ACCOUNT, message
+
+VTEX_KEYS = [
+    "id",
+    "Operation",
+    "Direction",
+    "ContentSource",
+    "ContentTransalted",
+    "ContentDestination",
+    "BusinessMessage",
+    "Status",
+]
+
+
+@pytest_asyncio.fixture
+async def client() -> AsyncIterator[httpx.AsyncClient]:
+    store = open_store("sqlite:///:memory:")
+    for id, status in (("1", LogStatus.SUCCESS), ("2", LogStatus.ERROR), ("3", LogStatus.ALERT)):
+        await store.write_log(message(id, status=status, content_translated='{"t": 1}'))
+    await store.write_log(message("4", status=LogStatus.PENDING, created_at=datetime(2024, 5, 2, tzinfo=UTC)))
+    transport = httpx.ASGITransport(app=Starlette(routes=logs_routes(store)))
+    async with httpx.AsyncClient(transport=transport, base_url="http://connector") as http:
+        yield http
+    await store.aclose()
+
+
+async def statuses_of(client: httpx.AsyncClient, query: str) -> list[str]:
+    response = await client.get(f"/{ACCOUNT}/logs/?DateAt=2024-05-01&{query}")
+    assert response.status_code == 200, response.text
+    return [entry["Status"] for entry in response.json()["Messages"]]
+
+
+async def test_messages_carry_vtex_keys_first_with_its_spelling(client: httpx.AsyncClient) -> None:
+    response = await client.get(f"/{ACCOUNT}/logs/", params={"DateAt": "2024-05-01", "status": "all"})
+    assert response.status_code == 200
+    body = response.json()
+    assert list(body) == ["Messages"]
+    first = body["Messages"][0]
+    assert list(first)[:8] == VTEX_KEYS
+    assert first["id"] == "1"
+    assert first["ContentTransalted"] == '{"t": 1}'
+    assert first["Status"] == "Success"
+    assert first["Code"] == "A" and first["MarketplaceOrderId"] == "1001"
+    assert first["Date"] == "2024-05-01T12:00:00+00:00"
+
+
+async def test_both_paths_answer_and_the_default_is_every_status(client: httpx.AsyncClient) -> None:
+    for path in (f"/{ACCOUNT}/logs", f"/{ACCOUNT}/logs/"):
+        response = await client.get(path, params={"DateAt": "2024-05-01"})
+        assert [m["Status"] for m in response.json()["Messages"]] == ["Success", "Error", "Alert"]
+    response = await client.get(f"/{ACCOUNT}/logs/", params={"DateAt": "2024-05-02"})
+    assert [m["Status"] for m in response.json()["Messages"]] == ["Pending"]
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("status=success,error", ["Success", "Error"]),
+        ("status=sucess,error", ["Success", "Error"]),
+        ("status=SUCCESS, Alert", ["Success", "Alert"]),
+        ("status=warning", ["Alert"]),
+        ("status=pending", []),
+        ("status=", ["Success", "Error", "Alert"]),
+        ("status=error,all", ["Success", "Error", "Alert"]),
+        ("status=error&status=alert", ["Error", "Alert"]),
+    ],
+)
+async def test_status_filter(client: httpx.AsyncClient, query: str, expected: list[str]) -> None:
+    assert await statuses_of(client, query) == expected
+
+
+async def test_another_account_sees_nothing(client: httpx.AsyncClient) -> None:
+    response = await client.get("/another-seller/logs/", params={"DateAt": "2024-05-01"})
+    assert response.json() == {"Messages": []}
+
+
+@pytest.mark.parametrize(
+    ("query", "reason"),
+    [
+        ("", "DateAt is required"),
+        ("DateAt=", "DateAt is required"),
+        ("DateAt=01/05/2024", "DateAt must be a date as yyyy-mm-dd"),
+        ("DateAt=20240501", "DateAt must be a date as yyyy-mm-dd"),
+        ("DateAt=2024-02-30", "DateAt must be a date as yyyy-mm-dd"),
+        ("DateAt=2024-05-01&status=success,bogus", "unknown status 'bogus'"),
+    ],
+)
+async def test_bad_queries_are_400_with_a_reason(client: httpx.AsyncClient, query: str, reason: str) -> None:
+    response = await client.get(f"/{ACCOUNT}/logs/?{query}")
+    assert response.status_code == 400
+    assert list(response.json()) == ["error"]
+    assert reason in response.json()["error"]
+
+
+def test_parse_statuses_serves_the_cli_too() -> None:
+    assert parse_statuses("all") is None
+    assert parse_statuses(" Sucess ,WARNING") == {LogStatus.SUCCESS, LogStatus.ALERT}
+    with pytest.raises(ValueError, match="'nope'"):
+        parse_statuses("error,nope")

@@ -1,0 +1,284 @@
+"""The order store's behaviour, each test on SQLite and on PostgreSQL.
+
+PostgreSQL comes from CONNECTOR_TEST_POSTGRES_URL (scripts/ci-postgres.sh prints one). Without it the
+PostgreSQL cases skip, except under CI=true, where they fail: CI must exercise both backends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator, Collection
+from datetime import UTC, date, datetime, timedelta, timezone
+from pathlib import Path
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+import psycopg
+import pytest
+import pytest_asyncio
+from psycopg import sql
+
+from connector.store.base import OrderStore, StoreError, open_store
+from connector.store.format import format_logs
+from connector.store.models import IdMapping, LogMessage, LogStatus
+
+ACCOUNT = "seller"
+DAY = date(2024, 5, 1)
+NOON = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+
+
+def message(id: str, **overrides: object) -> LogMessage:
+    values: dict[str, object] = {
+        "id": id,
+        "code": "A",
+        "operation": "Order integration",
+        "direction": "Marketplace to VTEX",
+        "content_source": '{"id": "1001"}',
+        "business_message": "The order 1001 was created in VTEX successfully under the ID MKP-1001-01.",
+        "status": LogStatus.SUCCESS,
+        "account": ACCOUNT,
+        "connection": "reference",
+        "marketplace_order_id": "1001",
+        "vtex_order_id": "MKP-1001-01",
+        "created_at": NOON,
+    }
+    values.update(overrides)
+    return LogMessage.model_validate(values)
+
+
+def _postgres_base_url() -> str:
+    url = os.environ.get("CONNECTOR_TEST_POSTGRES_URL")
+    if url:
+        return url
+    hint = "set CONNECTOR_TEST_POSTGRES_URL (scripts/ci-postgres.sh starts PostgreSQL and prints one)"
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"CI must test the PostgreSQL store: {hint}")
+    pytest.skip(f"PostgreSQL store not tested: {hint}")
+
+
+@pytest_asyncio.fixture
+async def postgres_url() -> AsyncIterator[str]:
+    """A URL whose search_path is a fresh schema, dropped afterwards: tests never see each other's rows."""
+    base = _postgres_base_url()
+    schema = sql.Identifier(f"test_{uuid.uuid4().hex[:12]}")
+    async with await psycopg.AsyncConnection.connect(base, autocommit=True) as admin:
+        await admin.execute(sql.SQL("CREATE SCHEMA {}").format(schema))
+    parts = urlsplit(base)
+    options = urlencode({"options": f"-csearch_path={schema.as_string()}"})
+    yield urlunsplit(parts._replace(query=f"{parts.query}&{options}" if parts.query else options))
+    async with await psycopg.AsyncConnection.connect(base, autocommit=True) as admin:
+        await admin.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(schema))
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store' / 'orders.db'}"
+    value: str = request.getfixturevalue("postgres_url")
+    return value
+
+
+@pytest_asyncio.fixture
+async def store(url: str) -> AsyncIterator[OrderStore]:
+    opened = open_store(url)
+    yield opened
+    await opened.aclose()
+
+
+async def test_a_written_message_reads_back_unchanged(store: OrderStore) -> None:
+    written = message("op-1", content_translated='{"x": 1}', content_destination="é ✓")
+    await store.write_log(written)
+    assert await store.logs(account=ACCOUNT, day=DAY) == [written]
+
+
+async def test_writing_an_id_twice_keeps_the_first_row(store: OrderStore) -> None:
+    first = message("op-1")
+    await store.write_log(first)
+    await store.write_log(message("op-1", business_message="a retry", status=LogStatus.ERROR))
+    assert await store.logs(account=ACCOUNT, day=DAY) == [first]
+
+
+async def test_day_is_the_utc_date_of_created_at(store: OrderStore) -> None:
+    before_midnight = message("late", created_at=datetime(2024, 5, 1, 23, 59, 59, 999999, tzinfo=UTC))
+    after_midnight = message("early", created_at=datetime(2024, 5, 2, 0, 0, tzinfo=UTC))
+    # 01:00 at UTC+3 is 22:00 UTC the day before; a naive time is taken as UTC.
+    east = message("east", created_at=datetime(2024, 5, 2, 1, 0, tzinfo=timezone(timedelta(hours=3))))
+    naive = message("naive", created_at=datetime(2024, 5, 1, 8, 0))
+    for written in (before_midnight, after_midnight, east, naive):
+        await store.write_log(written)
+    assert [m.id for m in await store.logs(account=ACCOUNT, day=DAY)] == ["naive", "east", "late"]
+    assert [m.id for m in await store.logs(account=ACCOUNT, day=date(2024, 5, 2))] == ["early"]
+    assert all(m.created_at.tzinfo == UTC for m in await store.logs(account=ACCOUNT, day=DAY))
+
+
+async def test_logs_are_ordered_by_created_at_then_id(store: OrderStore) -> None:
+    later = NOON + timedelta(microseconds=1)
+    for id, created_at in (("c", later), ("b", NOON), ("a", NOON), ("B", NOON), ("0", later)):
+        await store.write_log(message(id, created_at=created_at))
+    assert [m.id for m in await store.logs(account=ACCOUNT, day=DAY)] == ["B", "a", "b", "0", "c"]
+
+
+async def test_logs_filter_by_account_status_order_and_connection(store: OrderStore) -> None:
+    await store.write_log(message("ok"))
+    await store.write_log(message("failed", status=LogStatus.ERROR, marketplace_order_id="1002"))
+    await store.write_log(message("held", status=LogStatus.ALERT, connection="other"))
+    await store.write_log(message("elsewhere", account="another-seller"))
+
+    async def ids(
+        statuses: Collection[LogStatus] | None = None,
+        marketplace_order_id: str | None = None,
+        connection: str | None = None,
+    ) -> list[str]:
+        found = await store.logs(
+            account=ACCOUNT,
+            day=DAY,
+            statuses=statuses,
+            marketplace_order_id=marketplace_order_id,
+            connection=connection,
+        )
+        return [m.id for m in found]
+
+    assert await ids() == ["failed", "held", "ok"]
+    assert await ids(statuses={LogStatus.SUCCESS, LogStatus.ERROR}) == ["failed", "ok"]
+    assert await ids(statuses=[LogStatus.PENDING]) == []
+    assert await ids(statuses=[]) == []
+    assert await ids(marketplace_order_id="1002") == ["failed"]
+    assert await ids(connection="other") == ["held"]
+    assert await ids(connection="reference", statuses=[LogStatus.ALERT]) == []
+    assert await ids(connection="reference", marketplace_order_id="1001") == ["ok"]
+
+
+async def test_resolve_finds_a_mapping_by_either_id(store: OrderStore) -> None:
+    mapping = IdMapping(connection="reference", marketplace_order_id="1001", vtex_order_id="MKP-1001-01")
+    await store.map_order(mapping)
+    assert await store.resolve("reference", "1001") == mapping
+    assert await store.resolve("reference", "MKP-1001-01") == mapping
+    assert await store.resolve("other", "1001") is None
+    assert await store.resolve("reference", "1002") is None
+
+
+async def test_map_order_is_an_idempotent_upsert(store: OrderStore) -> None:
+    mapping = IdMapping(connection="reference", marketplace_order_id="1001", vtex_order_id="MKP-1001-01")
+    await store.map_order(mapping)
+    await store.map_order(mapping)
+    assert await store.resolve("reference", "1001") == mapping
+    moved = mapping.model_copy(update={"vtex_order_id": "MKP-1001-02"})
+    await store.map_order(moved)
+    assert await store.resolve("reference", "MKP-1001-02") == moved
+    assert await store.resolve("reference", "MKP-1001-01") is None
+
+
+async def test_a_marketplace_id_match_wins_over_a_vtex_id_match(store: OrderStore) -> None:
+    by_vtex = IdMapping(connection="reference", marketplace_order_id="1", vtex_order_id="X")
+    by_marketplace = IdMapping(connection="reference", marketplace_order_id="X", vtex_order_id="Y")
+    await store.map_order(by_vtex)
+    await store.map_order(by_marketplace)
+    assert await store.resolve("reference", "X") == by_marketplace
+
+
+async def test_concurrent_writes_all_land_once(store: OrderStore) -> None:
+    writes = [store.write_log(message(f"op-{n:03}")) for n in range(200)]
+    duplicates = [store.write_log(message(f"op-{n:03}", business_message="dup")) for n in range(0, 200, 10)]
+    maps = [
+        store.map_order(IdMapping(connection="reference", marketplace_order_id=str(n), vtex_order_id=f"V{n}"))
+        for n in range(50)
+    ]
+    await asyncio.gather(*writes, *duplicates, *maps)
+    found = await store.logs(account=ACCOUNT, day=DAY)
+    assert [m.id for m in found] == [f"op-{n:03}" for n in range(200)]
+    assert all(m.business_message != "dup" for m in found)
+    assert await store.resolve("reference", "V49") is not None
+
+
+async def test_two_stores_on_one_database_see_each_others_rows(url: str) -> None:
+    first, second = open_store(url), open_store(url)
+    try:
+        await asyncio.gather(
+            *(first.write_log(message(f"first-{n:03}")) for n in range(100)),
+            *(second.write_log(message(f"second-{n:03}")) for n in range(100)),
+        )
+        await first.map_order(IdMapping(connection="reference", marketplace_order_id="1", vtex_order_id="V1"))
+        assert len(await second.logs(account=ACCOUNT, day=DAY)) == 200
+        assert await second.resolve("reference", "V1") is not None
+    finally:
+        await first.aclose()
+        await second.aclose()
+
+
+WRITER = """
+import asyncio, sys
+from tests.test_store import message
+from connector.store.base import open_store
+
+async def main() -> None:
+    store = open_store(sys.argv[1])
+    await asyncio.gather(*(store.write_log(message(f"child-{n:03}")) for n in range(100)))
+    await store.aclose()
+
+asyncio.run(main())
+"""
+
+
+async def test_another_process_writes_the_same_database_meanwhile(url: str, store: OrderStore) -> None:
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", WRITER, url, cwd=Path(__file__).parent.parent, stderr=subprocess.PIPE
+    )
+    await asyncio.gather(*(store.write_log(message(f"parent-{n:03}")) for n in range(100)))
+    _, errors = await child.communicate()
+    assert child.returncode == 0, errors.decode()
+    assert len(await store.logs(account=ACCOUNT, day=DAY)) == 200
+
+
+async def test_sqlite_in_memory_works() -> None:
+    store = open_store("sqlite:///:memory:")
+    await store.write_log(message("op-1"))
+    assert len(await store.logs(account=ACCOUNT, day=DAY)) == 1
+    await store.aclose()
+
+
+def test_a_relative_sqlite_path_is_created_under_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    asyncio.run(open_store("sqlite:///data/nested/orders.db").aclose())
+    assert (tmp_path / "data" / "nested" / "orders.db").is_file()
+
+
+@pytest.mark.parametrize(
+    "bad", ["mysql://u:secret@h/db", "sqlite://", "sqlite:///", "orders.db", "postgresql://u:secret@[bad/db"]
+)
+def test_unusable_urls_are_store_errors_without_the_password(bad: str) -> None:
+    with pytest.raises(StoreError) as raised:
+        open_store(bad)
+    assert "secret" not in str(raised.value)
+
+
+def test_an_unopenable_sqlite_file_is_a_store_error(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="cannot open the SQLite store"):
+        open_store(f"sqlite:///{tmp_path}")  # a directory
+
+
+async def test_an_unreachable_postgres_is_a_store_error_on_first_use() -> None:
+    store = open_store("postgresql://connector:secret@127.0.0.1:1/nowhere?connect_timeout=2")
+    with pytest.raises(StoreError, match=r"127\.0\.0\.1:1/nowhere") as raised:
+        await store.resolve("reference", "1001")
+    assert "secret" not in str(raised.value)
+    await store.aclose()
+
+
+def test_format_logs_is_one_line_per_message_with_payloads_when_verbose() -> None:
+    messages = [
+        message("op-1", business_message="created\nin VTEX"),
+        message("op-2", code="I", status=LogStatus.ERROR, vtex_order_id=None, content_source=""),
+    ]
+    table = format_logs(messages).splitlines()
+    assert table[0].startswith("TIME (UTC)           CODE  STATUS   MARKETPLACE ORDER")
+    assert len(table) == 3
+    assert table[1].startswith("2024-05-01 12:00:00  A     Success") and table[1].endswith("created in VTEX")
+    assert "Error" in table[2] and " - " in table[2] and '{"id"' not in "\n".join(table)
+    verbose = format_logs(messages, verbose=True)
+    assert '    source: {"id": "1001"}' in verbose and verbose.count("source:") == 1
+    assert format_logs([]) == "no log messages"
