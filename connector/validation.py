@@ -20,6 +20,9 @@ from connector.models import (
 )
 from connector.vtex.responses import SimulationResponse, SimulationSla, SkuContext
 
+# Simulation availability of an item in stock that no carrier or pickup point serves.
+UNDELIVERABLE = "cannotBeDelivered"
+
 
 def validate_order(
     order: MarketplaceOrder,
@@ -144,20 +147,19 @@ def _simulation_problems(
             )
         ], None
     position, simulated = found
-    problems = []
-    if simulated.availability not in (None, "available"):
-        problems.append(
+    sla = _choose_sla(order, simulation.slas_for(position))
+    if simulated.availability not in (None, "available", UNDELIVERABLE):
+        # VTEX offers no SLA for an item it cannot sell: stock is the one action, not a carrier too.
+        return [
             SkuProblem(
                 sku_id=sku,
                 kind=ProblemKind.UNAVAILABLE,
                 action=f"add stock for SKU {sku} (the order needs {item.quantity})",
             )
-        )
-    sla = _choose_sla(order, simulation.slas_for(position))
+        ], None
     if sla is None:
-        problems.append(_missing_sla_problem(order, sku))
-        return problems, None
-    return problems, SlaChoice(
+        return [_missing_sla_problem(order, sku)], None
+    return [], SlaChoice(
         item_index=index, sla_id=sla.id, price=sla.price, shipping_estimate=sla.shipping_estimate
     )
 

@@ -86,10 +86,11 @@ def test_every_problem_of_every_sku_is_reported_once() -> None:
     sim = simulation(
         [
             {"id": "6", "requestIndex": 2, "availability": "withoutStock"},
-            {"id": "7", "requestIndex": 3, "availability": "available"},
+            {"id": "7", "requestIndex": 3, "availability": "cannotBeDelivered"},
         ],
         # logisticsInfo[].itemIndex points into the answer's items (6 is at 0, 7 at 1), not the request.
-        [{"itemIndex": 0, "slas": DELIVERY_SLAS}, {"itemIndex": 1, "slas": []}],
+        # VTEX offers no SLA for an item out of stock: that must not add a carrier action for SKU 6.
+        [{"itemIndex": 0, "slas": []}, {"itemIndex": 1, "slas": []}],
     )
     contexts = {
         "4": context("4", active=False),
@@ -100,6 +101,7 @@ def test_every_problem_of_every_sku_is_reported_once() -> None:
     }
     report = validate_order(order, sim, contexts, sales_channel="1")
     kinds = {(p.sku_id, p.kind) for p in report.problems}
+    assert len(report.problems) == len(kinds)
     assert kinds == {
         ("4", ProblemKind.SKU_INACTIVE),
         ("5", ProblemKind.NOT_IN_SALES_CHANNEL),

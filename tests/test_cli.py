@@ -1,0 +1,72 @@
+"""The `connector` command as a user runs it: a separate process, real exit statuses."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+from temporalio.testing import WorkflowEnvironment
+
+from connector.models import OrderStatus
+from connector.stack import Stack
+from tests.helpers import wait_for_state
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+async def connector(*args: str, env: dict[str, str], cwd: Path) -> tuple[int, str, str]:
+    # Asynchronous on purpose: the worker answering `status` queries runs in this event loop.
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "connector.cli",
+        *args,
+        env={**os.environ, "PYTHONPATH": str(REPO), **env},
+        cwd=cwd,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode is not None
+    return process.returncode, stdout.decode(), stderr.decode()
+
+
+def cli_env(stack: Stack, temporal_env: WorkflowEnvironment) -> dict[str, str]:
+    return {
+        "TEMPORAL_ADDRESS": temporal_env.client.service_client.config.target_host,
+        "CONNECTION_NAME": "reference",
+        "STORE_URL": stack.settings.store_url,
+    }
+
+
+async def test_status_logs_and_reprocess_commands(
+    stack: Stack, temporal_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    assert stack.sandboxes is not None
+    order = stack.sandboxes.marketplace.new_order(items=[("1", 1)])
+    stack.sandboxes.marketplace.notify(order["id"])
+    await wait_for_state(
+        stack.client, "reference", order["id"], lambda s: s.status is OrderStatus.DISPATCH_AUTHORIZED
+    )
+    env = cli_env(stack, temporal_env)
+
+    code, out, _ = await connector("status", order["id"], env=env, cwd=tmp_path)
+    assert code == 0
+    assert "dispatch-authorized" in out and f"MKP-{order['id']}-01" in out and "authorize" in out
+
+    code, out, _ = await connector("logs", "--order", order["id"], env=env, cwd=tmp_path)
+    assert code == 0
+    assert f"MKP-{order['id']}-01" in out and "X3" in out
+
+    code, _, err = await connector("status", "no-such-order", env=env, cwd=tmp_path)
+    assert code == 1 and "no order no-such-order" in err
+
+    code, _, err = await connector("reprocess", env=env, cwd=tmp_path)
+    assert code == 2 and "--status" in err
+
+
+async def test_a_bad_setting_stops_the_command_naming_the_variable(tmp_path: Path) -> None:
+    code, _, err = await connector("status", "1", env={"VTEX_AFFILIATE_ID": "TOOLONG"}, cwd=tmp_path)
+    assert code == 2 and "VTEX_AFFILIATE_ID" in err
