@@ -99,6 +99,54 @@ class MarketplaceNotification(BaseModel):
     source: str = "webhook"
 
 
+# --- follow-up: invoices, tracking, cancellation ------------------------------------------------------
+
+
+class InvoiceType(StrEnum):
+    OUTPUT = "Output"  # a sale
+    INPUT = "Input"  # a return: VTEX refunds; required before canceling an invoiced order
+
+
+class InvoiceItem(BaseModel):
+    sku_id: str
+    quantity: int = Field(gt=0)
+    price: int = Field(ge=0, description="Unit price in cents.")
+
+
+class Tracking(BaseModel):
+    invoice_number: str
+    courier: str | None = None
+    tracking_number: str
+    tracking_url: str | None = None
+
+
+class Invoice(BaseModel):
+    """An invoice as VTEX reports it (and as the connector sends it to a marketplace). Cents."""
+
+    type: InvoiceType = InvoiceType.OUTPUT
+    invoice_number: str = Field(min_length=1)
+    invoice_value: int = Field(ge=0)
+    issuance_date: str | None = None
+    invoice_url: str | None = None
+    invoice_key: str | None = None
+    embedded_invoice: str | None = None
+    items: list[InvoiceItem] = Field(default_factory=list)
+    courier: str | None = None
+    tracking_number: str | None = None
+    tracking_url: str | None = None
+
+    @property
+    def tracking(self) -> Tracking | None:
+        if not self.tracking_number:
+            return None
+        return Tracking(
+            invoice_number=self.invoice_number,
+            courier=self.courier,
+            tracking_number=self.tracking_number,
+            tracking_url=self.tracking_url,
+        )
+
+
 # --- validation -------------------------------------------------------------------------------------
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from connector.models import MarketplaceNotification, MarketplaceOrder
+from connector.models import Invoice, MarketplaceNotification, MarketplaceOrder, Tracking
 
 
 class MarketplaceError(Exception):
@@ -27,6 +27,19 @@ class MarketplaceAdapter(Protocol):
 
     async def fetch_order(self, marketplace_order_id: str) -> MarketplaceOrder:
         """The order in the connector's normalized model; MarketplaceError when it cannot."""
+        ...
+
+    async def send_invoice(self, marketplace_order_id: str, invoice: Invoice) -> None:
+        """Hand an invoice (one of possibly several partial ones) to the marketplace; idempotent per
+        invoice number. MarketplaceError when it cannot."""
+        ...
+
+    async def send_tracking(self, marketplace_order_id: str, tracking: Tracking) -> None:
+        """Hand the tracking of one invoice to the marketplace; idempotent per invoice number."""
+        ...
+
+    async def notify_cancellation(self, marketplace_order_id: str, reason: str) -> None:
+        """Tell the marketplace the seller canceled the order in VTEX; idempotent."""
         ...
 
     async def aclose(self) -> None: ...
