@@ -8,7 +8,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.logbook import LogbookActivities
-from activities.marketplace import MarketplaceActivities
+from activities.marketplace import MarketplaceActivities, MarketplaceFollowUpActivities
 from activities.vtex import VtexActivities
 from connector.connections import Connection
 from connector.logbook import Logbook
@@ -39,6 +39,7 @@ def create_worker(
         services_endpoints={name: c.services_endpoint for name, c in connections.items()},
     )
     marketplace_activities = MarketplaceActivities(adapters, logbook)
+    follow_up_activities = MarketplaceFollowUpActivities(adapters, logbook)
     logbook_activities = LogbookActivities(logbook)
     return Worker(
         client,
@@ -50,6 +51,10 @@ def create_worker(
             vtex_activities.place_order,
             vtex_activities.authorize_dispatch,
             vtex_activities.get_vtex_order_status,
+            vtex_activities.cancel_vtex_order,
+            follow_up_activities.send_invoice_to_marketplace,
+            follow_up_activities.send_tracking_to_marketplace,
+            follow_up_activities.notify_marketplace_of_cancellation,
             logbook_activities.record_order_log,
         ],
     )

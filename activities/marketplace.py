@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -10,11 +10,18 @@ from temporalio.exceptions import ApplicationError
 from activities.failures import marketplace_failure
 from connector.logbook import Logbook
 from connector.marketplaces.base import MarketplaceAdapter, MarketplaceError
-from connector.models import FetchOrderInput, MarketplaceOrder
+from connector.models import (
+    FetchOrderInput,
+    MarketplaceCancellationInput,
+    MarketplaceInvoiceInput,
+    MarketplaceOrder,
+    MarketplaceTrackingInput,
+)
 from connector.store.models import LogStatus
 
 OPERATION = "Get marketplace order"
 DIRECTION = "Marketplace to connector"
+TO_MARKETPLACE = "Connector to marketplace"
 
 
 class MarketplaceActivities:
@@ -58,4 +65,99 @@ class MarketplaceActivities:
             connection=request.connection,
             marketplace_order_id=request.marketplace_order_id,
             source=source,
+        )
+
+
+class MarketplaceFollowUpActivities:
+    """Invoice, tracking and cancellation from VTEX, handed to the marketplace."""
+
+    def __init__(self, adapters: Mapping[str, MarketplaceAdapter], logbook: Logbook) -> None:
+        self._adapters = adapters
+        self._logbook = logbook
+
+    @activity.defn(name="send_invoice_to_marketplace")
+    async def send_invoice_to_marketplace(self, request: MarketplaceInvoiceInput) -> None:
+        invoice = request.invoice
+        await self._deliver(
+            request.connection,
+            request.marketplace_order_id,
+            request.vtex_order_id,
+            "Invoice sending",
+            "X11",
+            f"Invoice {invoice.invoice_number} ({invoice.type.value}, {invoice.invoice_value / 100:.2f}) sent to "
+            "the marketplace.",
+            lambda adapter: adapter.send_invoice(request.marketplace_order_id, invoice),
+            invoice,
+        )
+
+    @activity.defn(name="send_tracking_to_marketplace")
+    async def send_tracking_to_marketplace(self, request: MarketplaceTrackingInput) -> None:
+        tracking = request.tracking
+        await self._deliver(
+            request.connection,
+            request.marketplace_order_id,
+            request.vtex_order_id,
+            "Tracking code sending",
+            "X12",
+            f"Tracking {tracking.tracking_number} of invoice {tracking.invoice_number} sent to the marketplace.",
+            lambda adapter: adapter.send_tracking(request.marketplace_order_id, tracking),
+            tracking,
+        )
+
+    @activity.defn(name="notify_marketplace_of_cancellation")
+    async def notify_marketplace_of_cancellation(self, request: MarketplaceCancellationInput) -> None:
+        await self._deliver(
+            request.connection,
+            request.marketplace_order_id,
+            request.vtex_order_id,
+            "Order status update",
+            "X13",
+            f"The marketplace was told that the order was canceled in VTEX ({request.reason}).",
+            lambda adapter: adapter.notify_cancellation(request.marketplace_order_id, request.reason),
+            {"reason": request.reason},
+        )
+
+    async def _deliver(
+        self,
+        connection: str,
+        marketplace_order_id: str,
+        vtex_order_id: str | None,
+        operation: str,
+        code: str,
+        message: str,
+        send: Callable[[MarketplaceAdapter], Awaitable[None]],
+        content: object,
+    ) -> None:
+        adapter = self._adapters.get(connection)
+        if adapter is None:
+            raise ApplicationError(
+                f"connection {connection!r} is not configured on this worker",
+                type="UnknownConnection",
+                non_retryable=True,
+            )
+        try:
+            await send(adapter)
+        except MarketplaceError as exc:
+            await self._logbook.record(
+                code="L" if exc.transient else "N",
+                operation=operation,
+                direction=TO_MARKETPLACE,
+                status=LogStatus.ERROR,
+                business_message=str(exc),
+                connection=connection,
+                marketplace_order_id=marketplace_order_id,
+                vtex_order_id=vtex_order_id,
+                translated=content,
+            )
+            raise marketplace_failure(exc) from None
+        await self._logbook.record(
+            code=code,
+            operation=operation,
+            direction=TO_MARKETPLACE,
+            status=LogStatus.SUCCESS,
+            business_message=message,
+            connection=connection,
+            marketplace_order_id=marketplace_order_id,
+            vtex_order_id=vtex_order_id,
+            translated=content,
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from typing import Any
 
 from temporalio import activity
@@ -11,6 +12,8 @@ from activities.failures import vtex_failure
 from connector.logbook import Logbook
 from connector.models import (
     AuthorizeDispatchInput,
+    CancelOrderInput,
+    CancelOutcome,
     OrderStatusInput,
     PlacedOrder,
     PlaceOrderInput,
@@ -23,7 +26,7 @@ from connector.validation import validate_order
 from connector.vtex.client import VtexClient
 from connector.vtex.error_table import Handling, classify, divergent_prices, seller_action
 from connector.vtex.errors import VtexError
-from connector.vtex.payloads import fulfillment_order_body, simulation_body
+from connector.vtex.payloads import fulfillment_order_body, return_invoice_body, simulation_body
 
 TO_VTEX = "Connector to VTEX"
 
@@ -45,9 +48,7 @@ class VtexActivities:
         body = simulation_body(order, seller_id=self._seller_id)
         try:
             simulation, contexts = await asyncio.gather(
-                self._vtex.simulate(
-                    body, sales_channel=request.sales_channel, affiliate_id=request.affiliate_id
-                ),
+                self._vtex.simulate(body, sales_channel=request.sales_channel, affiliate_id=request.affiliate_id),
                 asyncio.gather(
                     *(self._vtex.get_sku_context(sku, sales_channel=request.sales_channel) for sku in sku_ids)
                 ),
@@ -78,9 +79,7 @@ class VtexActivities:
             direction=TO_VTEX,
             status=LogStatus.SUCCESS if ok else LogStatus.ERROR,
             business_message=(
-                "Simulation and SKU checks passed."
-                if ok
-                else report.seller_message(order.marketplace_order_id)
+                "Simulation and SKU checks passed." if ok else report.seller_message(order.marketplace_order_id)
             ),
             connection=request.connection,
             marketplace_order_id=order.marketplace_order_id,
@@ -98,16 +97,12 @@ class VtexActivities:
             # A retry may follow an attempt whose response was lost after VTEX created the order:
             # look before placing again. The first attempt skips the look-up (one call less per order).
             if activity.info().attempt > 1 and await self._vtex.get_order(expected_id) is not None:
-                return await self._placed(
-                    request, PlacedOrder(vtex_order_id=expected_id, already_existed=True)
-                )
+                return await self._placed(request, PlacedOrder(vtex_order_id=expected_id, already_existed=True))
             placed = await self._place(request, created_async=request.report.price_divergent)
         except VtexError as exc:
             handling = classify(exc.status, exc.code)
             if handling is Handling.ALREADY_EXISTS:
-                return await self._placed(
-                    request, PlacedOrder(vtex_order_id=expected_id, already_existed=True)
-                )
+                return await self._placed(request, PlacedOrder(vtex_order_id=expected_id, already_existed=True))
             if handling is Handling.PRICE_DIVERGENCE and _within_allowance(exc, request):
                 # Scenario 1: the connection accepts this divergence, so VTEX queues the order for the
                 # seller's manual approval instead of refusing it.
@@ -136,6 +131,7 @@ class VtexActivities:
             seller_id=self._seller_id,
             services_endpoint=self._services_endpoints[request.connection],
             is_created_async=created_async,
+            lock_ttl=request.lock_ttl,
         )
         response = await self._vtex.place_fulfillment_order(
             body, sales_channel=request.sales_channel, affiliate_id=request.affiliate_id
@@ -211,6 +207,69 @@ class VtexActivities:
             connection=request.connection,
             marketplace_order_id=request.marketplace_order_id,
             vtex_order_id=request.vtex_order_id,
+        )
+
+    @activity.defn(name="cancel_vtex_order")
+    async def cancel_vtex_order(self, request: CancelOrderInput) -> CancelOutcome:
+        """Scenario 5: look the order up; if invoiced, send the return invoice first; then cancel."""
+        vtex_id = request.vtex_order_id
+        try:
+            current = await self._vtex.get_order(vtex_id)
+            if current is None:
+                outcome = CancelOutcome(existed=False)
+            elif current.status == "canceled":
+                outcome = CancelOutcome(already_canceled=True)
+            else:
+                return_number = None
+                if current.status == "invoiced":
+                    # VTEX refuses to cancel an invoiced order until a return invoice covers it.
+                    return_number = f"{vtex_id}-RETURN"
+                    body = return_invoice_body(
+                        current, invoice_number=return_number, issuance_date=datetime.now(UTC).isoformat()
+                    )
+                    await self._vtex.send_invoice(vtex_id, body)
+                await self._vtex.cancel_order(vtex_id, reason=request.reason)
+                outcome = CancelOutcome(return_invoice_number=return_number)
+        except VtexError as exc:
+            await self._log_failure(
+                request.connection,
+                request.marketplace_order_id,
+                vtex_id,
+                "Cancel order",
+                exc,
+                request.sales_channel,
+            )
+            raise vtex_failure(exc, sales_channel=request.sales_channel) from None
+        await self._log_cancel(request, outcome)
+        return outcome
+
+    async def _log_cancel(self, request: CancelOrderInput, outcome: CancelOutcome) -> None:
+        vtex_id = request.vtex_order_id
+        if not outcome.existed:
+            code, message = (
+                "X10",
+                f"The order {request.marketplace_order_id} was not in VTEX: nothing to cancel.",
+            )
+        elif outcome.already_canceled:
+            code, message = "G", f"The order {vtex_id} has already been cancelled in VTEX."
+        else:
+            returned = (
+                f" after the return invoice {outcome.return_invoice_number}" if outcome.return_invoice_number else ""
+            )
+            code, message = (
+                "C",
+                f"The order {vtex_id} has been cancelled successfully{returned} ({request.reason}).",
+            )
+        await self._logbook.record(
+            code=code,
+            operation="Cancel order",
+            direction=TO_VTEX,
+            status=LogStatus.SUCCESS,
+            business_message=message,
+            connection=request.connection,
+            marketplace_order_id=request.marketplace_order_id,
+            vtex_order_id=vtex_id,
+            destination=outcome,
         )
 
     @activity.defn(name="get_vtex_order_status")

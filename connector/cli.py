@@ -19,7 +19,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from connector.devserver import DevServerError, start_dev_server, stop_dev_server
 from connector.intake.logs import parse_statuses
-from connector.models import OrderState, order_workflow_id
+from connector.models import CancelRequest, OrderState, order_workflow_id
 from connector.reprocess import reprocess_matching, reprocess_order
 from connector.settings import Settings, SettingsError, load_settings
 from connector.stack import Stack
@@ -83,24 +83,24 @@ def _parser() -> argparse.ArgumentParser:
     reprocess.add_argument("--connection", help="connection name (default: CONNECTION_NAME for one order)")
     reprocess.set_defaults(handler=_reprocess)
 
+    cancel = commands.add_parser("cancel", help="cancel an order (in VTEX too, if it reached VTEX)")
+    cancel.add_argument("marketplace_order_id")
+    cancel.add_argument("--reason", default="canceled in the marketplace")
+    cancel.add_argument("--connection", help="connection name (default: CONNECTION_NAME)")
+    cancel.set_defaults(handler=_cancel)
+
     logs = commands.add_parser("logs", help="show the order log (VTEX's log format) for a day")
-    logs.add_argument(
-        "--date", type=date.fromisoformat, default=None, help="YYYY-MM-DD (default: today, UTC)"
-    )
+    logs.add_argument("--date", type=date.fromisoformat, default=None, help="YYYY-MM-DD (default: today, UTC)")
     logs.add_argument("--status", help="comma list of success, error, alert, pending (default: all)")
     logs.add_argument("--order", help="only this marketplace order id")
     logs.add_argument("-v", "--verbose", action="store_true", help="include the content payloads")
     logs.set_defaults(handler=_logs)
 
     create = commands.add_parser("create-order", help="create an order in the marketplace sandbox")
-    create.add_argument(
-        "--item", action="append", default=[], metavar="SKU[:QTY]", help="an item line (repeatable)"
-    )
+    create.add_argument("--item", action="append", default=[], metavar="SKU[:QTY]", help="an item line (repeatable)")
     create.add_argument("--status", default="paid", choices=["paid", "payment_pending", "cancelled"])
     create.add_argument("--pickup", action="store_true", help="pickup in point instead of delivery")
-    create.add_argument(
-        "--marketplace-url", help=f"marketplace sandbox URL (default {DEFAULT_MARKETPLACE_URL})"
-    )
+    create.add_argument("--marketplace-url", help=f"marketplace sandbox URL (default {DEFAULT_MARKETPLACE_URL})")
     create.set_defaults(handler=_create_order)
     return parser
 
@@ -127,9 +127,7 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        async with Stack(
-            settings, client, sandbox_ports=(VTEX_SANDBOX_PORT, MARKETPLACE_SANDBOX_PORT)
-        ) as stack:
+        async with Stack(settings, client, sandbox_ports=(VTEX_SANDBOX_PORT, MARKETPLACE_SANDBOX_PORT)) as stack:
             _print_urls(
                 stack,
                 web_ui=f"http://{_loopback_address(settings.temporal_address)[0]}:{TEMPORAL_UI_PORT}"
@@ -156,21 +154,15 @@ def _loopback_address(address: str) -> tuple[str | None, int]:
 
 def _print_urls(stack: Stack, *, web_ui: str | None) -> None:
     settings = stack.settings
-    lines = [
-        f"connector running ({'embedded sandboxes' if settings.embedded else 'VTEX ' + settings.vtex_url()})"
-    ]
+    lines = [f"connector running ({'embedded sandboxes' if settings.embedded else 'VTEX ' + settings.vtex_url()})"]
     if web_ui:
         lines.append(f"  Temporal Web UI      {web_ui}")
-    lines.append(
-        f"  Temporal             {settings.temporal_address} (namespace {settings.temporal_namespace})"
-    )
+    lines.append(f"  Temporal             {settings.temporal_address} (namespace {settings.temporal_namespace})")
     lines.append(f"  Webhook              {stack.webhook_url(settings.connection_name)}")
     if stack.sandboxes:
         lines.append(f"  VTEX sandbox         {stack.sandboxes.vtex_server.url}")
         lines.append(f"  Marketplace sandbox  {stack.sandboxes.marketplace_server.url}")
-        lines.append(
-            f"  Demo orders every {settings.demo_order_interval_seconds:g}s; Ctrl-C stops everything."
-        )
+        lines.append(f"  Demo orders every {settings.demo_order_interval_seconds:g}s; Ctrl-C stops everything.")
     print("\n".join(lines), flush=True)
 
 
@@ -190,9 +182,7 @@ async def _demo_orders(stack: Stack) -> None:
 async def _status(settings: Settings, args: argparse.Namespace) -> int:
     client: Client = await connect(settings)
     connection = args.connection or settings.connection_name
-    handle = client.get_workflow_handle_for(
-        OrderWorkflow.run, order_workflow_id(connection, args.marketplace_order_id)
-    )
+    handle = client.get_workflow_handle_for(OrderWorkflow.run, order_workflow_id(connection, args.marketplace_order_id))
     try:
         state: OrderState = await handle.query(OrderWorkflow.status)
     except RPCError as exc:
@@ -220,9 +210,7 @@ def format_state(state: OrderState) -> str:
     lines.append("timeline")
     for entry in state.timeline:
         code = f"[{entry.code}] " if entry.code else ""
-        lines.append(
-            f"  {entry.at:%Y-%m-%d %H:%M:%S}  {entry.step:<10} {entry.outcome:<8} {code}{entry.message}"
-        )
+        lines.append(f"  {entry.at:%Y-%m-%d %H:%M:%S}  {entry.step:<10} {entry.outcome:<8} {code}{entry.message}")
     return "\n".join(lines)
 
 
@@ -257,6 +245,24 @@ async def _reprocess(settings: Settings, args: argparse.Namespace) -> int:
     print(f"reprocess requested for {len(signaled)} order(s)")
     for workflow_id in signaled:
         print(f"  {workflow_id}")
+    return 0
+
+
+async def _cancel(settings: Settings, args: argparse.Namespace) -> int:
+    client = await connect(settings)
+    connection = args.connection or settings.connection_name
+    handle = client.get_workflow_handle_for(OrderWorkflow.run, order_workflow_id(connection, args.marketplace_order_id))
+    try:
+        await handle.signal(OrderWorkflow.cancel, CancelRequest(reason=args.reason, source="operator"))
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            print(f"no running order {args.marketplace_order_id} for connection {connection}", file=sys.stderr)
+            return 1
+        raise
+    print(
+        f"cancel requested for order {args.marketplace_order_id}; follow it with: connector status "
+        f"{args.marketplace_order_id}"
+    )
     return 0
 
 
@@ -299,10 +305,7 @@ async def _create_order(settings: Settings, args: argparse.Namespace) -> int:
         print(f"marketplace sandbox refused the order: {response.text}", file=sys.stderr)
         return 1
     order = response.json()
-    print(
-        f"created order {order['id']} ({urlsplit(base_url).netloc}); "
-        f"follow it with: connector status {order['id']}"
-    )
+    print(f"created order {order['id']} ({urlsplit(base_url).netloc}); follow it with: connector status {order['id']}")
     return 0
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from temporalio.client import Client
 
-from workflows.order import SEARCH_ATTRIBUTES
+from workflows.support import SEARCH_ATTRIBUTES
 
 
 class DevServerError(RuntimeError):
@@ -48,9 +48,7 @@ def dev_server_command(*, host: str, port: int, ui_port: int, db_file: Path) -> 
     return command
 
 
-async def start_dev_server(
-    *, host: str, port: int, ui_port: int, db_file: Path
-) -> asyncio.subprocess.Process:
+async def start_dev_server(*, host: str, port: int, ui_port: int, db_file: Path) -> asyncio.subprocess.Process:
     db_file.parent.mkdir(parents=True, exist_ok=True)
     process = await asyncio.create_subprocess_exec(
         *dev_server_command(host=host, port=port, ui_port=ui_port, db_file=db_file),

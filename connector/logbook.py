@@ -40,6 +40,7 @@ REDACTED_KEYS = frozenset(
         "paymentData",
         "payments",
         "X-VTEX-API-AppToken",
+        "marketplaceServicesEndpoint",
         "x-vtex-api-apptoken",
         "app_token",
         "appToken",

@@ -236,6 +236,8 @@ class OrderStatus(StrEnum):
     REPROCESSING = "reprocessing"
     PARKED = "parked"
     DEAD_LETTERED = "dead-lettered"
+    INVOICED = "invoiced"
+    COMPLETED = "completed"
     CANCELED = "canceled"
 
 
@@ -267,6 +269,34 @@ class ReprocessRequest(BaseModel):
     reason: str = "reprocess requested"
 
 
+class CancelRequest(BaseModel):
+    """Cancel the order (the marketplace canceled it; sent by the intake, the CLI or `temporal`)."""
+
+    reason: str = "canceled in the marketplace"
+    source: str = "marketplace"
+
+
+class VtexCancellation(BaseModel):
+    """VTEX told us (cancel callback) that the order is canceled there."""
+
+    reason: str | None = None
+
+
+class InvoiceProgress(BaseModel):
+    invoice: Invoice
+    invoice_sent: bool = False
+    tracking_sent: bool = False
+
+
+class FollowUpState(BaseModel):
+    """What a continued-as-new run needs to pick the follow-up up where the previous run left it."""
+
+    state: OrderState
+    placed: PlacedOrder
+    order_value: int
+    invoices: list[InvoiceProgress] = Field(default_factory=list)
+
+
 class OrderWorkflowInput(BaseModel):
     """Everything the workflow needs; it carries no secret (the worker holds credentials)."""
 
@@ -277,6 +307,11 @@ class OrderWorkflowInput(BaseModel):
     # None: price divergence not allowed. A rate (0.05 = 5%): orders within it go to manual approval.
     price_divergence_allowance_rate: float | None = None
     policy: ReprocessPolicy = Field(default_factory=ReprocessPolicy)
+    # Orders to be paid: place them (stock reserved for the payment window), authorize once paid.
+    accept_unpaid_orders: bool = False
+    payment_window_seconds: float = Field(default=86400.0, gt=0)
+    # Set when the workflow continued as new in the follow-up phase.
+    resume: FollowUpState | None = None
 
 
 class OrderState(BaseModel):
@@ -318,6 +353,42 @@ class PlaceOrderInput(BaseModel):
     sales_channel: str
     connection: str
     price_divergence_allowance_rate: float | None = None
+    lock_ttl: str = "1d"
+
+
+class CancelOrderInput(BaseModel):
+    connection: str
+    marketplace_order_id: str
+    vtex_order_id: str
+    reason: str
+    sales_channel: str
+
+
+class CancelOutcome(BaseModel):
+    existed: bool = True
+    already_canceled: bool = False
+    return_invoice_number: str | None = None
+
+
+class MarketplaceInvoiceInput(BaseModel):
+    connection: str
+    marketplace_order_id: str
+    vtex_order_id: str | None = None
+    invoice: Invoice
+
+
+class MarketplaceTrackingInput(BaseModel):
+    connection: str
+    marketplace_order_id: str
+    vtex_order_id: str | None = None
+    tracking: Tracking
+
+
+class MarketplaceCancellationInput(BaseModel):
+    connection: str
+    marketplace_order_id: str
+    vtex_order_id: str | None = None
+    reason: str
 
 
 class AuthorizeDispatchInput(BaseModel):

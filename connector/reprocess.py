@@ -32,9 +32,7 @@ def _quoted(value: str) -> str:
 
 
 async def reprocess_order(client: Client, *, connection: str, marketplace_order_id: str, reason: str) -> None:
-    handle = client.get_workflow_handle_for(
-        OrderWorkflow.run, order_workflow_id(connection, marketplace_order_id)
-    )
+    handle = client.get_workflow_handle_for(OrderWorkflow.run, order_workflow_id(connection, marketplace_order_id))
     await handle.signal(OrderWorkflow.reprocess, ReprocessRequest(reason=reason))
 
 
@@ -43,9 +41,7 @@ async def reprocess_matching(
 ) -> list[str]:
     """Signal `reprocess` to every matching order; returns their workflow ids."""
     signaled = []
-    async for execution in client.list_workflows(
-        reprocess_query(status=status, code=code, connection=connection)
-    ):
+    async for execution in client.list_workflows(reprocess_query(status=status, code=code, connection=connection)):
         handle = client.get_workflow_handle_for(OrderWorkflow.run, execution.id)
         await handle.signal(OrderWorkflow.reprocess, ReprocessRequest(reason=reason))
         signaled.append(execution.id)

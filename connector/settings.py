@@ -51,6 +51,13 @@ class Settings(BaseSettings):
     activity_attempts: int = Field(default=5, ge=1)
     activity_initial_interval_seconds: float = Field(default=1.0, gt=0)
 
+    # Orders to be paid: place them at once (stock reserved) and authorize dispatch once paid; without
+    # it, unpaid orders wait in the connector until the marketplace says they are paid.
+    accept_unpaid_orders: bool = False
+    payment_window_seconds: float = Field(default=86400.0, gt=0)
+    # Secret part of marketplaceServicesEndpoint: VTEX does not sign its callbacks, so the URL is the key.
+    callback_token: SecretStr | None = Field(default=None, min_length=16)
+
     # sqlite:///path or postgresql://user:password@host:port/database
     store_url: str = "sqlite:///data/connector.db"
 
@@ -68,6 +75,8 @@ class Settings(BaseSettings):
             raise ValueError("VTEX_ACCOUNT is required when VTEX credentials are set")
         if self.has_vtex_credentials and self.marketplace_base_url is None:
             raise ValueError("MARKETPLACE_BASE_URL is required when VTEX credentials are set")
+        if self.has_vtex_credentials and self.callback_token is None:
+            raise ValueError("CALLBACK_TOKEN is required when VTEX credentials are set (16+ random characters)")
         return self
 
     @property
@@ -102,9 +111,9 @@ class Settings(BaseSettings):
             approval_poll_seconds=self.price_approval_poll_seconds,
         )
 
-    def marketplace_services_endpoint(self) -> str:
+    def marketplace_services_endpoint(self, callback_token: str) -> str:
         """The URL VTEX will call for invoices, tracking and cancellations of this connection's orders."""
-        return f"{str(self.connector_public_url).rstrip('/')}/vtex/{self.connection_name}"
+        return f"{str(self.connector_public_url).rstrip('/')}/vtex/{self.connection_name}/{callback_token}"
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -46,9 +46,7 @@ class Sandboxes:
 class Stack:
     """`async with Stack(settings, client) as stack:` runs everything until the block ends."""
 
-    def __init__(
-        self, settings: Settings, client: Client, *, sandbox_ports: tuple[int, int] = (0, 0)
-    ) -> None:
+    def __init__(self, settings: Settings, client: Client, *, sandbox_ports: tuple[int, int] = (0, 0)) -> None:
         self.settings = settings
         self.client = client
         self._sandbox_ports = sandbox_ports
@@ -114,6 +112,9 @@ class Stack:
             await self._worker.shutdown()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._worker_task
+        if self.sandboxes is not None:
+            # Abandon VTEX callbacks still being retried: the intake they target is going away.
+            self.sandboxes.vtex.reset()
         if self._intake is not None:
             await self._intake.stop()
         for adapter in self._adapters.values():

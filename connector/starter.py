@@ -19,7 +19,8 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from connector.connections import Connection
 from connector.models import MarketplaceNotification, OrderStatus, OrderWorkflowInput, order_workflow_id
-from workflows.order import CONNECTION, MARKETPLACE_ORDER_ID, ORDER_STATUS, OrderWorkflow
+from workflows.order import OrderWorkflow
+from workflows.support import CONNECTION, MARKETPLACE_ORDER_ID, ORDER_STATUS
 
 
 class Handoff(StrEnum):
@@ -41,6 +42,8 @@ async def hand_off_order(
                 sales_channel=connection.sales_channel,
                 price_divergence_allowance_rate=connection.price_divergence_allowance_rate,
                 policy=connection.policy,
+                accept_unpaid_orders=connection.accept_unpaid_orders,
+                payment_window_seconds=connection.payment_window_seconds,
             ),
             id=workflow_id,
             task_queue=task_queue,

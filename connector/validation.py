@@ -102,9 +102,7 @@ def _catalog_problems(item: OrderItem, context: SkuContext | None, sales_channel
             SkuProblem(
                 sku_id=sku,
                 kind=ProblemKind.SKU_NOT_FOUND,
-                action=(
-                    f"create SKU {sku} in the catalog, or fix the SKU id mapped in the marketplace listing"
-                ),
+                action=(f"create SKU {sku} in the catalog, or fix the SKU id mapped in the marketplace listing"),
             )
         ]
     problems = []
@@ -141,9 +139,7 @@ def _simulation_problems(
             SkuProblem(
                 sku_id=sku,
                 kind=ProblemKind.NOT_IN_SIMULATION,
-                action=(
-                    f"check that SKU {sku} has a price, stock and a carrier in the integration's trade policy"
-                ),
+                action=(f"check that SKU {sku} has a price, stock and a carrier in the integration's trade policy"),
             )
         ], None
     position, simulated = found
@@ -159,9 +155,7 @@ def _simulation_problems(
         ], None
     if sla is None:
         return [_missing_sla_problem(order, sku)], None
-    return [], SlaChoice(
-        item_index=index, sla_id=sla.id, price=sla.price, shipping_estimate=sla.shipping_estimate
-    )
+    return [], SlaChoice(item_index=index, sla_id=sla.id, price=sla.price, shipping_estimate=sla.shipping_estimate)
 
 
 def _choose_sla(order: MarketplaceOrder, slas: list[SimulationSla]) -> SimulationSla | None:
@@ -188,8 +182,5 @@ def _missing_sla_problem(order: MarketplaceOrder, sku: str) -> SkuProblem:
     return SkuProblem(
         sku_id=sku,
         kind=ProblemKind.NO_SLA,
-        action=(
-            f"configure a carrier{wanted} that delivers SKU {sku} to postal code "
-            f"{shipping.address.postal_code}"
-        ),
+        action=(f"configure a carrier{wanted} that delivers SKU {sku} to postal code {shipping.address.postal_code}"),
     )

@@ -13,7 +13,7 @@ from temporalio.testing import WorkflowEnvironment
 from connector.devserver import temporal_binary
 from connector.settings import Settings
 from connector.stack import Stack
-from workflows.order import SEARCH_ATTRIBUTES
+from workflows.support import SEARCH_ATTRIBUTES
 
 pytest_plugins = ["tests.hard_exit"]
 
@@ -56,9 +56,7 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
 
 
 @pytest_asyncio.fixture(scope="session")
-async def stack(
-    temporal_env: WorkflowEnvironment, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[Stack]:
+async def stack(temporal_env: WorkflowEnvironment, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
     store_url = f"sqlite:///{tmp_path_factory.mktemp('store') / 'connector.db'}"
     async with Stack(embedded_settings(store_url=store_url), temporal_env.client) as running:
         yield running

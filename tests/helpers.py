@@ -19,9 +19,7 @@ async def wait_for_state(
     *,
     within: float = 30.0,
 ) -> OrderState:
-    handle = client.get_workflow_handle_for(
-        OrderWorkflow.run, order_workflow_id(connection, marketplace_order_id)
-    )
+    handle = client.get_workflow_handle_for(OrderWorkflow.run, order_workflow_id(connection, marketplace_order_id))
     deadline = asyncio.get_running_loop().time() + within
     last: OrderState | None = None
     while asyncio.get_running_loop().time() < deadline:

@@ -23,7 +23,8 @@ from connector.sandbox.vtex import FaultRule
 from connector.stack import Stack
 from tests.conftest import embedded_settings
 from tests.helpers import wait_for_state
-from workflows.order import SEARCH_ATTRIBUTES, OrderWorkflow
+from workflows.order import OrderWorkflow
+from workflows.support import SEARCH_ATTRIBUTES
 
 HISTORIES = Path(__file__).parent / "histories"
 
@@ -41,9 +42,7 @@ async def record(
     if between is not None:
         await between(order["id"])
     await wait_for_state(stack.client, "reference", order["id"], until)
-    history = await stack.client.get_workflow_handle(
-        order_workflow_id("reference", order["id"])
-    ).fetch_history()
+    history = await stack.client.get_workflow_handle(order_workflow_id("reference", order["id"])).fetch_history()
     (HISTORIES / f"{name}.json").write_text(history.to_json())
     print(f"recorded {name}")
 
@@ -82,12 +81,8 @@ async def main() -> None:
 
             async def reprocess_after_parking(order_id: str) -> None:
                 await wait_for_state(client, "reference", order_id, lambda s: s.status is OrderStatus.PARKED)
-                handle = client.get_workflow_handle_for(
-                    OrderWorkflow.run, order_workflow_id("reference", order_id)
-                )
-                await handle.signal(
-                    OrderWorkflow.reprocess, ReprocessRequest(reason="seller fixed the catalog")
-                )
+                handle = client.get_workflow_handle_for(OrderWorkflow.run, order_workflow_id("reference", order_id))
+                await handle.signal(OrderWorkflow.reprocess, ReprocessRequest(reason="seller fixed the catalog"))
 
             await record(
                 stack,

@@ -47,9 +47,7 @@ async def test_status_logs_and_reprocess_commands(
     assert stack.sandboxes is not None
     order = stack.sandboxes.marketplace.new_order(items=[("1", 1)])
     stack.sandboxes.marketplace.notify(order["id"])
-    await wait_for_state(
-        stack.client, "reference", order["id"], lambda s: s.status is OrderStatus.DISPATCH_AUTHORIZED
-    )
+    await wait_for_state(stack.client, "reference", order["id"], lambda s: s.status is OrderStatus.DISPATCH_AUTHORIZED)
     env = cli_env(stack, temporal_env)
 
     code, out, _ = await connector("status", order["id"], env=env, cwd=tmp_path)

@@ -85,16 +85,12 @@ def test_missing_spec_dir_is_an_error_not_a_skip(monkeypatch: pytest.MonkeyPatch
 
 
 def test_valid_place_fulfillment_order_passes() -> None:
-    assert (
-        validate_request("POST", PLACE_ORDER, PLACE_QUERY, HEADERS, place_body()) == "PlaceFulfillmentOrder"
-    )
+    assert validate_request("POST", PLACE_ORDER, PLACE_QUERY, HEADERS, place_body()) == "PlaceFulfillmentOrder"
 
 
 def test_header_names_are_case_insensitive() -> None:
     headers = {name.lower(): value for name, value in HEADERS.items()}
-    assert (
-        validate_request("POST", PLACE_ORDER, PLACE_QUERY, headers, place_body()) == "PlaceFulfillmentOrder"
-    )
+    assert validate_request("POST", PLACE_ORDER, PLACE_QUERY, headers, place_body()) == "PlaceFulfillmentOrder"
 
 
 def test_missing_affiliate_id_fails() -> None:
@@ -125,9 +121,7 @@ def test_null_in_non_nullable_field_fails() -> None:
     body = place_body()
     body["clientProfileData"]["email"] = None
     error = violation("POST", PLACE_ORDER, PLACE_QUERY, HEADERS, body)
-    assert error.problems == (
-        "body.clientProfileData.email: null is not allowed (type 'string', not nullable)",
-    )
+    assert error.problems == ("body.clientProfileData.email: null is not allowed (type 'string', not nullable)",)
 
 
 def test_null_in_nullable_field_passes() -> None:
@@ -180,9 +174,7 @@ def test_every_problem_is_reported_at_once() -> None:
 def test_authorize_dispatch_matches_its_path_template() -> None:
     path = "/api/fulfillment/pvt/orders/MKP-1138/fulfill"
     body = {"marketplaceOrderId": "1138"}
-    assert (
-        validate_request("POST", path, PLACE_QUERY, HEADERS, body) == "AuthorizeDispatchForFulfillmentOrder"
-    )
+    assert validate_request("POST", path, PLACE_QUERY, HEADERS, body) == "AuthorizeDispatchForFulfillmentOrder"
     error = violation("POST", path, PLACE_QUERY, HEADERS, {"marketplaceOrderId": 1138})
     assert error.problems == ("body.marketplaceOrderId: 1138 is not of type 'string'",)
 
@@ -193,9 +185,7 @@ def test_get_sku_and_context_passes() -> None:
 
 
 def test_get_sku_and_context_checks_integer_parameters() -> None:
-    error = violation(
-        "GET", "/api/catalog_system/pvt/sku/stockkeepingunitbyid/ABC", {"sc": "one"}, HEADERS, None
-    )
+    error = violation("GET", "/api/catalog_system/pvt/sku/stockkeepingunitbyid/ABC", {"sc": "one"}, HEADERS, None)
     assert set(error.problems) == {
         "path parameter 'skuId': 'ABC' is not of type 'integer'",
         "query parameter 'sc': 'one' is not of type 'integer'",
@@ -247,10 +237,7 @@ def test_simulation_is_validated_against_the_external_marketplace_spec() -> None
     [problem] = violation("POST", SIMULATION, query, JSON_HEADERS, SIMULATION_BODY).problems
     assert "X-VTEX-API-AppKey" in problem
     checkout_body = {**SIMULATION_BODY, "allowedOutdatedData": []}
-    assert (
-        validate_request("POST", SIMULATION, {}, JSON_HEADERS, checkout_body, spec="Checkout")
-        == "CartSimulation"
-    )
+    assert validate_request("POST", SIMULATION, {}, JSON_HEADERS, checkout_body, spec="Checkout") == "CartSimulation"
 
 
 def test_simulation_requires_sku_fields_per_item() -> None:
@@ -333,10 +320,7 @@ def test_tiny_spec_valid_request_passes() -> None:
     headers = {"x-attempt": "2", "X-Key": "k", "Content-Type": "application/json"}
     # `id` is required but readOnly, so a request may (and must) leave it out.
     body = {"kind": "a", "note": "hi"}
-    assert (
-        validate_request("PUT", "/orders/A-1", {"status": "new", "ids": "1,2"}, headers, body)
-        == "UpdateOrder"
-    )
+    assert validate_request("PUT", "/orders/A-1", {"status": "new", "ids": "1,2"}, headers, body) == "UpdateOrder"
 
 
 @pytest.mark.usefixtures("tiny_spec")
@@ -364,6 +348,4 @@ def test_tiny_spec_prefers_concrete_paths_and_honours_empty_security() -> None:
 def test_tiny_spec_content_type_must_match_request_body() -> None:
     headers = {"X-Attempt": "1", "X-Key": "k", "Content-Type": "text/plain"}
     error = violation("PUT", "/orders/A-1", {"status": "new"}, headers, {"kind": "a"})
-    assert error.problems == (
-        "body: Content-Type 'text/plain' not accepted; the spec lists application/json",
-    )
+    assert error.problems == ("body: Content-Type 'text/plain' not accepted; the spec lists application/json",)

@@ -86,13 +86,9 @@ async def test_price_divergence_within_the_allowance_is_placed_for_manual_approv
 ) -> None:
     box.vtex.add_fault(fmt007(5490, 5490 - 100))  # 1.9% off
     order_id = await start(stack, box, ("1", 1), rate=0.05)
-    await wait_for_state(
-        stack.client, CONNECTION, order_id, lambda s: s.status is OrderStatus.DISPATCH_AUTHORIZED
-    )
+    await wait_for_state(stack.client, CONNECTION, order_id, lambda s: s.status is OrderStatus.DISPATCH_AUTHORIZED)
     bodies = [
-        r.body
-        for r in box.vtex.requests
-        if r.path == PLACE and (r.body or {}).get("marketplaceOrderId") == order_id
+        r.body for r in box.vtex.requests if r.path == PLACE and (r.body or {}).get("marketplaceOrderId") == order_id
     ]
     assert [b["isCreatedAsync"] for b in bodies] == [False, True]
     assert vtex_orders(box, order_id) == 1
@@ -100,21 +96,15 @@ async def test_price_divergence_within_the_allowance_is_placed_for_manual_approv
 
 async def test_divergent_item_prices_wait_for_the_sellers_approval(stack: Stack, box: Sandboxes) -> None:
     order_id = await start(stack, box, ("2", 1), rate=0.05, unit_prices={"2": 29990 + 500})
-    state = await wait_for_state(
-        stack.client, CONNECTION, order_id, lambda s: s.status is OrderStatus.PENDING_APPROVAL
-    )
+    state = await wait_for_state(stack.client, CONNECTION, order_id, lambda s: s.status is OrderStatus.PENDING_APPROVAL)
     assert state.vtex_order_id is not None
     placed = box.vtex.orders[state.vtex_order_id]
     assert placed.status == "waiting-for-manual-authorization" and placed.is_created_async
     placed.status = "waiting-ffmt-authorization"  # the seller approves the price in VTEX's admin
-    await wait_for_state(
-        stack.client, CONNECTION, order_id, lambda s: s.status is OrderStatus.DISPATCH_AUTHORIZED
-    )
+    await wait_for_state(stack.client, CONNECTION, order_id, lambda s: s.status is OrderStatus.DISPATCH_AUTHORIZED)
 
 
-async def test_divergent_item_prices_beyond_the_allowance_are_reported_per_sku(
-    stack: Stack, box: Sandboxes
-) -> None:
+async def test_divergent_item_prices_beyond_the_allowance_are_reported_per_sku(stack: Stack, box: Sandboxes) -> None:
     order_id = await start(stack, box, ("2", 1), rate=0.01, unit_prices={"2": 24990})
     state = await wait_for_state(stack.client, CONNECTION, order_id, lambda s: s.status is OrderStatus.PARKED)
     assert state.parked_reason is not None and "SKU 2 at 249.90" in state.parked_reason
@@ -140,9 +130,7 @@ async def test_out_of_stock_then_success_on_reprocess(stack: Stack, box: Sandbox
     assert state.error_code is None
 
 
-async def test_out_of_stock_order_canceled_in_the_marketplace_leaves_the_queue(
-    stack: Stack, box: Sandboxes
-) -> None:
+async def test_out_of_stock_order_canceled_in_the_marketplace_leaves_the_queue(stack: Stack, box: Sandboxes) -> None:
     box.vtex.add_fault(
         FaultRule(
             method="POST",
@@ -156,21 +144,15 @@ async def test_out_of_stock_order_canceled_in_the_marketplace_leaves_the_queue(
     order_id = await start(stack, box, ("3", 1))
     await wait_for_state(stack.client, CONNECTION, order_id, lambda s: s.status is OrderStatus.REPROCESSING)
     box.marketplace.orders[order_id]["status"] = "cancelled"
-    state = await wait_for_state(
-        stack.client, CONNECTION, order_id, lambda s: s.status is OrderStatus.CANCELED
-    )
+    state = await wait_for_state(stack.client, CONNECTION, order_id, lambda s: s.status is OrderStatus.CANCELED)
     assert "Q" in [e.code for e in state.timeline]
     assert vtex_orders(box, order_id) == 0
     assert stack.store is not None
-    logs = await stack.store.logs(
-        account="sandbox", day=datetime.now(UTC).date(), marketplace_order_id=order_id
-    )
+    logs = await stack.store.logs(account="sandbox", day=datetime.now(UTC).date(), marketplace_order_id=order_id)
     assert any(m.code == "Q" and m.status is LogStatus.ERROR for m in logs)
 
 
-async def test_ten_failed_attempts_dead_letter_the_order_then_bulk_reprocess(
-    stack: Stack, box: Sandboxes
-) -> None:
+async def test_ten_failed_attempts_dead_letter_the_order_then_bulk_reprocess(stack: Stack, box: Sandboxes) -> None:
     box.vtex.add_fault(
         FaultRule(
             method="POST",
@@ -195,18 +177,14 @@ async def test_ten_failed_attempts_dead_letter_the_order_then_bulk_reprocess(
         if any(order_id in workflow_id for workflow_id in signaled):
             break
         await asyncio.sleep(0.1)
-    await wait_for_state(
-        stack.client, CONNECTION, order_id, lambda s: s.status is OrderStatus.DISPATCH_AUTHORIZED
-    )
+    await wait_for_state(stack.client, CONNECTION, order_id, lambda s: s.status is OrderStatus.DISPATCH_AUTHORIZED)
     assert vtex_orders(box, order_id) == 1
 
 
 async def test_rate_limit_waits_for_retry_after(stack: Stack, box: Sandboxes) -> None:
     box.vtex.add_fault(FaultRule(method="POST", path_contains=SIMULATION, status=429, retry_after=2))
     order_id = await start(stack, box, ("8", 1))
-    await wait_for_state(
-        stack.client, CONNECTION, order_id, lambda s: s.status is OrderStatus.DISPATCH_AUTHORIZED
-    )
+    await wait_for_state(stack.client, CONNECTION, order_id, lambda s: s.status is OrderStatus.DISPATCH_AUTHORIZED)
     simulations = [r for r in box.vtex.requests if r.path == SIMULATION]
     limited = next(i for i, r in enumerate(simulations) if r.status == 429)
     assert simulations[limited + 1].received_at - simulations[limited].received_at >= 2.0
@@ -224,9 +202,7 @@ async def test_vtex_timeouts_are_retried(stack: Stack, box: Sandboxes) -> None:
 
 async def test_the_logs_endpoint_answers_vtex_contract_for_the_day(stack: Stack, box: Sandboxes) -> None:
     order_id = await start(stack, box, ("1", 1))
-    await wait_for_state(
-        stack.client, CONNECTION, order_id, lambda s: s.status is OrderStatus.DISPATCH_AUTHORIZED
-    )
+    await wait_for_state(stack.client, CONNECTION, order_id, lambda s: s.status is OrderStatus.DISPATCH_AUTHORIZED)
     today = datetime.now(UTC).date().isoformat()
     async with httpx.AsyncClient(base_url=stack.intake_url) as http:
         everything = await http.get("/sandbox/logs", params={"DateAt": today, "status": "all"})

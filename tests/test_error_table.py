@@ -30,9 +30,7 @@ from connector.vtex.error_table import Handling, classify, divergent_prices, sel
         (None, None, Handling.TRANSIENT),
     ],
 )
-def test_every_documented_answer_has_one_handling(
-    status: int | None, code: str | None, handling: Handling
-) -> None:
+def test_every_documented_answer_has_one_handling(status: int | None, code: str | None, handling: Handling) -> None:
     assert classify(status, code) is handling
 
 

@@ -24,9 +24,7 @@ def sandboxes(stack: Stack):  # type: ignore[no-untyped-def]
 async def test_paid_order_becomes_a_dispatch_authorized_vtex_order(stack: Stack) -> None:
     box = sandboxes(stack)
     async with httpx.AsyncClient(base_url=box.marketplace_server.url) as http:
-        response = await http.post(
-            "/admin/orders", json={"items": [{"sku": "1", "quantity": 2}, {"sku": "8"}]}
-        )
+        response = await http.post("/admin/orders", json={"items": [{"sku": "1", "quantity": 2}, {"sku": "8"}]})
     assert response.status_code == 201
     order_id = response.json()["id"]
 
@@ -41,7 +39,7 @@ async def test_paid_order_becomes_a_dispatch_authorized_vtex_order(stack: Stack)
     assert placed.status == "ready-for-handling"
     body = placed.body
     assert body["marketplaceOrderId"] == order_id
-    assert body["marketplaceServicesEndpoint"] == stack.settings.marketplace_services_endpoint()
+    assert body["marketplaceServicesEndpoint"] == stack.connections[CONNECTION].services_endpoint
     assert body["marketplacePaymentValue"] == 2 * 4990 + 7990 + 2 * 500
     assert [(i["id"], i["quantity"], i["price"]) for i in body["items"]] == [("1", 2, 4990), ("8", 1, 7990)]
     assert sum(entry["price"] for entry in body["shippingData"]["logisticsInfo"]) == 1000
@@ -82,9 +80,7 @@ async def test_duplicate_notifications_make_exactly_one_vtex_order(stack: Stack)
         )
         late = await http.post(webhook, json=notification)
         assert late.status_code == 202
-    state = await wait_for_state(
-        stack.client, CONNECTION, order["id"], lambda s: s.notifications_received == 6
-    )
+    state = await wait_for_state(stack.client, CONNECTION, order["id"], lambda s: s.notifications_received == 6)
 
     vtex_orders = [o for o in box.vtex.orders.values() if o.marketplace_order_id == order["id"]]
     assert len(vtex_orders) == 1
@@ -96,9 +92,7 @@ async def test_duplicate_notifications_make_exactly_one_vtex_order(stack: Stack)
     assert len(placements) == 1
     assert state.status is OrderStatus.DISPATCH_AUTHORIZED
 
-    history = await stack.client.get_workflow_handle(
-        order_workflow_id(CONNECTION, order["id"])
-    ).fetch_history()
+    history = await stack.client.get_workflow_handle(order_workflow_id(CONNECTION, order["id"])).fetch_history()
     starts = [e for e in history.events if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED]
     assert len(starts) == 1
 
@@ -107,9 +101,7 @@ async def test_order_with_sku_problems_is_parked_with_every_action(stack: Stack)
     box = sandboxes(stack)
     order = box.marketplace.new_order(items=[("4", 1), ("5", 1), ("6", 1)])
     box.marketplace.notify(order["id"])
-    state = await wait_for_state(
-        stack.client, CONNECTION, order["id"], lambda s: s.status is OrderStatus.PARKED
-    )
+    state = await wait_for_state(stack.client, CONNECTION, order["id"], lambda s: s.status is OrderStatus.PARKED)
     assert state.parked_reason is not None
     for action in ("activate SKU 4", "add SKU 5 to sales channel", "add stock for SKU 6"):
         assert action in state.parked_reason
@@ -119,12 +111,8 @@ async def test_order_with_sku_problems_is_parked_with_every_action(stack: Stack)
 async def test_app_token_never_reaches_workflow_history(stack: Stack) -> None:
     order = sandboxes(stack).marketplace.new_order(items=[("1", 1)])
     sandboxes(stack).marketplace.notify(order["id"])
-    await wait_for_state(
-        stack.client, CONNECTION, order["id"], lambda s: s.status is OrderStatus.DISPATCH_AUTHORIZED
-    )
-    history = await stack.client.get_workflow_handle(
-        order_workflow_id(CONNECTION, order["id"])
-    ).fetch_history()
+    await wait_for_state(stack.client, CONNECTION, order["id"], lambda s: s.status is OrderStatus.DISPATCH_AUTHORIZED)
+    history = await stack.client.get_workflow_handle(order_workflow_id(CONNECTION, order["id"])).fetch_history()
     assert sandboxes(stack).vtex.app_token not in history.to_json()
 
 
@@ -169,7 +157,5 @@ async def test_vtex_server_errors_are_retried_until_the_order_goes_through(stack
         FaultRule(method="POST", path_contains="/api/checkout/pub/orderForms/simulation", status=503, times=2)
     )
     box.marketplace.notify(order["id"])
-    await wait_for_state(
-        stack.client, CONNECTION, order["id"], lambda s: s.status is OrderStatus.DISPATCH_AUTHORIZED
-    )
+    await wait_for_state(stack.client, CONNECTION, order["id"], lambda s: s.status is OrderStatus.DISPATCH_AUTHORIZED)
     assert not box.vtex.faults  # both injected failures were consumed by retries

@@ -40,9 +40,7 @@ class ReorderedOrderWorkflow:
 
     @workflow.run
     async def run(self, request: dict[str, object]) -> None:
-        await workflow.execute_activity(
-            "validate_order", request, start_to_close_timeout=timedelta(seconds=5)
-        )
+        await workflow.execute_activity("validate_order", request, start_to_close_timeout=timedelta(seconds=5))
 
 
 async def test_an_unpatched_change_fails_the_replay() -> None:

@@ -16,6 +16,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
         "VTEX_ACCOUNT",
         "VTEX_BASE_URL",
         "MARKETPLACE_BASE_URL",
+        "CALLBACK_TOKEN",
         "VTEX_AFFILIATE_ID",
         "TEMPORAL_ADDRESS",
         "INTAKE_PORT",
@@ -40,9 +41,7 @@ def test_defaults_are_embedded_mode(monkeypatch: pytest.MonkeyPatch) -> None:
         ("VTEX_BASE_URL", "not a url"),
     ],
 )
-def test_malformed_value_names_the_variable(
-    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
-) -> None:
+def test_malformed_value_names_the_variable(monkeypatch: pytest.MonkeyPatch, variable: str, value: str) -> None:
     clean_env(monkeypatch)
     monkeypatch.setenv(variable, value)
     with pytest.raises(SettingsError) as error:
@@ -63,6 +62,9 @@ def test_app_token_is_never_shown(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("VTEX_APP_TOKEN", SECRET)
     monkeypatch.setenv("VTEX_ACCOUNT", "mystore")
     monkeypatch.setenv("MARKETPLACE_BASE_URL", "https://marketplace.example")
+    with pytest.raises(SettingsError, match="CALLBACK_TOKEN"):
+        load_settings()
+    monkeypatch.setenv("CALLBACK_TOKEN", "callback-" + SECRET)
     settings = load_settings()
     assert not settings.embedded
     assert settings.vtex_url() == "https://mystore.vtexcommercestable.com.br"

@@ -38,15 +38,11 @@ async def test_every_operation_sends_what_the_specs_require(
     order = make_order("1", "8")
     order = order.model_copy(update={"payment_value": 2 * 4990 + 2 * 7990 + 1000})
     order.items[0].unit_price, order.items[1].unit_price = 4990, 7990
-    simulation = await client.simulate(
-        simulation_body(order, seller_id="1"), sales_channel="1", affiliate_id="MKP"
-    )
+    simulation = await client.simulate(simulation_body(order, seller_id="1"), sales_channel="1", affiliate_id="MKP")
     contexts = {sku: await client.get_sku_context(sku, sales_channel="1") for sku in ("1", "8")}
     report = validate_order(order, simulation, contexts, sales_channel="1")
     assert report.ok, report.problems
-    body = fulfillment_order_body(
-        order, report, seller_id="1", services_endpoint="https://connector.example/vtex/x"
-    )
+    body = fulfillment_order_body(order, report, seller_id="1", services_endpoint="https://connector.example/vtex/x")
     placed = await client.place_fulfillment_order(body, sales_channel="1", affiliate_id="MKP")
     assert placed.order_id == vtex_order_id("MKP", "100")
     await client.authorize_dispatch("100", sales_channel="1", affiliate_id="MKP")
@@ -87,9 +83,7 @@ async def test_rate_limit_is_transient_with_its_retry_after(
     sandbox_and_client: tuple[VtexSandbox, VtexClient],
 ) -> None:
     sandbox, client = sandbox_and_client
-    sandbox.add_fault(
-        FaultRule(method="GET", path_contains="stockkeepingunitbyid", status=429, retry_after=7)
-    )
+    sandbox.add_fault(FaultRule(method="GET", path_contains="stockkeepingunitbyid", status=429, retry_after=7))
     with pytest.raises(VtexError) as error:
         await client.get_sku_context("1", sales_channel="1")
     assert (error.value.status, error.value.retry_after, error.value.transient) == (429, 7.0, True)

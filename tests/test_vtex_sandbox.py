@@ -196,9 +196,7 @@ async def test_simulation_leaves_out_unsellable_skus(client: httpx.AsyncClient, 
     assert [(item["id"], item["requestIndex"]) for item in body["items"]] == [("1", 1)]
     assert [info["itemIndex"] for info in body["logisticsInfo"]] == [0]
     assert body["logisticsInfo"][0]["slas"]
-    assert [(m["code"], m["text"]) for m in body["messages"]] == [
-        ("ORD027", f"Item {sku} not found or unavailable")
-    ]
+    assert [(m["code"], m["text"]) for m in body["messages"]] == [("ORD027", f"Item {sku} not found or unavailable")]
 
 
 async def test_simulation_uses_the_sales_channel_query(client: httpx.AsyncClient) -> None:
@@ -260,6 +258,9 @@ PRIVATE_CALLS = [
     ("POST", "/api/fulfillment/pvt/orders?affiliateId=MKP"),
     ("POST", "/api/fulfillment/pvt/orders/MKP-1001/fulfill?affiliateId=MKP"),
     ("GET", "/api/oms/pvt/orders/MKP-1001-01"),
+    ("POST", "/api/oms/pvt/orders/MKP-1001-01/cancel"),
+    ("POST", "/api/oms/pvt/orders/MKP-1001-01/invoice"),
+    ("PATCH", "/api/oms/pvt/orders/MKP-1001-01/invoice/NFe-1"),
 ]
 BAD_CREDENTIALS = [
     {},
@@ -277,16 +278,15 @@ async def test_private_endpoints_need_the_configured_key_pair(
     transport = httpx.ASGITransport(app=sandbox.app)
     async with httpx.AsyncClient(transport=transport, base_url="http://vtex") as bare:
         headers = {"Content-Type": "application/json", **credentials}
-        response = await bare.request(method, url, headers=headers, json=ORDER if method == "POST" else None)
+        body = ORDER if method in ("POST", "PATCH") else None
+        response = await bare.request(method, url, headers=headers, json=body)
     assert_vtex_error(response, 401, "CHK003", "Access denied")
     assert sandbox.orders == {}
 
 
 async def test_custom_credentials(sandbox: VtexSandbox) -> None:
     custom = VtexSandbox(app_key="k", app_token="t")
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=custom.app), base_url="http://vtex"
-    ) as http:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=custom.app), base_url="http://vtex") as http:
         url = "/api/catalog_system/pvt/sku/stockkeepingunitbyid/1"
         assert (await http.get(url, headers=AUTH)).status_code == 401
         ok = await http.get(url, headers={"X-VTEX-API-AppKey": "k", "X-VTEX-API-AppToken": "t"})
@@ -426,9 +426,7 @@ async def test_duplicate_order_is_fmt009(client: httpx.AsyncClient, sandbox: Vte
     assert (await place(client, ORDER, affiliateId="XYZ")).status_code == 200
 
 
-async def test_recreating_a_canceled_order_is_fmt0060(
-    client: httpx.AsyncClient, sandbox: VtexSandbox
-) -> None:
+async def test_recreating_a_canceled_order_is_fmt0060(client: httpx.AsyncClient, sandbox: VtexSandbox) -> None:
     await place(client, ORDER)
     sandbox.orders["MKP-1001-01"].status = "canceled"
     assert_vtex_error(
@@ -456,9 +454,7 @@ async def test_insufficient_stock_is_ord028(client: httpx.AsyncClient, sandbox: 
     body = single_item_order("7", 101, "Normal", 0)
     assert_vtex_error(await place(client, body), 400, "ORD028", "Item 7(1) is not available")
     sandbox.stock["1"] = 3
-    two_lines = order(
-        items=[{"id": "1", "quantity": 2, "seller": "1"}, {"id": "1", "quantity": 2, "seller": "1"}]
-    )
+    two_lines = order(items=[{"id": "1", "quantity": 2, "seller": "1"}, {"id": "1", "quantity": 2, "seller": "1"}])
     assert_vtex_error(await place(client, two_lines), 400, "ORD028")
 
 
@@ -480,9 +476,7 @@ async def test_item_without_logistics_entry_is_fmt004(client: httpx.AsyncClient)
 
 async def test_unoffered_sla_is_fmt010(client: httpx.AsyncClient) -> None:
     body = single_item_order("1", 1, "Turbo", 4990)
-    assert_vtex_error(
-        await place(client, body), 400, "FMT010", "The selected SLA for item 1(1) is not available"
-    )
+    assert_vtex_error(await place(client, body), 400, "FMT010", "The selected SLA for item 1(1) is not available")
     mismatch = single_item_order("1", 1, "Normal", 5490)
     mismatch["shippingData"]["logisticsInfo"][0]["selectedDeliveryChannel"] = "pickup-in-point"
     assert_vtex_error(await place(client, mismatch), 400, "FMT010")
@@ -504,15 +498,11 @@ async def test_price_divergence_is_fmt007(client: httpx.AsyncClient, sandbox: Vt
     body = order(marketplacePaymentValue=10000)
     body["shippingData"]["logisticsInfo"][0]["price"] = 20
     response = await place(client, body)
-    assert_vtex_error(
-        response, 400, "FMT007", "Payment total (10000) differs from store desired value (10480)"
-    )
+    assert_vtex_error(response, 400, "FMT007", "Payment total (10000) differs from store desired value (10480)")
     assert sandbox.stock["1"] == 100_000
 
 
-async def test_price_divergence_with_is_created_async(
-    client: httpx.AsyncClient, sandbox: VtexSandbox
-) -> None:
+async def test_price_divergence_with_is_created_async(client: httpx.AsyncClient, sandbox: VtexSandbox) -> None:
     response = await place(client, order(marketplacePaymentValue=10000, isCreatedAsync=True))
     assert response.status_code == 200
     stored = sandbox.orders["MKP-1001-01"]
@@ -531,9 +521,7 @@ async def authorize(client: httpx.AsyncClient, order_id: str, body: Any, **query
     return await client.post(f"{PLACE}/{order_id}/fulfill", params={**QUERY, **query}, json=body)
 
 
-async def test_authorize_dispatch_moves_to_ready_for_handling(
-    client: httpx.AsyncClient, sandbox: VtexSandbox
-) -> None:
+async def test_authorize_dispatch_moves_to_ready_for_handling(client: httpx.AsyncClient, sandbox: VtexSandbox) -> None:
     await place(client, ORDER)
     response = await authorize(client, "MKP-1001", {"marketplaceOrderId": "1001"})
     assert response.status_code == 201, response.text
@@ -635,9 +623,7 @@ async def test_get_unknown_order_is_404(client: httpx.AsyncClient) -> None:
 async def test_fault_answers_status_and_code_the_given_number_of_times(
     client: httpx.AsyncClient, sandbox: VtexSandbox
 ) -> None:
-    sandbox.add_fault(
-        FaultRule("POST", "/fulfillment/pvt/orders", 503, code="CHK0290", message="down", times=2)
-    )
+    sandbox.add_fault(FaultRule("POST", "/fulfillment/pvt/orders", 503, code="CHK0290", message="down", times=2))
     for _ in range(2):
         assert_vtex_error(await place(client, ORDER), 503, "CHK0290", "down")
     assert sandbox.orders == {}  # a plain fault never reaches the operation
@@ -655,9 +641,7 @@ async def test_fault_method_filter_and_forever(client: httpx.AsyncClient, sandbo
 
 async def test_fault_comes_before_auth(sandbox: VtexSandbox) -> None:
     sandbox.add_fault(FaultRule(None, "/api/", 502))
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=sandbox.app), base_url="http://vtex"
-    ) as bare:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=sandbox.app), base_url="http://vtex") as bare:
         response = await bare.get("/api/oms/pvt/orders/X")
     assert_vtex_error(response, 502, None, "Sandbox injected fault")
 
@@ -717,9 +701,7 @@ def test_fault_rule_rejects_nonsense() -> None:
 # --- recording, reset and the admin API -------------------------------------------------------------------
 
 
-async def test_requests_are_recorded_with_the_token_masked(
-    client: httpx.AsyncClient, sandbox: VtexSandbox
-) -> None:
+async def test_requests_are_recorded_with_the_token_masked(client: httpx.AsyncClient, sandbox: VtexSandbox) -> None:
     await place(client, ORDER)
     await client.get("/_sandbox/orders")
     (recorded,) = sandbox.requests
@@ -731,9 +713,7 @@ async def test_requests_are_recorded_with_the_token_masked(
     assert recorded.headers["content-type"] == "application/json"
 
 
-async def test_reset_clears_everything_and_restores_stock(
-    client: httpx.AsyncClient, sandbox: VtexSandbox
-) -> None:
+async def test_reset_clears_everything_and_restores_stock(client: httpx.AsyncClient, sandbox: VtexSandbox) -> None:
     orders, requests = sandbox.orders, sandbox.requests
     await place(client, ORDER)
     sandbox.add_fault(FaultRule(None, "/", 500))

@@ -18,6 +18,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 
 from connector.connections import Connection
+from connector.intake.callbacks import callback_routes
 from connector.intake.logs import logs_routes
 from connector.marketplaces.base import MarketplaceAdapter, NotificationRejected
 from connector.starter import Handoff, hand_off_order
@@ -78,5 +79,7 @@ def create_intake_app(
             Route("/health", health, methods=["GET"]),
             # VTEX's order-log contract: GET /{account}/logs?DateAt=yyyy-mm-dd&status=all
             *logs_routes(store),
+            # VTEX's callbacks on marketplaceServicesEndpoint (invoice, tracking, cancellation).
+            *callback_routes(client, connections=connections, store=store),
         ]
     )

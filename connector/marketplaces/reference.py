@@ -1,7 +1,8 @@
 """Adapter for the reference marketplace (the built-in marketplace sandbox speaks this API).
 
 The reference marketplace writes money as decimal strings ("49.90") and its own status names, like most
-marketplace APIs; this module is where that becomes the connector's model (integer cents, mapped statuses).
+marketplace APIs; this module is where that becomes the connector's model (integer cents, mapped statuses)
+and where invoices, tracking and cancellations go back out in the marketplace's terms.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import json
 from decimal import Decimal, InvalidOperation
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 from pydantic import ValidationError
@@ -18,11 +20,14 @@ from connector.models import (
     Address,
     Customer,
     DeliveryChannel,
+    Invoice,
+    InvoiceType,
     MarketplaceNotification,
     MarketplaceOrder,
     MarketplaceOrderStatus,
     OrderItem,
     Shipping,
+    Tracking,
 )
 
 STATUS_MAP = {
@@ -31,6 +36,8 @@ STATUS_MAP = {
     "cancelled": MarketplaceOrderStatus.CANCELED,
 }
 
+INVOICE_TYPES = {InvoiceType.OUTPUT: "sale", InvoiceType.INPUT: "return"}
+
 
 def to_cents(amount: object) -> int:
     try:
@@ -38,6 +45,11 @@ def to_cents(amount: object) -> int:
     except InvalidOperation:
         raise ValueError(f"not an amount: {amount!r}") from None
     return int((value * 100).to_integral_value())
+
+
+def to_amount(cents: int) -> str:
+    """Cents as the reference marketplace writes money: a decimal string with two places."""
+    return str(Decimal(cents).scaleb(-2))
 
 
 def order_from_reference(data: dict[str, Any]) -> MarketplaceOrder:
@@ -50,9 +62,7 @@ def order_from_reference(data: dict[str, Any]) -> MarketplaceOrder:
         group_id=data.get("pack_id"),
         status=STATUS_MAP[data["status"]],
         items=[
-            OrderItem(
-                sku_id=str(item["sku"]), quantity=item["quantity"], unit_price=to_cents(item["unit_price"])
-            )
+            OrderItem(sku_id=str(item["sku"]), quantity=item["quantity"], unit_price=to_cents(item["unit_price"]))
             for item in data["items"]
         ],
         shipping=Shipping(
@@ -84,9 +94,55 @@ def order_from_reference(data: dict[str, Any]) -> MarketplaceOrder:
     )
 
 
+def invoice_to_reference(invoice: Invoice) -> dict[str, Any]:
+    """The body of `POST /orders/{id}/invoices`."""
+    return {
+        "number": invoice.invoice_number,
+        "type": INVOICE_TYPES[invoice.type],
+        "value": to_amount(invoice.invoice_value),
+        "issued_at": invoice.issuance_date,
+        "url": invoice.invoice_url,
+        "key": invoice.invoice_key,
+        "xml": invoice.embedded_invoice,
+        "items": [
+            {"sku": item.sku_id, "quantity": item.quantity, "unit_price": to_amount(item.price)}
+            for item in invoice.items
+        ],
+    }
+
+
+def tracking_to_reference(tracking: Tracking) -> dict[str, Any]:
+    """The body of `POST /orders/{id}/shipments`."""
+    return {
+        "invoice_number": tracking.invoice_number,
+        "carrier": tracking.courier,
+        "tracking_number": tracking.tracking_number,
+        "tracking_url": tracking.tracking_url,
+    }
+
+
+def _reason(response: httpx.Response) -> str:
+    """The marketplace's own words for a refusal: its JSON `message`, else the body text."""
+    try:
+        data = response.json()
+    except ValueError:
+        data = None
+    if isinstance(data, dict):
+        for key in ("message", "error"):
+            if isinstance(data.get(key), str) and data[key]:
+                return str(data[key])
+    return response.text.strip()[:200] or response.reason_phrase
+
+
 class ReferenceMarketplace:
-    def __init__(self, *, base_url: str, timeout_seconds: float = 10.0) -> None:
-        self._http = httpx.AsyncClient(base_url=base_url, timeout=timeout_seconds)
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        timeout_seconds: float = 10.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._http = httpx.AsyncClient(base_url=base_url, timeout=timeout_seconds, transport=transport)
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -109,23 +165,9 @@ class ReferenceMarketplace:
             raise NotificationRejected(f"field 'order_id' is invalid: {exc.errors()[0]['msg']}") from None
 
     async def fetch_order(self, marketplace_order_id: str) -> MarketplaceOrder:
-        try:
-            response = await self._http.get(f"/orders/{marketplace_order_id}")
-        except httpx.HTTPError as exc:
-            raise MarketplaceError(
-                f"marketplace unreachable: {type(exc).__name__}", status=None, transient=True
-            ) from None
-        if response.status_code == 404:
-            raise MarketplaceError(
-                f"order {marketplace_order_id} not found in the marketplace", status=404, transient=False
-            )
-        if not response.is_success:
-            transient = response.status_code >= 500 or response.status_code == 429
-            raise MarketplaceError(
-                f"marketplace answered HTTP {response.status_code}",
-                status=response.status_code,
-                transient=transient,
-            )
+        response = await self._call(
+            "GET", marketplace_order_id, "", what=f"the request for order {marketplace_order_id}"
+        )
         try:
             return order_from_reference(response.json())
         except (KeyError, TypeError, ValueError, ValidationError) as exc:
@@ -134,3 +176,61 @@ class ReferenceMarketplace:
                 status=None,
                 transient=False,
             ) from None
+
+    async def send_invoice(self, marketplace_order_id: str, invoice: Invoice) -> None:
+        # 201 and 200 (number already received) both mean the marketplace has it.
+        await self._call(
+            "POST",
+            marketplace_order_id,
+            "/invoices",
+            what=f"invoice {invoice.invoice_number} of order {marketplace_order_id}",
+            json=invoice_to_reference(invoice),
+        )
+
+    async def send_tracking(self, marketplace_order_id: str, tracking: Tracking) -> None:
+        await self._call(
+            "POST",
+            marketplace_order_id,
+            "/shipments",
+            what=f"tracking of invoice {tracking.invoice_number} of order {marketplace_order_id}",
+            json=tracking_to_reference(tracking),
+        )
+
+    async def notify_cancellation(self, marketplace_order_id: str, reason: str) -> None:
+        await self._call(
+            "POST",
+            marketplace_order_id,
+            "/cancellation",
+            what=f"cancellation of order {marketplace_order_id}",
+            json={"reason": reason},
+        )
+
+    async def _call(
+        self,
+        method: str,
+        marketplace_order_id: str,
+        subpath: str,
+        *,
+        what: str,
+        json: dict[str, Any] | None = None,
+    ) -> httpx.Response:
+        """One request on an order's resource; any failure becomes a MarketplaceError."""
+        path = f"/orders/{quote(marketplace_order_id, safe='')}{subpath}"
+        try:
+            response = await self._http.request(method, path, json=json)
+        except httpx.HTTPError as exc:
+            raise MarketplaceError(
+                f"marketplace unreachable: {type(exc).__name__}", status=None, transient=True
+            ) from None
+        if response.is_success:
+            return response
+        status = response.status_code
+        if status == 404:
+            raise MarketplaceError(
+                f"order {marketplace_order_id} not found in the marketplace", status=404, transient=False
+            )
+        raise MarketplaceError(
+            f"marketplace answered HTTP {status} to {what}: {_reason(response)}",
+            status=status,
+            transient=status >= 500 or status == 429,
+        )

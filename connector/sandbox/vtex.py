@@ -1,8 +1,10 @@
-"""A VTEX seller account in one process: the five endpoints the connector calls, as the specs describe them.
+"""A VTEX seller account in one process: the endpoints the connector calls, as the specs describe them.
 
 Every API request goes through one gateway that records it, applies injected faults, checks the app
-key/token on `/pvt/` paths and the JSON content type on POSTs, then calls a plain handler. The admin API
-under `/_sandbox/` lets tests in another process inject faults and read what the sandbox saw.
+key/token on `/pvt/` paths and the JSON content type on POSTs and PATCHes, then calls a plain handler.
+Cancellations and invoices are told to the marketplace in the background, as VTEX does, through
+`marketplaceServicesEndpoint` callbacks (vtex_callbacks). The admin API under `/_sandbox/` lets tests
+in another process inject faults and read what the sandbox saw and sent.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +22,20 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Match, Route
 
 from connector.sandbox.catalog import SKUS, SandboxSku
+from connector.sandbox.vtex_callbacks import (
+    DEFAULT_RETRY_DELAYS,
+    CallbackAttempt,
+    CallbackDispatcher,
+    Sender,
+    client_sender,
+    post_json,
+)
+from connector.sandbox.vtex_cancel import (
+    cancel_answer,
+    finish_cancellation,
+    parse_cancel,
+    request_cancellation,
+)
 from connector.sandbox.vtex_catalog import sku_context
 from connector.sandbox.vtex_checkout import simulate
 from connector.sandbox.vtex_fulfillment import (
@@ -33,20 +49,39 @@ from connector.sandbox.vtex_fulfillment_schema import (
     validate_authorize,
     validate_place_order,
 )
+from connector.sandbox.vtex_invoices import (
+    OUTPUT,
+    find_invoice,
+    invoice_callback_body,
+    parse_invoice,
+    store_invoice,
+    update_tracking,
+)
 from connector.sandbox.vtex_models import (
     FaultRule,
     RecordedRequest,
+    SandboxInvoice,
     SandboxOrder,
     VtexApiError,
     bad_request,
     error_body,
     fault_rule_from_json,
+    iso,
     now_utc,
     parse_sales_channel,
+    receipt_body,
 )
-from connector.sandbox.vtex_oms import find_order, order_json
+from connector.sandbox.vtex_oms import find_order, order_json, order_value
 
-__all__ = ["FaultRule", "RecordedRequest", "SandboxOrder", "VtexSandbox"]
+__all__ = [
+    "CallbackAttempt",
+    "FaultRule",
+    "RecordedRequest",
+    "SandboxOrder",
+    "Sender",
+    "VtexSandbox",
+    "client_sender",
+]
 
 ADMIN_PREFIX = "/_sandbox/"
 MAX_RECORDED_REQUESTS = 10_000
@@ -56,6 +91,7 @@ DEFAULT_RETRY_AFTER = 1
 SEQUENCE_BASE = 500_000
 _MASKED_HEADERS = frozenset({"x-vtex-api-apptoken", "vtexidclientautcookie"})
 _ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+_JSON_BODY_METHODS = frozenset({"POST", "PATCH"})
 
 
 @dataclass(frozen=True)
@@ -78,7 +114,11 @@ class VtexSandbox:
         app_key: str = "vtexappkey-sandbox-KEY",
         app_token: str = "sandbox-app-token",
         skus: Iterable[SandboxSku] = SKUS,
+        callback_sender: Sender = post_json,
+        callback_retry_delays: Sequence[float] = DEFAULT_RETRY_DELAYS,
     ) -> None:
+        """`callback_sender` delivers the marketplace notifications (default: HTTP, 5 s timeout); a
+        failed one is retried after each of `callback_retry_delays` seconds, then given up."""
         self.app_key = app_key
         self.app_token = app_token
         self._skus = tuple(skus)
@@ -88,15 +128,19 @@ class VtexSandbox:
         self.requests: list[RecordedRequest] = []
         self._faults: list[FaultRule] = []
         self._placed = 0
+        self._callbacks = CallbackDispatcher(callback_sender, callback_retry_delays)
+        # Every notification attempt, in the order made.
+        self.callbacks: list[CallbackAttempt] = self._callbacks.attempts
         self.reset()
         self._api_routes: list[BaseRoute] = [
             self._route("/api/checkout/pub/orderForms/simulation", "POST", self._simulate),
-            self._route(
-                "/api/catalog_system/pvt/sku/stockkeepingunitbyid/{sku_id}", "GET", self._sku_context
-            ),
+            self._route("/api/catalog_system/pvt/sku/stockkeepingunitbyid/{sku_id}", "GET", self._sku_context),
             self._route("/api/fulfillment/pvt/orders", "POST", self._place_order),
             self._route("/api/fulfillment/pvt/orders/{order_id}/fulfill", "POST", self._authorize_dispatch),
             self._route("/api/oms/pvt/orders/{order_id}", "GET", self._get_order),
+            self._route("/api/oms/pvt/orders/{order_id}/cancel", "POST", self._cancel_order),
+            self._route("/api/oms/pvt/orders/{order_id}/invoice", "POST", self._invoice),
+            self._route("/api/oms/pvt/orders/{order_id}/invoice/{invoice_number}", "PATCH", self._update_invoice),
         ]
         self.app = Starlette(
             routes=[
@@ -119,9 +163,14 @@ class VtexSandbox:
     def faults(self) -> list[FaultRule]:
         return list(self._faults)
 
+    async def drain_callbacks(self) -> None:
+        """Wait until every marketplace notification started so far was delivered or given up."""
+        await self._callbacks.drain()
+
     def reset(self) -> None:
-        """Forget orders, requests and faults; put the seeded stock back. Containers are cleared in
-        place so references other code holds stay live."""
+        """Forget orders, requests, faults and callbacks (abandoning deliveries under way); put the
+        seeded stock back. Containers are cleared in place so references other code holds stay live."""
+        self._callbacks.reset()
         self.orders.clear()
         self.requests.clear()
         self._faults.clear()
@@ -179,7 +228,7 @@ class VtexSandbox:
         try:
             if "/pvt/" in request.url.path and not self._authorized(request):
                 raise VtexApiError(401, "CHK003", "Access denied")
-            if request.method == "POST":
+            if request.method in _JSON_BODY_METHODS:
                 media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
                 if media_type != "application/json":
                     raise bad_request("Content-Type must be application/json")
@@ -237,6 +286,42 @@ class VtexSandbox:
     def _get_order(self, call: Call) -> tuple[int, Any]:
         return 200, order_json(find_order(self.orders, call.path_params["order_id"]), self._catalog)
 
+    def _cancel_order(self, call: Call) -> tuple[int, Any]:
+        reason, by_user = parse_cancel(call.body)
+        order = find_order(self.orders, call.path_params["order_id"])
+        cancellation = request_cancellation(order, reason, by_user)
+        if cancellation is not None:
+            self._callbacks.send(
+                "cancel",
+                order.order_id,
+                order.body["marketplaceServicesEndpoint"],
+                {"reason": cancellation.reason},
+                lambda delivered: finish_cancellation(order, cancellation, delivered),
+            )
+        return 200, cancel_answer(order)
+
+    def _invoice(self, call: Call) -> tuple[int, Any]:
+        order = find_order(self.orders, call.path_params["order_id"])
+        invoice = parse_invoice(call.body, order)
+        stored, is_new = store_invoice(order, invoice, order_value(order, self._catalog))
+        if is_new:
+            self._notify_invoice(order, stored)
+        return 200, receipt_body(order.order_id, stored.receipt, iso(now_utc()))
+
+    def _update_invoice(self, call: Call) -> tuple[int, Any]:
+        order = find_order(self.orders, call.path_params["order_id"])
+        invoice = find_invoice(order, call.path_params["invoice_number"])
+        update_tracking(invoice, call.body)
+        self._notify_invoice(order, invoice)
+        return 200, receipt_body(order.order_id, invoice.receipt, iso(now_utc()))
+
+    def _notify_invoice(self, order: SandboxOrder, invoice: SandboxInvoice) -> None:
+        # Sales invoices are the marketplace's business; a return (Input) is settled between the seller
+        # and VTEX and is not notified.
+        if invoice.type == OUTPUT:
+            endpoint = order.body["marketplaceServicesEndpoint"]
+            self._callbacks.send("invoice", order.order_id, endpoint, invoice_callback_body(invoice))
+
     def _not_found(self, call: Call) -> tuple[int, Any]:
         for route in self._api_routes:
             match, _ = route.matches(call.request.scope)
@@ -254,6 +339,7 @@ class VtexSandbox:
             Route(f"{ADMIN_PREFIX}orders", self._admin_orders, methods=["GET"]),
             Route(f"{ADMIN_PREFIX}orders/{{order_id}}/status", self._admin_set_status, methods=["POST"]),
             Route(f"{ADMIN_PREFIX}requests", self._admin_requests, methods=["GET"]),
+            Route(f"{ADMIN_PREFIX}callbacks", self._admin_callbacks, methods=["GET"]),
             Route(f"{ADMIN_PREFIX}reset", self._admin_reset, methods=["POST"]),
         ]
 
@@ -290,6 +376,9 @@ class VtexSandbox:
 
     async def _admin_requests(self, request: Request) -> Response:
         return _json(200, [recorded.to_json() for recorded in self.requests])
+
+    async def _admin_callbacks(self, request: Request) -> Response:
+        return _json(200, [attempt.to_json() for attempt in self.callbacks])
 
     async def _admin_reset(self, request: Request) -> Response:
         self.reset()

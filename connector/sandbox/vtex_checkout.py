@@ -186,9 +186,7 @@ def simulate(
             {"id": "Items", "name": "Total dos Itens", "value": items_total},
             {"id": "Shipping", "name": "Total do Frete", "value": shipping_total},
         ],
-        "itemMetadata": {
-            "items": [{"id": item["id"], "seller": SELLER_ID, "assemblyOptions": []} for item in items]
-        },
+        "itemMetadata": {"items": [{"id": item["id"], "seller": SELLER_ID, "assemblyOptions": []} for item in items]},
     }
 
 
@@ -206,9 +204,7 @@ def _channels(slas: list[SandboxSla]) -> list[str]:
     return list(dict.fromkeys(sla.delivery_channel for sla in slas))
 
 
-def _item_json(
-    sku: SandboxSku, request_index: int, quantity: int, availability: str, price_valid_until: str
-) -> JSON:
+def _item_json(sku: SandboxSku, request_index: int, quantity: int, availability: str, price_valid_until: str) -> JSON:
     return {
         "id": sku.id,
         "requestIndex": request_index,

@@ -40,9 +40,7 @@ def place_order(
     order_id = oms_order_id(affiliate_id, marketplace_order_id)
     existing = orders.get(order_id)
     if existing is not None:
-        what = (
-            f"The request order with marketplace order id {marketplace_order_id} for affiliate {affiliate_id}"
-        )
+        what = f"The request order with marketplace order id {marketplace_order_id} for affiliate {affiliate_id}"
         if existing.status == CANCELED:
             raise bad_request(f"{what} is already canceled and cannot be recreated", "FMT0060")
         raise bad_request(f"{what} already exists", "FMT009")

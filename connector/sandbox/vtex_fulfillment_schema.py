@@ -54,9 +54,7 @@ def validate_place_order(body: Any) -> JSON:
     if not endpoint.startswith(("http://", "https://")):
         raise bad_request("marketplaceServicesEndpoint must be a URL with protocol and host")
     payment_value = order.get("marketplacePaymentValue")
-    valid_value = (
-        isinstance(payment_value, int) and not isinstance(payment_value, bool) and payment_value >= 0
-    )
+    valid_value = isinstance(payment_value, int) and not isinstance(payment_value, bool) and payment_value >= 0
     # The marketplace took the payment, so paymentData must be null (spec).
     if not valid_value or order.get("paymentData") is not None:
         raise bad_request("Invalid marketplace payment value or payment data", "FMT0042")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any
@@ -22,6 +23,16 @@ def iso(moment: datetime) -> str:
     return moment.isoformat()
 
 
+def new_receipt() -> str:
+    # OMS receipts are dash-less GUIDs (`38e0e47da2934847b489216d208cfd91` in the specs).
+    return uuid.uuid4().hex
+
+
+def receipt_body(order_id: str, receipt: str, date: str) -> JSON:
+    """The `{date, orderId, receipt}` answer of OMS cancel and invoice calls."""
+    return {"date": date, "orderId": order_id, "receipt": receipt}
+
+
 @dataclass
 class RecordedRequest:
     method: str
@@ -38,6 +49,37 @@ class RecordedRequest:
 
 
 @dataclass
+class SandboxInvoice:
+    """An invoice the seller sent (Orders API `InvoiceNotification`), with cents as integers."""
+
+    type: str  # "Output" (a sale) or "Input" (a return)
+    invoice_number: str
+    invoice_value: int
+    issuance_date: str
+    items: list[JSON]  # [{"id", "quantity", "price", "description"}]
+    invoice_url: str | None = None
+    invoice_key: str | None = None
+    embedded_invoice: str | None = None
+    courier: str | None = None
+    tracking_number: str | None = None
+    tracking_url: str | None = None
+    dispatched_date: str | None = None
+    receipt: str = ""  # the latest; sending the same invoice number again replaces it
+
+
+@dataclass
+class SandboxCancellation:
+    """A Cancel order request OMS accepted; the marketplace still has to agree (see vtex_cancel)."""
+
+    reason: str | None
+    requested_by_user: bool
+    date: str  # when OMS accepted it, ISO 8601: the cancel answer's `date`
+    receipt: str
+    # The marketplace notification: "pending" (on its way), "delivered" (2xx) or "failed" (gave up).
+    callback: str = "pending"
+
+
+@dataclass
 class SandboxOrder:
     order_id: str  # OMS id, `{affiliateId}-{marketplaceOrderId}-01`
     marketplace_order_id: str
@@ -50,10 +92,20 @@ class SandboxOrder:
     sequence: str = ""
     last_change: datetime = field(default_factory=now_utc)
     authorized_date: datetime | None = None
+    invoiced_date: datetime | None = None
+    invoices: list[SandboxInvoice] = field(default_factory=list)
+    cancellation: SandboxCancellation | None = None
+
+    def invoice(self, invoice_number: str) -> SandboxInvoice | None:
+        return next((i for i in self.invoices if i.invoice_number == invoice_number), None)
+
+    def invoice_total(self, kind: str) -> int:
+        """Cents invoiced as `kind`: "Output" for sales, "Input" for returns."""
+        return sum(invoice.invoice_value for invoice in self.invoices if invoice.type == kind)
 
     def to_json(self) -> JSON:
         data = asdict(self)
-        for key in ("creation_date", "last_change", "authorized_date"):
+        for key in ("creation_date", "last_change", "authorized_date", "invoiced_date"):
             value = data[key]
             data[key] = iso(value) if isinstance(value, datetime) else None
         return data

@@ -8,7 +8,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from connector.sandbox.catalog import SandboxSku, SandboxSla
+from connector.sandbox.vtex_cancel import allows_cancellation, cancellation_data
 from connector.sandbox.vtex_catalog import detail_url, ean, image_url, product_id
+from connector.sandbox.vtex_invoices import package_json
 from connector.sandbox.vtex_models import ACCOUNT_NAME, JSON, SELLER_ID, SandboxOrder, VtexApiError, iso
 
 # What the VTEX Admin shows for each status (pt-BR, as OMS answers for a Brazilian store).
@@ -19,11 +21,9 @@ STATUS_DESCRIPTIONS = {
     "start-handling": "Iniciar manuseio",
     "handling": "Preparando Entrega",
     "invoiced": "Faturado",
+    "cancellation-requested": "Cancelamento solicitado",
     "canceled": "Cancelado",
 }
-_CANCELLABLE = frozenset(
-    {"waiting-ffmt-authorization", "waiting-for-manual-authorization", "ready-for-handling"}
-)
 
 
 def find_order(orders: Mapping[str, SandboxOrder], order_id: str) -> SandboxOrder:
@@ -36,14 +36,17 @@ def find_order(orders: Mapping[str, SandboxOrder], order_id: str) -> SandboxOrde
     return order
 
 
+def order_value(order: SandboxOrder, catalog: Mapping[str, SandboxSku]) -> int:
+    """Get order's `value` in cents: items plus shipping."""
+    return sum(_totals(order, catalog))
+
+
 def order_json(order: SandboxOrder, catalog: Mapping[str, SandboxSku]) -> JSON:
     body = order.body
     lines: list[JSON] = body["items"]
-    logistics = {info["itemIndex"]: info for info in body["shippingData"].get("logisticsInfo") or []}
+    logistics = _logistics(order)
     items = [_item(order, line, catalog.get(line["id"])) for line in lines]
-    items_total = sum(item["sellingPrice"] * item["quantity"] for item in items)
-    slas = [_selected_sla(catalog.get(line["id"]), logistics.get(i)) for i, line in enumerate(lines)]
-    shipping_total = sum(sla.price for sla in slas if sla)
+    items_total, shipping_total = _totals(order, catalog)
     endpoint: str = body["marketplaceServicesEndpoint"]
     text = body.get("openTextField")
     return {
@@ -69,12 +72,12 @@ def order_json(order: SandboxOrder, catalog: Mapping[str, SandboxSku]) -> JSON:
         "isCompleted": True,
         "roundingError": 0,
         "orderFormId": uuid.uuid5(uuid.NAMESPACE_URL, order.order_id).hex,
-        "allowCancellation": order.status in _CANCELLABLE,
+        "allowCancellation": allows_cancellation(order),
         "allowEdition": False,
         "isCheckedIn": False,
         "authorizedDate": iso(order.authorized_date) if order.authorized_date else None,
-        "invoicedDate": None,
-        "cancelReason": None,
+        "invoicedDate": iso(order.invoiced_date) if order.invoiced_date else None,
+        "cancelReason": order.cancellation.reason if order.cancellation else None,
         "checkedInPickupPointId": None,
         "totals": [
             {"id": "Items", "name": "Total dos Itens", "value": items_total},
@@ -91,7 +94,7 @@ def order_json(order: SandboxOrder, catalog: Mapping[str, SandboxSku]) -> JSON:
             }
         ],
         "clientPreferencesData": {"locale": "pt-BR", "optinNewsLetter": False},
-        "cancellationData": None,
+        "cancellationData": cancellation_data(order),
         "taxData": None,
         "subscriptionData": None,
         "itemMetadata": {"Items": [_item_metadata(item) for item in items]},
@@ -104,7 +107,7 @@ def order_json(order: SandboxOrder, catalog: Mapping[str, SandboxSku]) -> JSON:
         "invoiceData": None,
         "changesAttachment": None,
         "callCenterOperatorData": None,
-        "packageAttachment": {"packages": []},
+        "packageAttachment": {"packages": [package_json(order, invoice) for invoice in order.invoices]},
         "paymentData": {"giftCards": [], "transactions": []},
         "shippingData": _shipping(order, logistics, catalog),
         "ratesAndBenefitsData": {"id": "ratesAndBenefitsData", "rateAndBenefitsIdentifiers": []},
@@ -116,6 +119,23 @@ def order_json(order: SandboxOrder, catalog: Mapping[str, SandboxSku]) -> JSON:
     }
 
 
+def _logistics(order: SandboxOrder) -> dict[int, JSON]:
+    return {info["itemIndex"]: info for info in order.body["shippingData"].get("logisticsInfo") or []}
+
+
+def _totals(order: SandboxOrder, catalog: Mapping[str, SandboxSku]) -> tuple[int, int]:
+    lines: list[JSON] = order.body["items"]
+    logistics = _logistics(order)
+    items = sum(_unit_price(line, catalog.get(line["id"])) * line["quantity"] for line in lines)
+    slas = [_selected_sla(catalog.get(line["id"]), logistics.get(i)) for i, line in enumerate(lines)]
+    return items, sum(sla.price for sla in slas if sla)
+
+
+def _unit_price(line: JSON, sku: SandboxSku | None) -> int:
+    # Stored orders passed the catalog checks, so the SKU exists unless the catalog was swapped.
+    return sku.price if sku else int(line.get("price", 0))
+
+
 def _selected_sla(sku: SandboxSku | None, info: JSON | None) -> SandboxSla | None:
     if sku is None or info is None:
         return None
@@ -123,8 +143,7 @@ def _selected_sla(sku: SandboxSku | None, info: JSON | None) -> SandboxSla | Non
 
 
 def _item(order: SandboxOrder, line: JSON, sku: SandboxSku | None) -> JSON:
-    # Stored orders passed the catalog checks, so the SKU exists unless the catalog was swapped.
-    price = sku.price if sku else int(line.get("price", 0))
+    price = _unit_price(line, sku)
     name = sku.name if sku else line["id"]
     quantity: int = line["quantity"]
     return {
@@ -227,9 +246,7 @@ def _shipping(order: SandboxOrder, logistics: Mapping[int, JSON], catalog: Mappi
                 "deliveryWindow": None,
                 "deliveryCompany": "Sandbox Transportadora",
                 "shippingEstimate": sla.shipping_estimate if sla else (info or {}).get("shippingEstimate"),
-                "shippingEstimateDate": _estimate_date(
-                    order.creation_date, sla.shipping_estimate if sla else None
-                ),
+                "shippingEstimateDate": _estimate_date(order.creation_date, sla.shipping_estimate if sla else None),
                 "slas": [],
                 "shipsTo": ["BRA"],
                 "deliveryIds": [

@@ -110,16 +110,11 @@ class SqlStore(ABC):
             if value is not None:
                 where.append(f"{column} = {m}")
                 params.append(value)
-        sql = (
-            f"SELECT {', '.join(LOG_COLUMNS)} FROM order_logs "
-            f"WHERE {' AND '.join(where)} ORDER BY created_at, id"
-        )
+        sql = f"SELECT {', '.join(LOG_COLUMNS)} FROM order_logs WHERE {' AND '.join(where)} ORDER BY created_at, id"
         return [log_from_row(row) for row in await self._fetch(sql, params)]
 
     async def map_order(self, mapping: IdMapping) -> None:
-        await self._execute(
-            self._upsert_ids, (mapping.connection, mapping.marketplace_order_id, mapping.vtex_order_id)
-        )
+        await self._execute(self._upsert_ids, (mapping.connection, mapping.marketplace_order_id, mapping.vtex_order_id))
 
     async def resolve(self, connection: str, order_id: str) -> IdMapping | None:
         rows = await self._fetch(self._resolve, (connection, order_id, order_id, order_id))

@@ -69,9 +69,7 @@ def _connect(path: str) -> sqlite3.Connection:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         # Autocommit: each statement is its own transaction, so a writer waits on the busy timeout
         # instead of failing on a read-to-write lock upgrade. The worker thread is the only user.
-        db = sqlite3.connect(
-            path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=False
-        )
+        db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=False)
     except (OSError, sqlite3.Error) as exc:
         raise StoreError(f"cannot open the SQLite store {path!r}: {exc}") from exc
     try:

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 
 from connector.vtex.errors import VtexError, error_from_response, error_from_transport
-from connector.vtex.responses import OmsOrder, PlaceOrderResponse, SimulationResponse, SkuContext
+from connector.vtex.responses import OmsOrder, PlaceOrderResponse, Receipt, SimulationResponse, SkuContext
 
 JSON = dict[str, Any]
 
@@ -69,9 +69,7 @@ class VtexClient:
             raise
         return SkuContext.model_validate(response.json())
 
-    async def place_fulfillment_order(
-        self, body: JSON, *, sales_channel: str, affiliate_id: str
-    ) -> PlaceOrderResponse:
+    async def place_fulfillment_order(self, body: JSON, *, sales_channel: str, affiliate_id: str) -> PlaceOrderResponse:
         # The spec's request body is one object; the guides' examples wrap it in an array. We follow
         # the spec (README, "VTEX API decisions").
         response = await self._send(
@@ -83,9 +81,7 @@ class VtexClient:
         )
         return PlaceOrderResponse.model_validate(response.json())
 
-    async def authorize_dispatch(
-        self, marketplace_order_id: str, *, sales_channel: str, affiliate_id: str
-    ) -> None:
+    async def authorize_dispatch(self, marketplace_order_id: str, *, sales_channel: str, affiliate_id: str) -> None:
         # The path id is `{affiliateId}-{marketplaceOrderId}` (spec), not the OMS `-01` id.
         await self._send(
             "authorize dispatch",
@@ -104,6 +100,20 @@ class VtexClient:
                 return None
             raise
         return OmsOrder.model_validate(response.json())
+
+    async def cancel_order(self, order_id: str, *, reason: str) -> Receipt:
+        """OMS Cancel order. VTEX then confirms on marketplaceServicesEndpoint `/pvt/orders/{id}/cancel`."""
+        response = await self._send(
+            "cancel order", "POST", f"/api/oms/pvt/orders/{order_id}/cancel", json={"reason": reason}
+        )
+        return Receipt.model_validate(response.json())
+
+    async def send_invoice(self, order_id: str, body: JSON) -> Receipt:
+        """OMS Order invoice notification (the connector sends only return invoices, `type: Input`)."""
+        response = await self._send(
+            "invoice notification", "POST", f"/api/oms/pvt/orders/{order_id}/invoice", json=body
+        )
+        return Receipt.model_validate(response.json())
 
     async def _send(
         self,

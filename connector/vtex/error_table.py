@@ -51,9 +51,7 @@ def classify(status: int | None, code: str | None) -> Handling:
     return Handling.BUSINESS
 
 
-_PRICES = re.compile(
-    r"Payment total \((?P<paid>-?\d+)\) differs from store desired value \((?P<desired>-?\d+)\)"
-)
+_PRICES = re.compile(r"Payment total \((?P<paid>-?\d+)\) differs from store desired value \((?P<desired>-?\d+)\)")
 
 
 def divergent_prices(message: str) -> tuple[int, int] | None:
@@ -76,9 +74,7 @@ def seller_action(status: int | None, code: str | None, message: str, *, sales_c
     if code == "FMT007":
         prices = divergent_prices(message)
         detail = (
-            f"the marketplace charged {_money(prices[0])} and VTEX expects {_money(prices[1])}"
-            if prices
-            else message
+            f"the marketplace charged {_money(prices[0])} and VTEX expects {_money(prices[1])}" if prices else message
         )
         return (
             f"Price divergence: {detail}. Align the prices in VTEX's price table for sales channel "

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from connector.models import DeliveryChannel, MarketplaceOrder, ValidationReport
+from connector.vtex.responses import OmsOrder
 
 JSON = dict[str, Any]
 
@@ -20,9 +21,7 @@ DEFAULT_LOCK_TTL = "1d"
 
 def simulation_body(order: MarketplaceOrder, *, seller_id: str) -> JSON:
     return {
-        "items": [
-            {"id": item.sku_id, "quantity": item.quantity, "seller": seller_id} for item in order.items
-        ],
+        "items": [{"id": item.sku_id, "quantity": item.quantity, "seller": seller_id} for item in order.items],
         "postalCode": order.shipping.address.postal_code,
         "country": order.shipping.address.country,
         "geoCoordinates": [],
@@ -144,3 +143,31 @@ def split_freight(total: int, weights: list[int]) -> list[int]:
         return [total] + [0] * (len(weights) - 1)
     parts = [total * weight // weight_sum for weight in weights[:-1]]
     return [*parts, total - sum(parts)]
+
+
+def return_invoice_body(vtex_order: OmsOrder, *, invoice_number: str, issuance_date: str) -> JSON:
+    """The return (Input) invoice VTEX requires before an invoiced order can be canceled: the whole order.
+
+    The Orders API types `invoiceValue` as a string of cents; items are priced per unit in cents.
+    """
+    return {
+        "type": "Input",
+        "issuanceDate": issuance_date,
+        "invoiceNumber": invoice_number,
+        "invoiceValue": str(vtex_order.value),
+        "items": [
+            {
+                "id": item.id,
+                "quantity": item.quantity,
+                "price": item.selling_price if item.selling_price is not None else item.price,
+            }
+            for item in vtex_order.items
+        ],
+        # Nullable in the spec and empty for a return: null (courier is not nullable: left out).
+        "invoiceKey": None,
+        "invoiceUrl": None,
+        "embeddedInvoice": None,
+        "trackingNumber": None,
+        "trackingUrl": None,
+        "dispatchedDate": None,
+    }

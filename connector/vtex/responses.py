@@ -82,7 +82,24 @@ class PlaceOrderResponse(_Camel):
     message: str | None = None
 
 
+class OmsItem(_Camel):
+    id: str
+    quantity: int
+    price: int = 0
+    selling_price: int | None = None
+
+
 class OmsOrder(_Camel):
     order_id: str
     status: str
     marketplace_order_id: str | None = None
+    value: int = 0
+    items: list[OmsItem] = Field(default_factory=list)
+
+
+class Receipt(_Camel):
+    """VTEX's answer to cancel and invoice notifications."""
+
+    order_id: str | None = None
+    receipt: str | None = None
+    date: str | None = None

@@ -289,9 +289,7 @@ def _parameter_problems(
             continue
         if "schema" not in parameter.node:
             continue  # `content`-style parameters: presence is all we check
-        schema, schema_pointer = operation.spec.resolve(
-            parameter.node["schema"], parameter.pointer + "/schema"
-        )
+        schema, schema_pointer = operation.spec.resolve(parameter.node["schema"], parameter.pointer + "/schema")
         instance = _coerce(operation.spec, schema, schema_pointer, value)
         yield from _schema_problems(operation.spec, schema_pointer, instance, where)
 

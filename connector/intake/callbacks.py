@@ -1,0 +1,153 @@
+"""VTEX's callbacks on marketplaceServicesEndpoint: invoices, tracking and cancellations, as signals.
+
+VTEX does not sign these calls, so the endpoint URL it was given carries an unguessable per-connection
+token, compared in constant time; a wrong token gets the same 404 as an unknown path. `{orderId}` may be
+the VTEX id or the marketplace id: the id map resolves both. The answer is VTEX's receipt contract,
+`{orderId, receipt, date}`, given once the signal is accepted (the workflow does the rest).
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic.alias_generators import to_camel
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
+
+from connector.connections import Connection
+from connector.models import Invoice, InvoiceItem, InvoiceType, VtexCancellation, order_workflow_id
+from connector.store.base import OrderStore
+from connector.store.models import IdMapping
+
+log = logging.getLogger(__name__)
+
+PREFIX = "/vtex/{connection}/{token}"
+
+
+class _VtexInvoiceItem(BaseModel):
+    id: str
+    quantity: int = Field(gt=0)
+    price: int = Field(ge=0)
+
+
+class VtexInvoiceCallback(BaseModel):
+    """The invoice callback body, with VTEX's field names (invoiceValue comes as cents, int or string)."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+
+    type: InvoiceType = InvoiceType.OUTPUT
+    invoice_number: str = Field(min_length=1)
+    invoice_value: int = Field(ge=0)
+    issuance_date: str | None = None
+    invoice_url: str | None = None
+    invoice_key: str | None = None
+    embedded_invoice: str | None = None
+    courier: str | None = None
+    tracking_number: str | None = None
+    tracking_url: str | None = None
+    items: list[_VtexInvoiceItem] = Field(default_factory=list)
+
+    @field_validator("invoice_value", mode="before")
+    @classmethod
+    def _cents(cls, value: Any) -> Any:
+        return int(value) if isinstance(value, str) and value.strip().isdigit() else value
+
+    def to_invoice(self) -> Invoice:
+        return Invoice(
+            type=self.type,
+            invoice_number=self.invoice_number,
+            invoice_value=self.invoice_value,
+            issuance_date=self.issuance_date,
+            invoice_url=self.invoice_url,
+            invoice_key=self.invoice_key,
+            embedded_invoice=self.embedded_invoice,
+            items=[InvoiceItem(sku_id=i.id, quantity=i.quantity, price=i.price) for i in self.items],
+            courier=self.courier or None,
+            tracking_number=self.tracking_number or None,
+            tracking_url=self.tracking_url or None,
+        )
+
+
+def callback_routes(client: Client, *, connections: Mapping[str, Connection], store: OrderStore) -> list[Route]:
+    async def authorized_order(request: Request) -> IdMapping | Response:
+        name = request.path_params["connection"]
+        connection = connections.get(name)
+        token = request.path_params["token"]
+        if connection is None or not hmac.compare_digest(token.encode(), connection.callback_token.encode()):
+            log.warning("refused a VTEX callback for connection %r from %s: wrong token", name, _client(request))
+            return JSONResponse({"error": "not found"}, status_code=404)
+        mapping = await store.resolve(name, request.path_params["order_id"])
+        if mapping is None:
+            return JSONResponse({"error": f"unknown order {request.path_params['order_id']!r}"}, status_code=404)
+        return mapping
+
+    async def invoice(request: Request) -> Response:
+        found = await authorized_order(request)
+        if isinstance(found, Response):
+            return found
+        try:
+            body = VtexInvoiceCallback.model_validate_json(await request.body())
+        except ValidationError as exc:
+            return JSONResponse({"error": f"invalid invoice: {_first_error(exc)}"}, status_code=400)
+        return await _signal(client, found, "vtex_invoice", body.to_invoice())
+
+    async def cancel(request: Request) -> Response:
+        found = await authorized_order(request)
+        if isinstance(found, Response):
+            return found
+        raw = await request.body()
+        reason = None
+        if raw.strip():
+            try:
+                reason = _CancelBody.model_validate_json(raw).reason
+            except ValidationError as exc:
+                return JSONResponse({"error": f"invalid cancellation: {_first_error(exc)}"}, status_code=400)
+        return await _signal(client, found, "vtex_canceled", VtexCancellation(reason=reason))
+
+    return [
+        Route(f"{PREFIX}/pub/orders/{{order_id}}/invoice", invoice, methods=["POST"]),
+        Route(f"{PREFIX}/pvt/orders/{{order_id}}/invoice", invoice, methods=["POST"]),
+        Route(f"{PREFIX}/pvt/orders/{{order_id}}/cancel", cancel, methods=["POST"]),
+    ]
+
+
+class _CancelBody(BaseModel):
+    reason: str | None = None
+
+
+async def _signal(client: Client, mapping: IdMapping, signal: str, argument: BaseModel) -> Response:
+    handle = client.get_workflow_handle(order_workflow_id(mapping.connection, mapping.marketplace_order_id))
+    try:
+        await handle.signal(signal, argument)
+    except RPCError as exc:
+        if exc.status != RPCStatusCode.NOT_FOUND:
+            log.error("could not pass VTEX's %s for %s on: %s", signal, mapping.vtex_order_id, exc.message)
+            return JSONResponse({"error": "temporarily unavailable"}, status_code=503, headers={"Retry-After": "5"})
+        # The order's workflow already ended (e.g. VTEX confirming a cancel we asked for): acknowledge.
+        log.info("VTEX %s for %s arrived after the order ended", signal, mapping.vtex_order_id)
+    return JSONResponse(
+        {
+            "orderId": mapping.vtex_order_id,
+            "receipt": str(uuid.uuid4()),
+            "date": datetime.now(UTC).isoformat(),
+        }
+    )
+
+
+def _first_error(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    where = ".".join(str(part) for part in error["loc"]) or "body"
+    return f"{where}: {error['msg']}"
+
+
+def _client(request: Request) -> str:
+    return request.client.host if request.client else "unknown"

@@ -1,0 +1,323 @@
+"""The rest of the order's life on a real dev server: payment, cancellation, invoices and tracking."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest_asyncio
+
+from connector.models import (
+    CancelRequest,
+    FollowUpState,
+    Invoice,
+    InvoiceItem,
+    MarketplaceNotification,
+    OrderState,
+    OrderStatus,
+    OrderWorkflowInput,
+    PlacedOrder,
+    order_workflow_id,
+)
+from connector.sandbox.vtex import FaultRule
+from connector.stack import Sandboxes, Stack
+from connector.starter import hand_off_order
+from tests.contract.openapi import validate_request
+from tests.helpers import wait_for_state
+from workflows.order import OrderWorkflow
+
+CONNECTION = "reference"
+PLACE = "/api/fulfillment/pvt/orders"
+
+
+@pytest_asyncio.fixture
+async def box(stack: Stack) -> AsyncIterator[Sandboxes]:
+    assert stack.sandboxes is not None
+    yield stack.sandboxes
+    stack.sandboxes.vtex.clear_faults()
+
+
+async def start(stack: Stack, box: Sandboxes, *items: tuple[str, int], status: str = "paid", **options: Any) -> str:
+    order = box.marketplace.new_order(items=list(items), status=status)
+    connection = dataclasses.replace(stack.connections[CONNECTION], **options)
+    await hand_off_order(
+        stack.client,
+        task_queue=stack.settings.temporal_task_queue,
+        connection=connection,
+        notification=MarketplaceNotification(marketplace_order_id=order["id"]),
+    )
+    return str(order["id"])
+
+
+async def reach(stack: Stack, order_id: str, status: OrderStatus) -> OrderState:
+    return await wait_for_state(stack.client, CONNECTION, order_id, lambda s: s.status is status)
+
+
+def vtex_id_of(state: OrderState) -> str:
+    assert state.vtex_order_id is not None
+    return state.vtex_order_id
+
+
+async def seller(box: Sandboxes, method: str, path: str, body: dict[str, Any]) -> httpx.Response:
+    """The seller acting in VTEX through the OMS API (invoice, tracking, cancel)."""
+    async with httpx.AsyncClient(
+        base_url=box.vtex_server.url,
+        headers={"X-VTEX-API-AppKey": box.vtex.app_key, "X-VTEX-API-AppToken": box.vtex.app_token},
+    ) as http:
+        response = await http.request(method, path, json=body)
+    await box.vtex.drain_callbacks()
+    return response
+
+
+def invoice_body(
+    number: str, value: int, *, items: list[dict[str, Any]], tracking: str | None = None
+) -> dict[str, Any]:
+    return {
+        "type": "Output",
+        "invoiceNumber": number,
+        "invoiceValue": str(value),
+        "issuanceDate": "2026-11-28T10:00:00Z",
+        "invoiceKey": None,
+        "invoiceUrl": f"https://nfe.example/{number}",
+        "courier": "Correios" if tracking else "",
+        "trackingNumber": tracking,
+        "trackingUrl": f"https://track.example/{tracking}" if tracking else None,
+        "items": items,
+    }
+
+
+async def test_unpaid_order_is_placed_then_authorized_once_paid(stack: Stack, box: Sandboxes) -> None:
+    order_id = await start(stack, box, ("1", 1), status="payment_pending", accept_unpaid_orders=True)
+    state = await wait_for_state(
+        stack.client,
+        CONNECTION,
+        order_id,
+        lambda s: s.status is OrderStatus.AWAITING_PAYMENT and s.vtex_order_id is not None,
+    )
+    placed = box.vtex.orders[vtex_id_of(state)]
+    assert placed.status == "waiting-ffmt-authorization"
+    assert placed.body["shippingData"]["logisticsInfo"][0]["lockTTL"] == "1d"
+    box.marketplace.pay(order_id)
+    box.marketplace.notify(order_id)
+    await reach(stack, order_id, OrderStatus.DISPATCH_AUTHORIZED)
+    assert box.vtex.orders[vtex_id_of(state)].status == "ready-for-handling"
+
+
+async def test_unpaid_order_past_its_payment_window_is_canceled_in_vtex(stack: Stack, box: Sandboxes) -> None:
+    order_id = await start(
+        stack, box, ("2", 1), status="payment_pending", accept_unpaid_orders=True, payment_window_seconds=1.0
+    )
+    state = await reach(stack, order_id, OrderStatus.CANCELED)
+    await box.vtex.drain_callbacks()
+    assert box.vtex.orders[vtex_id_of(state)].status == "canceled"
+    assert any("payment window" in e.message for e in state.timeline if e.code == "C")
+    assert stack.store is not None
+    logs = await stack.store.logs(account="sandbox", day=state.timeline[-1].at.date(), marketplace_order_id=order_id)
+    assert any(m.code == "C" and "payment window" in m.business_message for m in logs)
+
+
+async def test_cancel_before_placement_stops_without_touching_vtex(stack: Stack, box: Sandboxes) -> None:
+    box.vtex.add_fault(
+        FaultRule(
+            method="POST",
+            path_contains="/orderForms/simulation",
+            status=200,
+            delay_seconds=1.0,
+            after_effect=True,
+        )
+    )
+    order_id = await start(stack, box, ("3", 1))
+    handle = stack.client.get_workflow_handle_for(OrderWorkflow.run, order_workflow_id(CONNECTION, order_id))
+    await handle.signal(OrderWorkflow.cancel, CancelRequest(reason="buyer gave up", source="operator"))
+    state = await reach(stack, order_id, OrderStatus.CANCELED)
+    assert state.vtex_order_id is None
+    assert not [o for o in box.vtex.orders.values() if o.marketplace_order_id == order_id]
+    assert "X10" in [e.code for e in state.timeline]
+
+
+async def test_cancel_racing_the_placement_still_cancels_the_vtex_order(stack: Stack, box: Sandboxes) -> None:
+    # VTEX creates the order but answers a second late: the cancel arrives meanwhile.
+    box.vtex.add_fault(FaultRule(method="POST", path_contains=PLACE, status=200, delay_seconds=1.0, after_effect=True))
+    order_id = await start(stack, box, ("1", 1))
+    await wait_for_state(stack.client, CONNECTION, order_id, lambda s: any(e.step == "validate" for e in s.timeline))
+    handle = stack.client.get_workflow_handle_for(OrderWorkflow.run, order_workflow_id(CONNECTION, order_id))
+    await handle.signal(OrderWorkflow.cancel, CancelRequest(reason="canceled in the marketplace"))
+    state = await reach(stack, order_id, OrderStatus.CANCELED)
+    await box.vtex.drain_callbacks()
+    vtex_id = f"MKP-{order_id}-01"
+    assert box.vtex.orders[vtex_id].status == "canceled"
+    assert not [r for r in box.vtex.requests if r.path.endswith(f"MKP-{order_id}/fulfill")]
+    assert "C" in [e.code for e in state.timeline]
+
+
+async def test_cancel_after_dispatch(stack: Stack, box: Sandboxes) -> None:
+    order_id = await start(stack, box, ("8", 1))
+    state = await reach(stack, order_id, OrderStatus.DISPATCH_AUTHORIZED)
+    box.marketplace.cancel(order_id)
+    box.marketplace.notify(order_id)
+    await reach(stack, order_id, OrderStatus.CANCELED)
+    await box.vtex.drain_callbacks()
+    assert box.vtex.orders[vtex_id_of(state)].status == "canceled"
+    cancels = [r for r in box.vtex.requests if r.path == f"/api/oms/pvt/orders/{vtex_id_of(state)}/cancel"]
+    assert len(cancels) == 1
+    validate_request(cancels[0].method, cancels[0].path, cancels[0].query, cancels[0].headers, cancels[0].body)
+
+
+async def test_invoice_and_tracking_reach_the_marketplace_then_the_order_completes(
+    stack: Stack, box: Sandboxes
+) -> None:
+    order_id = await start(stack, box, ("1", 2))
+    state = await reach(stack, order_id, OrderStatus.DISPATCH_AUTHORIZED)
+    vtex_id = vtex_id_of(state)
+    total = box.marketplace.orders[order_id]["total_amount"]
+    value = int(total.replace(".", ""))
+    half = value // 2
+    item = {"id": "1", "quantity": 1, "price": 4990}
+
+    first = await seller(
+        box, "POST", f"/api/oms/pvt/orders/{vtex_id}/invoice", invoice_body("NF-1", half, items=[item])
+    )
+    assert first.status_code == 200
+    await reach(stack, order_id, OrderStatus.INVOICED)
+    await seller(
+        box,
+        "PATCH",
+        f"/api/oms/pvt/orders/{vtex_id}/invoice/NF-1",
+        {
+            "trackingNumber": "TRK-1",
+            "trackingUrl": "https://track.example/TRK-1",
+            "courier": "Correios",
+            "dispatchedDate": None,
+        },
+    )
+    await seller(
+        box,
+        "POST",
+        f"/api/oms/pvt/orders/{vtex_id}/invoice",
+        invoice_body("NF-2", value - half, items=[item], tracking="TRK-2"),
+    )
+    await reach(stack, order_id, OrderStatus.COMPLETED)
+
+    received = box.marketplace.orders[order_id]
+    assert [(i["number"], i["value"]) for i in received["invoices"]] == [
+        ("NF-1", f"{half / 100:.2f}"),
+        ("NF-2", f"{(value - half) / 100:.2f}"),
+    ]
+    assert sorted((s["invoice_number"], s["tracking_number"]) for s in received["shipments"]) == [
+        ("NF-1", "TRK-1"),
+        ("NF-2", "TRK-2"),
+    ]
+    description = await stack.client.get_workflow_handle(order_workflow_id(CONNECTION, order_id)).describe()
+    assert description.status is not None and description.status.name == "COMPLETED"
+
+
+async def test_canceling_an_invoiced_order_sends_the_return_invoice_first(stack: Stack, box: Sandboxes) -> None:
+    order_id = await start(stack, box, ("2", 1))
+    state = await reach(stack, order_id, OrderStatus.DISPATCH_AUTHORIZED)
+    vtex_id = vtex_id_of(state)
+    value = int(box.marketplace.orders[order_id]["total_amount"].replace(".", ""))
+    await seller(
+        box,
+        "POST",
+        f"/api/oms/pvt/orders/{vtex_id}/invoice",
+        invoice_body("NF-9", value, items=[{"id": "2", "quantity": 1, "price": 29990}]),
+    )
+    await reach(stack, order_id, OrderStatus.INVOICED)
+    assert box.vtex.orders[vtex_id].status == "invoiced"
+
+    box.marketplace.cancel(order_id)
+    box.marketplace.notify(order_id)
+    await reach(stack, order_id, OrderStatus.CANCELED)
+    await box.vtex.drain_callbacks()
+    assert box.vtex.orders[vtex_id].status == "canceled"
+    mine = [
+        r
+        for r in box.vtex.requests
+        if r.path.startswith(f"/api/oms/pvt/orders/{vtex_id}/")
+        and r.method == "POST"
+        and (r.body or {}).get("type") != "Output"
+    ]
+    assert [r.path.rsplit("/", 1)[1] for r in mine] == ["invoice", "cancel"]
+    assert mine[0].body["type"] == "Input" and mine[0].body["invoiceValue"] == str(value)
+    for recorded in mine:
+        validate_request(recorded.method, recorded.path, recorded.query, recorded.headers, recorded.body)
+
+
+async def test_a_cancellation_made_in_vtex_reaches_the_marketplace(stack: Stack, box: Sandboxes) -> None:
+    order_id = await start(stack, box, ("3", 1))
+    state = await reach(stack, order_id, OrderStatus.DISPATCH_AUTHORIZED)
+    response = await seller(
+        box,
+        "POST",
+        f"/api/oms/pvt/orders/{vtex_id_of(state)}/cancel",
+        {"reason": "damaged in the warehouse"},
+    )
+    assert response.status_code == 200
+    await reach(stack, order_id, OrderStatus.CANCELED)
+    received = box.marketplace.orders[order_id]
+    assert received["status"] == "cancelled" and received["cancelled_by"] == "seller"
+    assert received["cancellation"]["reason"] == "damaged in the warehouse"
+
+
+async def test_callbacks_with_a_wrong_token_are_refused(stack: Stack, box: Sandboxes) -> None:
+    order_id = await start(stack, box, ("1", 1))
+    state = await reach(stack, order_id, OrderStatus.DISPATCH_AUTHORIZED)
+    good = stack.connections[CONNECTION].services_endpoint
+    bad = good.rsplit("/", 1)[0] + "/not-the-token-at-all-0000"
+    body = invoice_body("NF-X", 100, items=[])
+    async with httpx.AsyncClient() as http:
+        refused = await http.post(f"{bad}/pub/orders/{state.vtex_order_id}/invoice", json=body)
+        unknown = await http.post(f"{good}/pvt/orders/MKP-nope-01/invoice", json=body)
+        malformed = await http.post(f"{good}/pvt/orders/{order_id}/invoice", json={"invoiceNumber": ""})
+        by_marketplace_id = await http.post(f"{good}/pvt/orders/{order_id}/invoice", json=body)
+    assert refused.status_code == 404
+    assert unknown.status_code == 404
+    assert malformed.status_code == 400 and "invoice" in malformed.json()["error"]
+    assert by_marketplace_id.status_code == 200
+    assert by_marketplace_id.json()["orderId"] == state.vtex_order_id
+    assert set(by_marketplace_id.json()) == {"orderId", "receipt", "date"}
+
+
+async def test_a_continued_run_picks_the_follow_up_up_where_it_was(stack: Stack, box: Sandboxes) -> None:
+    """What continue-as-new hands over (FollowUpState) is enough to finish the order."""
+    order = box.marketplace.new_order(items=[("1", 1)])
+    order_id = order["id"]
+    value = int(order["total_amount"].replace(".", ""))
+    vtex_id = f"MKP-{order_id}-01"
+    connection = stack.connections[CONNECTION]
+    resume = FollowUpState(
+        state=OrderState(
+            connection=CONNECTION,
+            marketplace_order_id=order_id,
+            vtex_order_id=vtex_id,
+            status=OrderStatus.DISPATCH_AUTHORIZED,
+        ),
+        placed=PlacedOrder(vtex_order_id=vtex_id),
+        order_value=value,
+    )
+    handle = await stack.client.start_workflow(
+        OrderWorkflow.run,
+        OrderWorkflowInput(
+            connection=CONNECTION,
+            marketplace_order_id=order_id,
+            affiliate_id="MKP",
+            sales_channel="1",
+            policy=connection.policy,
+            resume=resume,
+        ),
+        id=order_workflow_id(CONNECTION, order_id),
+        task_queue=stack.settings.temporal_task_queue,
+    )
+    invoice = Invoice(
+        invoice_number="NF-77",
+        invoice_value=value,
+        tracking_number="TRK-77",
+        items=[InvoiceItem(sku_id="1", quantity=1, price=4990)],
+    )
+    await handle.signal(OrderWorkflow.vtex_invoice, invoice)
+    state = await handle.result()
+    assert state.status is OrderStatus.COMPLETED
+    assert [i["number"] for i in box.marketplace.orders[order_id]["invoices"]] == ["NF-77"]
+    assert state.timeline[-1].step == "complete"
