@@ -18,7 +18,15 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from connector.devserver import temporal_binary
-from connector.models import OrderState, OrderStatus, ReprocessRequest, order_workflow_id
+from connector.models import (
+    CancelRequest,
+    Invoice,
+    InvoiceItem,
+    OrderState,
+    OrderStatus,
+    ReprocessRequest,
+    order_workflow_id,
+)
 from connector.sandbox.vtex import FaultRule
 from connector.stack import Stack
 from tests.conftest import embedded_settings
@@ -90,6 +98,43 @@ async def main() -> None:
                 [("4", 1)],
                 lambda s: s.status is OrderStatus.PARKED and len(s.timeline) > 4,
                 between=reprocess_after_parking,
+            )
+
+            async def invoice_with_tracking(order_id: str) -> None:
+                await wait_for_state(client, "reference", order_id, lambda s: s.status is authorized)
+                assert stack.sandboxes is not None
+                order = stack.sandboxes.marketplace.orders[order_id]
+                value = int(str(order["total_amount"]).replace(".", ""))
+                handle = client.get_workflow_handle_for(OrderWorkflow.run, order_workflow_id("reference", order_id))
+                await handle.signal(
+                    OrderWorkflow.vtex_invoice,
+                    Invoice(
+                        invoice_number="NF-1",
+                        invoice_value=value,
+                        tracking_number="TRK-1",
+                        items=[InvoiceItem(sku_id="2", quantity=1, price=29990)],
+                    ),
+                )
+
+            await record(
+                stack,
+                "invoiced_with_tracking_completed",
+                [("2", 1)],
+                lambda s: s.status is OrderStatus.COMPLETED,
+                between=invoice_with_tracking,
+            )
+
+            async def cancel_after_dispatch(order_id: str) -> None:
+                await wait_for_state(client, "reference", order_id, lambda s: s.status is authorized)
+                handle = client.get_workflow_handle_for(OrderWorkflow.run, order_workflow_id("reference", order_id))
+                await handle.signal(OrderWorkflow.cancel, CancelRequest(reason="buyer canceled"))
+
+            await record(
+                stack,
+                "canceled_after_dispatch",
+                [("8", 1)],
+                lambda s: s.status is OrderStatus.CANCELED,
+                between=cancel_after_dispatch,
             )
     await env.shutdown()
 
