@@ -93,10 +93,19 @@ class MarketplaceOrder(BaseModel):
 class MarketplaceNotification(BaseModel):
     """What the intake hands to the order workflow: a marketplace said something changed."""
 
-    marketplace_order_id: str = Field(min_length=1, max_length=100)
+    marketplace_order_id: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._:-]+$")
     topic: str = "orders"
     received_at: datetime | None = None
     source: str = "webhook"
+    # The marketplace's id of this delivery, when it sends one: a redelivery repeats it.
+    delivery_id: str | None = Field(default=None, max_length=200)
+
+
+class OrderChange(BaseModel):
+    """One entry of a marketplace's "orders changed since" listing (what the poller reads)."""
+
+    marketplace_order_id: str
+    updated_at: datetime
 
 
 # --- follow-up: invoices, tracking, cancellation ------------------------------------------------------

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from datetime import datetime
 from typing import Protocol
 
-from connector.models import Invoice, MarketplaceNotification, MarketplaceOrder, Tracking
+from connector.models import Invoice, MarketplaceNotification, MarketplaceOrder, OrderChange, Tracking
 
 
 class MarketplaceError(Exception):
@@ -17,12 +19,25 @@ class MarketplaceError(Exception):
 
 
 class NotificationRejected(ValueError):
-    """A notification body the adapter cannot use; the message says why, for the 4xx answer."""
+    """A notification the adapter refuses; the message says why, for the 4xx answer.
+
+    `status` is 401 for a missing or wrong signature, 400 for a body it cannot use.
+    """
+
+    def __init__(self, reason: str, *, status: int = 400) -> None:
+        super().__init__(reason)
+        self.status = status
 
 
 class MarketplaceAdapter(Protocol):
-    def parse_notification(self, body: bytes) -> MarketplaceNotification:
-        """Turn a webhook body into a notification, or raise NotificationRejected."""
+    def parse_notification(self, headers: Mapping[str, str], body: bytes) -> MarketplaceNotification:
+        """Verify the webhook's signature over the raw body, then turn it into a notification, or raise
+        NotificationRejected. `headers` has lower-case names. Pure: no I/O (the webhook must answer fast)."""
+        ...
+
+    async def list_changed_orders(self, since: datetime | None) -> list[OrderChange]:
+        """Every order changed at or after `since` (all pages), oldest change first; None: from the start.
+        MarketplaceError when the marketplace cannot answer."""
         ...
 
     async def fetch_order(self, marketplace_order_id: str) -> MarketplaceOrder:
