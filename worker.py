@@ -9,17 +9,28 @@ from temporalio.worker import Worker
 
 from activities.logbook import LogbookActivities
 from activities.marketplace import MarketplaceActivities, MarketplaceFollowUpActivities
+from activities.polling import PollingActivities
 from activities.vtex import VtexActivities
 from connector.connections import Connection
 from connector.logbook import Logbook
 from connector.marketplaces.base import MarketplaceAdapter
 from connector.marketplaces.reference import ReferenceMarketplace
+from connector.settings import SettingsError
 from connector.vtex.client import VtexClient
 from workflows.order import OrderWorkflow
+from workflows.poller import PollerWorkflow
 
 
 def build_adapters(connections: Mapping[str, Connection]) -> dict[str, MarketplaceAdapter]:
-    return {name: ReferenceMarketplace(base_url=c.marketplace_base_url) for name, c in connections.items()}
+    """One adapter per connection, chosen by the connection's `marketplace`."""
+    adapters: dict[str, MarketplaceAdapter] = {}
+    for name, connection in connections.items():
+        if connection.marketplace != "reference" or connection.marketplace_base_url is None:
+            raise SettingsError(f"connection {name}: unknown marketplace {connection.marketplace!r} (known: reference)")
+        adapters[name] = ReferenceMarketplace(
+            base_url=connection.marketplace_base_url, webhook_secret=connection.webhook_secret
+        )
+    return adapters
 
 
 def create_worker(
@@ -41,10 +52,11 @@ def create_worker(
     marketplace_activities = MarketplaceActivities(adapters, logbook)
     follow_up_activities = MarketplaceFollowUpActivities(adapters, logbook)
     logbook_activities = LogbookActivities(logbook)
+    polling_activities = PollingActivities(connections, adapters, task_queue=task_queue)
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[OrderWorkflow],
+        workflows=[OrderWorkflow, PollerWorkflow],
         activities=[
             marketplace_activities.fetch_marketplace_order,
             vtex_activities.validate_order,
@@ -56,5 +68,6 @@ def create_worker(
             follow_up_activities.send_tracking_to_marketplace,
             follow_up_activities.notify_marketplace_of_cancellation,
             logbook_activities.record_order_log,
+            polling_activities.poll_marketplace,
         ],
     )

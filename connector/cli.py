@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import logging
 import os
 import signal
@@ -127,7 +128,8 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        async with Stack(settings, client, sandbox_ports=(VTEX_SANDBOX_PORT, MARKETPLACE_SANDBOX_PORT)) as stack:
+        stack_ports = (VTEX_SANDBOX_PORT, MARKETPLACE_SANDBOX_PORT)
+        async with Stack(settings, client, sandbox_ports=stack_ports, pollers=True) as stack:
             _print_urls(
                 stack,
                 web_ui=f"http://{_loopback_address(settings.temporal_address)[0]}:{TEMPORAL_UI_PORT}"
@@ -167,15 +169,19 @@ def _print_urls(stack: Stack, *, web_ui: str | None) -> None:
 
 
 async def _demo_orders(stack: Stack) -> None:
-    """A new paid order now and then, so a newcomer sees orders flow in the Web UI."""
+    """A new paid order now and then, so a newcomer sees orders flow in the Web UI. Every fifth one's
+    webhook is "lost" on purpose: the poller picks it up within a poll interval."""
     interval = stack.settings.demo_order_interval_seconds
     if interval <= 0 or stack.sandboxes is None:
         return
     marketplace = stack.sandboxes.marketplace
-    while True:
+    for count in itertools.count(1):
         order = marketplace.new_order()
-        marketplace.notify(order["id"])
-        log.info("demo order %s created in the marketplace sandbox", order["id"])
+        if count % 5:
+            marketplace.notify(order["id"])
+            log.info("demo order %s created in the marketplace sandbox", order["id"])
+        else:
+            log.info("demo order %s created without a webhook: the poller will find it", order["id"])
         await asyncio.sleep(interval)
 
 

@@ -1,59 +1,139 @@
-"""A connection: which marketplace account feeds which VTEX account, sales channel and affiliate."""
+"""Connections: which marketplace account feeds the VTEX account, through which sales channel and
+affiliate, with which secrets and payment mode. Configuration only; the connector serves several at once.
+
+One connection comes from the environment (CONNECTION_NAME, MARKETPLACE_BASE_URL, WEBHOOK_SECRET, ...);
+several come from the JSON file named by CONNECTIONS_FILE (README, "Connections").
+"""
 
 from __future__ import annotations
 
+import json
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from connector.models import ReprocessPolicy
-from connector.settings import Settings
+from connector.settings import Settings, SettingsError
+
+NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,40}$"
+T = TypeVar("T")
+
+
+class ConnectionConfig(BaseModel):
+    """One entry of CONNECTIONS_FILE; what is left out falls back to the environment's settings."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=NAME_PATTERN)
+    marketplace: str = Field(default="reference", description="Which adapter speaks to the marketplace.")
+    marketplace_base_url: str | None = None
+    affiliate_id: str | None = Field(default=None, pattern=r"^[A-Za-z]{3}$")
+    sales_channel: str | None = Field(default=None, pattern=r"^\d+$")
+    webhook_secret: str | None = Field(default=None, min_length=16)
+    callback_token: str | None = Field(default=None, min_length=16)
+    accept_unpaid_orders: bool | None = None
+    payment_window_seconds: float | None = Field(default=None, gt=0)
+    price_divergence_allowance_rate: float | None = Field(default=None, ge=0, le=1)
+    poll_interval_seconds: float | None = Field(default=None, gt=0)
+    poll_overlap_seconds: float | None = Field(default=None, ge=0)
+
+
+class _ConnectionsFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    connections: list[ConnectionConfig] = Field(min_length=1)
 
 
 @dataclass(frozen=True)
 class Connection:
     name: str
+    marketplace: str
     affiliate_id: str
     sales_channel: str
-    marketplace_base_url: str
-    services_endpoint: str
+    marketplace_base_url: str | None
+    services_endpoint: str = field(repr=False)
     callback_token: str = field(repr=False)
+    webhook_secret: str = field(repr=False)
     price_divergence_allowance_rate: float | None = None
     accept_unpaid_orders: bool = False
     payment_window_seconds: float = 86400.0
+    poll_interval_seconds: float = 60.0
+    poll_overlap_seconds: float = 120.0
     policy: ReprocessPolicy = field(default_factory=ReprocessPolicy)
 
 
-def callback_token(settings: Settings) -> str:
-    """CALLBACK_TOKEN, or in embedded mode one generated once and kept in the data folder: orders
-    already placed carry the URL, so the token must survive restarts."""
-    if settings.callback_token is not None:
-        return settings.callback_token.get_secret_value()
-    path = Path(settings.data_dir) / "callback-token"
+def connection_configs(settings: Settings) -> list[ConnectionConfig]:
+    if settings.connections_file is None:
+        return [
+            ConnectionConfig(
+                name=settings.connection_name,
+                marketplace_base_url=str(settings.marketplace_base_url) if settings.marketplace_base_url else None,
+                webhook_secret=settings.webhook_secret.get_secret_value() if settings.webhook_secret else None,
+                callback_token=settings.callback_token.get_secret_value() if settings.callback_token else None,
+            )
+        ]
+    path = Path(settings.connections_file)
+    try:
+        parsed = _ConnectionsFile.model_validate(json.loads(path.read_text()))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise SettingsError(f"CONNECTIONS_FILE {path}: cannot read it: {exc}") from None
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}" for error in exc.errors()
+        )
+        raise SettingsError(f"CONNECTIONS_FILE {path}: {problems}") from None
+    names = [config.name for config in parsed.connections]
+    if len(set(names)) != len(names):
+        raise SettingsError(f"CONNECTIONS_FILE {path}: connection names must be unique")
+    return parsed.connections
+
+
+def build_connections(settings: Settings, *, marketplace_urls: dict[str, str] | None = None) -> dict[str, Connection]:
+    """The configured connections; `marketplace_urls` fills in embedded sandboxes' URLs."""
+    connections = {}
+    for config in connection_configs(settings):
+        base_url = (marketplace_urls or {}).get(config.name) or config.marketplace_base_url
+        if base_url is None:
+            raise SettingsError(f"connection {config.name}: no marketplace base URL (MARKETPLACE_BASE_URL)")
+        token = config.callback_token or _secret(settings, config.name, "callback-token", "CALLBACK_TOKEN")
+        connections[config.name] = Connection(
+            name=config.name,
+            marketplace=config.marketplace,
+            affiliate_id=config.affiliate_id or settings.vtex_affiliate_id,
+            sales_channel=config.sales_channel or settings.vtex_sales_channel,
+            marketplace_base_url=base_url.rstrip("/"),
+            services_endpoint=settings.marketplace_services_endpoint(config.name, token),
+            callback_token=token,
+            webhook_secret=config.webhook_secret or _secret(settings, config.name, "webhook-secret", "WEBHOOK_SECRET"),
+            price_divergence_allowance_rate=_pick(
+                config.price_divergence_allowance_rate, settings.price_divergence_allowance_rate
+            ),
+            accept_unpaid_orders=_pick(config.accept_unpaid_orders, settings.accept_unpaid_orders),
+            payment_window_seconds=_pick(config.payment_window_seconds, settings.payment_window_seconds),
+            poll_interval_seconds=_pick(config.poll_interval_seconds, settings.poll_interval_seconds),
+            poll_overlap_seconds=_pick(config.poll_overlap_seconds, settings.poll_overlap_seconds),
+            policy=settings.reprocess_policy(),
+        )
+    return connections
+
+
+def _pick(value: T | None, default: T) -> T:
+    return default if value is None else value
+
+
+def _secret(settings: Settings, connection: str, kind: str, variable: str) -> str:
+    """In embedded mode, a secret generated once and kept in the data folder (placed orders carry the
+    callback URL, so it must survive restarts); with a real VTEX account it must be configured."""
+    if not settings.embedded:
+        raise SettingsError(f"connection {connection}: {variable} (16+ random characters) is required")
+    path = Path(settings.data_dir) / f"{kind}-{connection}"
     if path.exists():
         return path.read_text().strip()
     path.parent.mkdir(parents=True, exist_ok=True)
-    token = secrets.token_urlsafe(24)
-    path.write_text(token)
+    value = secrets.token_urlsafe(24)
+    path.write_text(value)
     path.chmod(0o600)
-    return token
-
-
-def connections_from_settings(settings: Settings, *, marketplace_base_url: str | None = None) -> dict[str, Connection]:
-    base_url = marketplace_base_url or (str(settings.marketplace_base_url) if settings.marketplace_base_url else None)
-    if base_url is None:
-        raise ValueError("MARKETPLACE_BASE_URL is not set and no marketplace sandbox is running")
-    token = callback_token(settings)
-    connection = Connection(
-        name=settings.connection_name,
-        affiliate_id=settings.vtex_affiliate_id,
-        sales_channel=settings.vtex_sales_channel,
-        marketplace_base_url=base_url.rstrip("/"),
-        services_endpoint=settings.marketplace_services_endpoint(token),
-        callback_token=token,
-        price_divergence_allowance_rate=settings.price_divergence_allowance_rate,
-        accept_unpaid_orders=settings.accept_unpaid_orders,
-        payment_window_seconds=settings.payment_window_seconds,
-        policy=settings.reprocess_policy(),
-    )
-    return {connection.name: connection}
+    return value

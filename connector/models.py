@@ -426,3 +426,45 @@ class WorkflowLogInput(BaseModel):
 def vtex_order_id(affiliate_id: str, marketplace_order_id: str) -> str:
     """The OMS id VTEX gives a fulfillment order: derivable, so a lost response can be checked."""
     return f"{affiliate_id}-{marketplace_order_id}-01"
+
+
+# --- poller --------------------------------------------------------------------------------------------
+
+
+class PollerInput(BaseModel):
+    connection: str
+    interval_seconds: float = Field(gt=0)
+    overlap_seconds: float = Field(ge=0)
+    # The newest `updated_at` handed off so far (the marketplace's clock, never ours).
+    cursor: datetime | None = None
+    # Changes already handed off inside the overlap window ("id@updated_at"), so they are not signaled
+    # again while the window is re-read.
+    seen: list[str] = Field(default_factory=list)
+    handed_off: int = 0
+    failures_in_a_row: int = 0
+
+
+class PollRequest(BaseModel):
+    connection: str
+    cursor: datetime | None
+    overlap_seconds: float
+    seen: list[str] = Field(default_factory=list)
+
+
+class PollResult(BaseModel):
+    cursor: datetime | None
+    seen: list[str]
+    handed_off: int
+
+
+class PollerState(BaseModel):
+    connection: str
+    cursor: datetime | None = None
+    handed_off: int = 0
+    last_poll_at: datetime | None = None
+    last_error: str | None = None
+    failures_in_a_row: int = 0
+
+
+def poller_workflow_id(connection: str) -> str:
+    return f"poller:{connection}"

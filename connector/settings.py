@@ -57,6 +57,13 @@ class Settings(BaseSettings):
     payment_window_seconds: float = Field(default=86400.0, gt=0)
     # Secret part of marketplaceServicesEndpoint: VTEX does not sign its callbacks, so the URL is the key.
     callback_token: SecretStr | None = Field(default=None, min_length=16)
+    # HMAC-SHA256 key the marketplace signs its webhooks with.
+    webhook_secret: SecretStr | None = Field(default=None, min_length=16)
+    # Several connections: a JSON file (README, "Connections"); otherwise one, from the variables above.
+    connections_file: Path | None = None
+    polling_enabled: bool = True
+    poll_interval_seconds: float = Field(default=60.0, gt=0)
+    poll_overlap_seconds: float = Field(default=120.0, ge=0)
 
     # sqlite:///path or postgresql://user:password@host:port/database
     store_url: str = "sqlite:///data/connector.db"
@@ -73,10 +80,12 @@ class Settings(BaseSettings):
             raise ValueError(f"{missing} is required when the other VTEX credential is set")
         if self.has_vtex_credentials and self.vtex_account is None and self.vtex_base_url is None:
             raise ValueError("VTEX_ACCOUNT is required when VTEX credentials are set")
-        if self.has_vtex_credentials and self.marketplace_base_url is None:
+        if self.has_vtex_credentials and self.marketplace_base_url is None and self.connections_file is None:
             raise ValueError("MARKETPLACE_BASE_URL is required when VTEX credentials are set")
-        if self.has_vtex_credentials and self.callback_token is None:
-            raise ValueError("CALLBACK_TOKEN is required when VTEX credentials are set (16+ random characters)")
+        if self.has_vtex_credentials and self.connections_file is None:
+            for variable, value in (("CALLBACK_TOKEN", self.callback_token), ("WEBHOOK_SECRET", self.webhook_secret)):
+                if value is None:
+                    raise ValueError(f"{variable} is required when VTEX credentials are set (16+ random characters)")
         return self
 
     @property
@@ -111,9 +120,9 @@ class Settings(BaseSettings):
             approval_poll_seconds=self.price_approval_poll_seconds,
         )
 
-    def marketplace_services_endpoint(self, callback_token: str) -> str:
-        """The URL VTEX will call for invoices, tracking and cancellations of this connection's orders."""
-        return f"{str(self.connector_public_url).rstrip('/')}/vtex/{self.connection_name}/{callback_token}"
+    def marketplace_services_endpoint(self, connection: str, callback_token: str) -> str:
+        """The URL VTEX will call for invoices, tracking and cancellations of a connection's orders."""
+        return f"{str(self.connector_public_url).rstrip('/')}/vtex/{connection}/{callback_token}"
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -1,4 +1,4 @@
-"""The connector's processes in one event loop: sandboxes (embedded mode), intake app and worker.
+"""The connector's processes in one event loop: sandboxes (embedded mode), intake app, worker, pollers.
 
 The run command and the integration tests start the very same stack; only the Temporal client and the
 ports differ.
@@ -10,17 +10,18 @@ import asyncio
 import contextlib
 import socket
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
 
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from connector.connections import Connection, connections_from_settings
+from connector.connections import Connection, build_connections, connection_configs
 from connector.http_server import HttpServer
 from connector.intake.app import create_intake_app
 from connector.logbook import Logbook
 from connector.marketplaces.base import MarketplaceAdapter
+from connector.poller_start import start_pollers
 from connector.sandbox.marketplace import MarketplaceSandbox
 from connector.sandbox.vtex import VtexSandbox
 from connector.settings import Settings
@@ -38,18 +39,31 @@ def free_port(host: str = "127.0.0.1") -> int:
 @dataclass
 class Sandboxes:
     vtex: VtexSandbox
-    marketplace: MarketplaceSandbox
     vtex_server: HttpServer
-    marketplace_server: HttpServer
+    # One reference marketplace per connection that names no marketplace URL of its own.
+    marketplaces: dict[str, MarketplaceSandbox] = field(default_factory=dict)
+    marketplace_servers: dict[str, HttpServer] = field(default_factory=dict)
+
+    @property
+    def marketplace(self) -> MarketplaceSandbox:
+        """The first connection's marketplace (the only one with the default single connection)."""
+        return next(iter(self.marketplaces.values()))
+
+    @property
+    def marketplace_server(self) -> HttpServer:
+        return next(iter(self.marketplace_servers.values()))
 
 
 class Stack:
     """`async with Stack(settings, client) as stack:` runs everything until the block ends."""
 
-    def __init__(self, settings: Settings, client: Client, *, sandbox_ports: tuple[int, int] = (0, 0)) -> None:
+    def __init__(
+        self, settings: Settings, client: Client, *, sandbox_ports: tuple[int, int] = (0, 0), pollers: bool = False
+    ) -> None:
         self.settings = settings
         self.client = client
         self._sandbox_ports = sandbox_ports
+        self._pollers = pollers
         self.sandboxes: Sandboxes | None = None
         self.connections: Mapping[str, Connection] = {}
         self._adapters: Mapping[str, MarketplaceAdapter] = {}
@@ -69,10 +83,10 @@ class Stack:
 
     async def start(self) -> None:
         settings = self.settings
-        marketplace_url = None
+        marketplace_urls: dict[str, str] = {}
         if settings.embedded:
             self.sandboxes = await self._start_sandboxes()
-            marketplace_url = self.sandboxes.marketplace_server.url
+            marketplace_urls = {name: server.url for name, server in self.sandboxes.marketplace_servers.items()}
             settings = settings.model_copy(update={"vtex_base_url": self.sandboxes.vtex_server.url})
         intake_port = settings.intake_port or free_port(settings.intake_host)
         if self.settings.intake_port == 0:
@@ -81,7 +95,7 @@ class Stack:
                 update={"connector_public_url": f"http://{settings.intake_host}:{intake_port}"}
             )
         self.settings = settings
-        self.connections = connections_from_settings(settings, marketplace_base_url=marketplace_url)
+        self.connections = build_connections(settings, marketplace_urls=marketplace_urls)
         self._adapters = build_adapters(self.connections)
         self._vtex = self._vtex_client(settings)
         self.store = open_store(settings.store_url)
@@ -95,7 +109,9 @@ class Stack:
         self._intake = HttpServer(intake_app, host=settings.intake_host, port=intake_port, name="intake")
         await self._intake.start()
         if self.sandboxes is not None:
-            self.sandboxes.marketplace.webhook_url = self.webhook_url(settings.connection_name)
+            for name, marketplace in self.sandboxes.marketplaces.items():
+                marketplace.webhook_url = self.webhook_url(name)
+                marketplace.webhook_secret = self.connections[name].webhook_secret
         self._worker = create_worker(
             self.client,
             task_queue=settings.temporal_task_queue,
@@ -106,6 +122,8 @@ class Stack:
             adapters=self._adapters,
         )
         self._worker_task = asyncio.create_task(self._worker.run(), name="worker")
+        if self._pollers and settings.polling_enabled:
+            await start_pollers(self.client, task_queue=settings.temporal_task_queue, connections=self.connections)
 
     async def stop(self) -> None:
         if self._worker is not None and self._worker_task is not None:
@@ -124,20 +142,26 @@ class Stack:
         if self.store is not None:
             await self.store.aclose()
         if self.sandboxes is not None:
-            await self.sandboxes.marketplace_server.stop()
+            for server in self.sandboxes.marketplace_servers.values():
+                await server.stop()
             await self.sandboxes.vtex_server.stop()
 
     async def _start_sandboxes(self) -> Sandboxes:
-        vtex = VtexSandbox()
-        marketplace = MarketplaceSandbox()
         host = self.settings.intake_host
-        vtex_server = HttpServer(vtex.app, host=host, port=self._sandbox_ports[0], name="vtex-sandbox")
-        marketplace_server = HttpServer(
-            marketplace.app, host=host, port=self._sandbox_ports[1], name="marketplace-sandbox"
-        )
-        await vtex_server.start()
-        await marketplace_server.start()
-        return Sandboxes(vtex, marketplace, vtex_server, marketplace_server)
+        vtex = VtexSandbox()
+        sandboxes = Sandboxes(vtex, HttpServer(vtex.app, host=host, port=self._sandbox_ports[0], name="vtex-sandbox"))
+        await sandboxes.vtex_server.start()
+        port = self._sandbox_ports[1]
+        for config in connection_configs(self.settings):
+            if config.marketplace_base_url is not None:
+                continue
+            marketplace = MarketplaceSandbox()
+            server = HttpServer(marketplace.app, host=host, port=port, name=f"marketplace-sandbox-{config.name}")
+            await server.start()
+            sandboxes.marketplaces[config.name] = marketplace
+            sandboxes.marketplace_servers[config.name] = server
+            port = port + 1 if port else 0
+        return sandboxes
 
     def _vtex_client(self, settings: Settings) -> VtexClient:
         if settings.embedded:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable
 
 from temporalio.client import Client
 
 from connector.models import OrderState, order_workflow_id
+from connector.sandbox.marketplace import sign
 from workflows.order import OrderWorkflow
 
 
@@ -31,3 +33,12 @@ async def wait_for_state(
             pass
         await asyncio.sleep(0.1)
     raise AssertionError(f"order {marketplace_order_id} did not reach the expected state; last: {last}")
+
+
+def signed_webhook(secret: str, payload: object, *, delivery_id: str | None = None) -> tuple[bytes, dict[str, str]]:
+    """A reference-marketplace webhook body and headers, signed as the marketplace signs them."""
+    body = json.dumps(payload).encode()
+    headers = {"Content-Type": "application/json", "X-Reference-Signature": sign(secret, body)}
+    if delivery_id is not None:
+        headers["X-Reference-Delivery"] = delivery_id
+    return body, headers

@@ -17,6 +17,8 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
         "VTEX_BASE_URL",
         "MARKETPLACE_BASE_URL",
         "CALLBACK_TOKEN",
+        "WEBHOOK_SECRET",
+        "CONNECTIONS_FILE",
         "VTEX_AFFILIATE_ID",
         "TEMPORAL_ADDRESS",
         "INTAKE_PORT",
@@ -65,6 +67,9 @@ def test_app_token_is_never_shown(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(SettingsError, match="CALLBACK_TOKEN"):
         load_settings()
     monkeypatch.setenv("CALLBACK_TOKEN", "callback-" + SECRET)
+    with pytest.raises(SettingsError, match="WEBHOOK_SECRET"):
+        load_settings()
+    monkeypatch.setenv("WEBHOOK_SECRET", "webhook-" + SECRET)
     settings = load_settings()
     assert not settings.embedded
     assert settings.vtex_url() == "https://mystore.vtexcommercestable.com.br"

@@ -179,6 +179,19 @@ async def test_a_marketplace_id_match_wins_over_a_vtex_id_match(store: OrderStor
     assert await store.resolve("reference", "X") == by_marketplace
 
 
+async def test_a_delivery_id_is_new_once_per_connection(store: OrderStore) -> None:
+    first, again, elsewhere = await asyncio.gather(
+        store.remember_delivery("c1", "delivery-1"),
+        store.remember_delivery("c1", "delivery-1"),
+        store.remember_delivery("c2", "delivery-1"),
+    )
+    assert sorted([first, again]) == [False, True]
+    assert elsewhere is True
+    assert await store.remember_delivery("c1", "delivery-1") is False
+    await store.forget_delivery("c1", "delivery-1")
+    assert await store.remember_delivery("c1", "delivery-1") is True
+
+
 async def test_concurrent_writes_all_land_once(store: OrderStore) -> None:
     writes = [store.write_log(message(f"op-{n:03}")) for n in range(200)]
     duplicates = [store.write_log(message(f"op-{n:03}", business_message="dup")) for n in range(0, 200, 10)]

@@ -1,7 +1,9 @@
-"""The intake ASGI app: marketplace webhooks in, signal-with-start out.
+"""The intake ASGI app: marketplace webhooks in, signal-with-start out; VTEX callbacks; the order log.
 
-The handler only parses and signals; it never calls VTEX or the marketplace, so it answers fast and a
-slow VTEX never makes a marketplace give up on a notification.
+The webhook handler only verifies, deduplicates and signals; it never calls VTEX or the marketplace, so
+it answers well within a marketplace's budget (Mercado Libre's is 500 ms) and a slow VTEX never makes a
+marketplace give up on a notification. It answers 4xx with a reason for what is wrong with the request,
+and 503 with Retry-After (never 500) when something on our side fails, so the marketplace delivers again.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from temporalio.client import Client
-from temporalio.service import RPCError
 
 from connector.connections import Connection
 from connector.intake.callbacks import callback_routes
@@ -27,6 +28,7 @@ from connector.store.base import OrderStore
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 64 * 1024
+RETRY_AFTER_SECONDS = "5"
 
 
 def _error(status: int, reason: str) -> JSONResponse:
@@ -47,31 +49,43 @@ def create_intake_app(
         adapter = adapters.get(name)
         if connection is None or adapter is None:
             return _error(404, f"unknown connection {name!r}")
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+            return _error(413, f"body larger than {MAX_BODY_BYTES} bytes")
         body = await request.body()
         if len(body) > MAX_BODY_BYTES:
             return _error(413, f"body larger than {MAX_BODY_BYTES} bytes")
         try:
-            notification = adapter.parse_notification(body)
+            notification = adapter.parse_notification(dict(request.headers), body)
         except NotificationRejected as exc:
-            return _error(400, str(exc))
+            return _error(exc.status, str(exc))
+        if notification.delivery_id is not None and not await store.remember_delivery(name, notification.delivery_id):
+            # The marketplace redelivered: the first delivery was already handed off.
+            return JSONResponse({"status": "duplicate-delivery"}, status_code=200)
         notification = notification.model_copy(update={"received_at": datetime.now(UTC), "source": "webhook"})
         try:
             workflow_id, handoff = await hand_off_order(
                 client, task_queue=task_queue, connection=connection, notification=notification
             )
-        except RPCError as exc:
-            # Temporal unreachable: tell the marketplace to deliver again rather than lose the order.
-            log.error("could not hand off order %s: %s", notification.marketplace_order_id, exc.message)
-            return JSONResponse(
-                {"error": "temporarily unable to accept notifications"},
-                status_code=503,
-                headers={"Retry-After": "5"},
-            )
+        except Exception:
+            if notification.delivery_id is not None:
+                # The redelivery the 503 asks for must not be taken for a duplicate.
+                await store.forget_delivery(name, notification.delivery_id)
+            raise
         status = 202 if handoff is Handoff.ACCEPTED else 200
         return JSONResponse({"status": handoff.value, "workflowId": workflow_id}, status_code=status)
 
     async def health(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
+
+    async def unavailable(request: Request, exc: Exception) -> Response:
+        # Temporal or the store failed us: the marketplace must deliver again, nothing may be dropped.
+        log.error("intake could not process %s %s: %r", request.method, request.url.path, exc)
+        return JSONResponse(
+            {"error": "temporarily unable to accept this request; deliver it again"},
+            status_code=503,
+            headers={"Retry-After": RETRY_AFTER_SECONDS},
+        )
 
     return Starlette(
         routes=[
@@ -81,5 +95,6 @@ def create_intake_app(
             *logs_routes(store),
             # VTEX's callbacks on marketplaceServicesEndpoint (invoice, tracking, cancellation).
             *callback_routes(client, connections=connections, store=store),
-        ]
+        ],
+        exception_handlers={Exception: unavailable},
     )

@@ -1,19 +1,25 @@
 """Adapter for the reference marketplace (the built-in marketplace sandbox speaks this API).
 
-The reference marketplace writes money as decimal strings ("49.90") and its own status names, like most
-marketplace APIs; this module is where that becomes the connector's model (integer cents, mapped statuses)
-and where invoices, tracking and cancellations go back out in the marketplace's terms.
+The contract is docs/reference-marketplace.openapi.yaml. The reference marketplace writes money as decimal
+strings ("49.90") and its own status names, like most marketplace APIs; this module is where that becomes
+the connector's model (integer cents, mapped statuses) and where invoices, tracking and cancellations go
+back out in the marketplace's terms.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
+import re
+from collections.abc import Mapping
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import quote
 
 import httpx
-from pydantic import ValidationError
+from pydantic import AwareDatetime, BaseModel, Field, ValidationError
 
 from connector.marketplaces.base import MarketplaceError, NotificationRejected
 from connector.models import (
@@ -25,6 +31,7 @@ from connector.models import (
     MarketplaceNotification,
     MarketplaceOrder,
     MarketplaceOrderStatus,
+    OrderChange,
     OrderItem,
     Shipping,
     Tracking,
@@ -37,6 +44,14 @@ STATUS_MAP = {
 }
 
 INVOICE_TYPES = {InvoiceType.OUTPUT: "sale", InvoiceType.INPUT: "return"}
+
+# Header names as the intake hands them over (lower-case).
+SIGNATURE_HEADER = "x-reference-signature"
+DELIVERY_HEADER = "x-reference-delivery"
+# ASCII hex only: hmac.compare_digest refuses non-ASCII text, and bytes.fromhex must not fail afterwards.
+SIGNATURE = re.compile(r"sha256=([0-9a-fA-F]{64})")
+MAX_DELIVERY_ID = 200
+PAGE_SIZE = 100
 
 
 def to_cents(amount: object) -> int:
@@ -121,6 +136,44 @@ def tracking_to_reference(tracking: Tracking) -> dict[str, Any]:
     }
 
 
+class _ListedOrder(BaseModel):
+    id: str | int
+    # An offset is required: the listing is walked by comparing these instants.
+    last_updated: AwareDatetime
+
+
+class _Paging(BaseModel):
+    total: int = Field(ge=0)
+
+
+class _ListingPage(BaseModel):
+    """One page of `GET /orders`; only what the walk reads (an entry's status is refetched with the order)."""
+
+    results: list[_ListedOrder]
+    paging: _Paging
+
+    def changes(self) -> list[OrderChange]:
+        return [
+            OrderChange(marketplace_order_id=str(entry.id), updated_at=entry.last_updated) for entry in self.results
+        ]
+
+
+def _no_constant(name: str) -> NoReturn:
+    # json.loads takes NaN and Infinity by default; they are not JSON.
+    raise ValueError(f"{name} is not JSON")
+
+
+def _json_object(body: bytes) -> dict[str, Any]:
+    try:
+        data = json.loads(body.decode("utf-8"), parse_constant=_no_constant)
+    # ValueError covers bad UTF-8, bad JSON and integers past Python's digit limit; RecursionError, nesting.
+    except (ValueError, RecursionError):
+        raise NotificationRejected("body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise NotificationRejected("body must be a JSON object")
+    return data
+
+
 def _reason(response: httpx.Response) -> str:
     """The marketplace's own words for a refusal: its JSON `message`, else the body text."""
     try:
@@ -139,30 +192,97 @@ class ReferenceMarketplace:
         self,
         *,
         base_url: str,
+        webhook_secret: str,
         timeout_seconds: float = 10.0,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
+        if not webhook_secret:
+            # An empty HMAC key is public: anyone could sign a webhook.
+            raise ValueError("webhook_secret must not be empty")
+        self._secret = webhook_secret.encode()
         self._http = httpx.AsyncClient(base_url=base_url, timeout=timeout_seconds, transport=transport)
 
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    def parse_notification(self, body: bytes) -> MarketplaceNotification:
-        try:
-            data = json.loads(body)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise NotificationRejected("body is not valid JSON") from None
-        if not isinstance(data, dict):
-            raise NotificationRejected("body must be a JSON object")
+    def parse_notification(self, headers: Mapping[str, str], body: bytes) -> MarketplaceNotification:
+        self._verify_signature(headers.get(SIGNATURE_HEADER), body)
+        delivery_id = headers.get(DELIVERY_HEADER)
+        if delivery_id is not None:
+            delivery_id = delivery_id.strip()
+            if not 0 < len(delivery_id) <= MAX_DELIVERY_ID:
+                raise NotificationRejected(f"header X-Reference-Delivery must be 1 to {MAX_DELIVERY_ID} characters")
+        data = _json_object(body)
         if data.get("topic") != "orders":
             raise NotificationRejected("field 'topic' must be 'orders'")
         order_id = data.get("order_id")
         if not isinstance(order_id, str | int) or isinstance(order_id, bool) or not str(order_id).strip():
             raise NotificationRejected("field 'order_id' must be a non-empty string")
         try:
-            return MarketplaceNotification(marketplace_order_id=str(order_id).strip(), topic="orders")
+            return MarketplaceNotification(
+                marketplace_order_id=str(order_id).strip(), topic="orders", delivery_id=delivery_id
+            )
         except ValidationError as exc:
             raise NotificationRejected(f"field 'order_id' is invalid: {exc.errors()[0]['msg']}") from None
+
+    def _verify_signature(self, header: str | None, body: bytes) -> None:
+        """Check X-Reference-Signature over the raw bytes, before anything reads the body."""
+        if header is None:
+            raise NotificationRejected("header X-Reference-Signature is missing", status=401)
+        match = SIGNATURE.fullmatch(header.strip())
+        if match is None:
+            raise NotificationRejected(
+                "header X-Reference-Signature must be 'sha256=' and 64 hexadecimal digits", status=401
+            )
+        expected = hmac.new(self._secret, body, hashlib.sha256).digest()
+        # Constant time: a timing difference would let a forger find the digest byte by byte.
+        if not hmac.compare_digest(expected, bytes.fromhex(match.group(1))):
+            raise NotificationRejected("header X-Reference-Signature does not match the body", status=401)
+
+    async def list_changed_orders(self, since: datetime | None) -> list[OrderChange]:
+        """Walk `GET /orders` by keyset rather than by offset alone: an order that changes during the walk
+        moves to the end of the listing, which would shift an unread entry back into a page already read.
+        Each request starts at the last instant read (`updated_since`, inclusive) and skips, by `offset`,
+        only the entries already read at exactly that instant. `since` must be timezone-aware."""
+        latest: dict[str, OrderChange] = {}
+        cursor, skip = since, 0
+        while True:
+            params: dict[str, str | int] = {"limit": PAGE_SIZE, "offset": skip}
+            if cursor is not None:
+                params["updated_since"] = cursor.isoformat()
+            response = await self._send("GET", "/orders", what="the changed-orders listing", params=params)
+            try:
+                page = _ListingPage.model_validate_json(response.content)
+            except ValidationError as exc:
+                error = exc.errors()[0]
+                where = ".".join(str(part) for part in error["loc"]) or "body"
+                raise MarketplaceError(
+                    f"the marketplace's changed-orders listing cannot be read: {where}: {error['msg']}",
+                    status=None,
+                    transient=False,
+                ) from None
+            changes = page.changes()
+            instants = [change.updated_at for change in changes]
+            if instants != sorted(instants) or (cursor is not None and instants and instants[0] < cursor):
+                raise MarketplaceError(
+                    "the marketplace's changed-orders listing is not sorted by last_updated from updated_since",
+                    status=None,
+                    transient=False,
+                )
+            fresh = [change for change in changes if latest.get(change.marketplace_order_id) != change]
+            latest.update((change.marketplace_order_id, change) for change in fresh)
+            if not changes or skip + len(changes) >= page.paging.total:
+                break
+            if not fresh:
+                # A full page of entries already read: the marketplace ignores offset or updated_since.
+                raise MarketplaceError(
+                    "the marketplace's changed-orders listing does not advance", status=None, transient=False
+                )
+            last = instants[-1]
+            skip = skip + len(changes) if last == cursor else instants.count(last)
+            cursor = last
+        # One entry per order, its latest change; oldest first.
+        return sorted(latest.values(), key=lambda change: (change.updated_at, change.marketplace_order_id))
 
     async def fetch_order(self, marketplace_order_id: str) -> MarketplaceOrder:
         response = await self._call(
@@ -216,8 +336,23 @@ class ReferenceMarketplace:
     ) -> httpx.Response:
         """One request on an order's resource; any failure becomes a MarketplaceError."""
         path = f"/orders/{quote(marketplace_order_id, safe='')}{subpath}"
+        return await self._send(
+            method, path, what=what, json=json, not_found=f"order {marketplace_order_id} not found in the marketplace"
+        )
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        what: str,
+        json: dict[str, Any] | None = None,
+        params: dict[str, str | int] | None = None,
+        not_found: str | None = None,
+    ) -> httpx.Response:
+        """One request; any failure becomes a MarketplaceError (transport, 5xx and 429 transient)."""
         try:
-            response = await self._http.request(method, path, json=json)
+            response = await self._http.request(method, path, json=json, params=params)
         except httpx.HTTPError as exc:
             raise MarketplaceError(
                 f"marketplace unreachable: {type(exc).__name__}", status=None, transient=True
@@ -225,10 +360,8 @@ class ReferenceMarketplace:
         if response.is_success:
             return response
         status = response.status_code
-        if status == 404:
-            raise MarketplaceError(
-                f"order {marketplace_order_id} not found in the marketplace", status=404, transient=False
-            )
+        if status == 404 and not_found is not None:
+            raise MarketplaceError(not_found, status=404, transient=False)
         raise MarketplaceError(
             f"marketplace answered HTTP {status} to {what}: {_reason(response)}",
             status=status,

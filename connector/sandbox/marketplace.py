@@ -1,24 +1,33 @@
 """The reference marketplace sandbox: an order API plus an admin API to create, pay and cancel orders.
 
-Creating, paying or cancelling an order notifies the connector's webhook the way real marketplaces do: a
-small JSON body naming the order, sent after the change, retried a few times if the connector does not
-answer 2xx. The connector's own calls (invoices, shipments, its cancellation) are stored on the order.
+It speaks the contract in docs/reference-marketplace.openapi.yaml. Creating, paying or cancelling an order
+notifies the connector's webhook the way real marketplaces do: a small signed JSON body naming the order,
+sent after the change, retried a few times if the connector does not answer 2xx, and sometimes delivered
+more than once. The connector's own calls (invoices, shipments, its cancellation) are stored on the order.
+Every change stamps the order's `last_updated`, which the changed-orders listing (`GET /orders`) pages by.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import itertools
+import json
 import logging
 import re
 import time
+import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import httpx
 from starlette.applications import Starlette
+from starlette.datastructures import QueryParams
+from starlette.middleware import Middleware
+from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -32,6 +41,16 @@ INVOICE_TYPES = ("sale", "return")
 # Money exactly as the marketplace writes it ("49.90"): cents, as a number or a string, are refused, so an
 # adapter that forgets to convert fails here rather than in production.
 AMOUNT = re.compile(r"\d+\.\d{2}")
+# ASCII digits only (int() would take "+5", " 5" or other scripts' digits), and few enough to stay small.
+COUNT = re.compile(r"[0-9]{1,9}")
+MAX_PAGE_SIZE = 100
+DEFAULT_PAGE_SIZE = 50
+# The admin API's cap on duplicated deliveries of one webhook (Mercado Libre was seen sending five).
+MAX_DUPLICATES = 10
+
+SIGNATURE_HEADER = "X-Reference-Signature"
+DELIVERY_HEADER = "X-Reference-Delivery"
+TIMESTAMP_HEADER = "X-Reference-Timestamp"
 
 
 class UnknownOrder(LookupError):
@@ -52,6 +71,11 @@ def _money(cents: int) -> str:
 
 def _now() -> str:
     return datetime.now(UTC).isoformat()
+
+
+def sign(secret: str, body: bytes) -> str:
+    """The X-Reference-Signature value: hex HMAC-SHA256 of the raw body, keyed with the UTF-8 secret."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
 def _object(value: object, what: str) -> dict[str, Any]:
@@ -96,8 +120,40 @@ async def _json_body(request: Request) -> object:
         raise BadRequest("body is not valid JSON") from None
 
 
+async def _optional_json_object(request: Request) -> dict[str, Any]:
+    """An admin body whose fields all have defaults: an empty body is an empty object."""
+    return _object(await _json_body(request), "body") if await request.body() else {}
+
+
 def _error(status_code: int, error: str, message: str) -> Response:
     return JSONResponse({"error": error, "message": message}, status_code=status_code)
+
+
+def _count(query: QueryParams, name: str, *, default: int, low: int, high: int | None = None) -> int:
+    raw = query.get(name)
+    if raw is None:
+        return default
+    value = int(raw) if COUNT.fullmatch(raw) else -1
+    if value < low or (high is not None and value > high):
+        bounds = f"from {low} to {high}" if high is not None else f"of at least {low}"
+        raise BadRequest(f"parameter '{name}' must be an integer {bounds}")
+    return value
+
+
+def _since(query: QueryParams) -> datetime | None:
+    raw = query.get("updated_since")
+    if raw is None:
+        return None
+    try:
+        since = datetime.fromisoformat(raw)
+    except ValueError:
+        since = None
+    # A date-time without an offset means a different instant in every time zone: refused, not guessed.
+    if since is None or since.tzinfo is None:
+        raise BadRequest(
+            "parameter 'updated_since' must be an ISO 8601 date-time with a UTC offset, like 2025-03-01T12:00:00Z"
+        )
+    return since
 
 
 @dataclass
@@ -105,7 +161,11 @@ class MarketplaceSandbox:
     """State and HTTP app of the reference marketplace."""
 
     webhook_url: str | None = None
+    # HMAC key for the X-Reference-Signature header; None sends webhooks unsigned.
+    webhook_secret: str | None = None
     notify_attempts: int = 3
+    # Shopify waits 5 s; Mercado Libre counts an answer slower than 500 ms as a failed delivery (and retries).
+    webhook_timeout_seconds: float = 5.0
     orders: dict[str, dict[str, Any]] = field(default_factory=dict)
     notifications_sent: int = 0
     _sequence: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
@@ -115,8 +175,12 @@ class MarketplaceSandbox:
         # Ids start from the clock so a restarted sandbox never reuses the id of an order that a
         # durable workflow already integrated.
         self._id_base = int(time.time() * 1000) * 1000
+        self._last_change: datetime | None = None
+        # (status, requests left or None for "until ended") while an outage is injected.
+        self._outage: tuple[int, int | None] | None = None
         self.app = Starlette(
             routes=[
+                Route("/orders", self._list_changes, methods=["GET"]),
                 Route("/orders/{order_id}", self._get_order, methods=["GET"]),
                 Route("/orders/{order_id}/invoices", self._post_invoice, methods=["POST"]),
                 Route("/orders/{order_id}/shipments", self._post_shipment, methods=["POST"]),
@@ -125,7 +189,11 @@ class MarketplaceSandbox:
                 Route("/admin/orders", self._list_orders, methods=["GET"]),
                 Route("/admin/orders/{order_id}/pay", self._pay, methods=["POST"]),
                 Route("/admin/orders/{order_id}/cancel", self._cancel, methods=["POST"]),
+                Route("/admin/orders/{order_id}/notify", self._notify, methods=["POST"]),
+                Route("/admin/outage", self._start_outage, methods=["POST"]),
+                Route("/admin/outage", self._end_outage, methods=["DELETE"]),
             ],
+            middleware=[Middleware(BaseHTTPMiddleware, dispatch=self._outage_gate)],
             exception_handlers={
                 UnknownOrder: lambda _, exc: _error(404, "not_found", "order not found"),
                 Conflict: lambda _, exc: _error(409, "conflict", str(exc)),
@@ -158,7 +226,7 @@ class MarketplaceSandbox:
             lines.append({"sku": sku_id, "quantity": quantity, "unit_price": _money(price)})
         # Freight as the seller's "Normal" carrier charges it: one charge per line, none for pickup.
         freight = 0 if pickup else NORMAL.price * len(lines)
-        now = _now()
+        now = self._stamp()
         order: dict[str, Any] = {
             "id": str(number),
             "pack_id": f"P{number}",
@@ -198,6 +266,16 @@ class MarketplaceSandbox:
         self.orders[order["id"]] = order
         return order
 
+    def _stamp(self) -> str:
+        """The time of a change, strictly later than the previous one even within one clock tick, so
+        the changed-orders listing orders every change and an inclusive `updated_since` misses none."""
+        now = datetime.now(UTC)
+        if self._last_change is not None and now <= self._last_change:
+            now = self._last_change + timedelta(microseconds=1)
+        self._last_change = now
+        # A fixed width (always microseconds) keeps the strings in time order too.
+        return now.isoformat(timespec="microseconds")
+
     def order(self, order_id: str) -> dict[str, Any]:
         """The stored order; UnknownOrder if there is none."""
         found = self.orders.get(order_id)
@@ -211,7 +289,7 @@ class MarketplaceSandbox:
         if order["status"] != "payment_pending":
             raise Conflict(f"order {order_id} is {order['status']}; only a payment_pending order can be paid")
         order["status"] = "paid"
-        order["last_updated"] = _now()
+        order["last_updated"] = self._stamp()
         return order
 
     def cancel(self, order_id: str) -> dict[str, Any]:
@@ -221,7 +299,7 @@ class MarketplaceSandbox:
             raise Conflict(f"order {order_id} is already cancelled")
         order["status"] = "cancelled"
         order["cancelled_by"] = "buyer"
-        order["last_updated"] = _now()
+        order["last_updated"] = self._stamp()
         return order
 
     def receive_invoice(self, order_id: str, body: object) -> tuple[dict[str, Any], bool]:
@@ -242,13 +320,12 @@ class MarketplaceSandbox:
             "key": _optional_text(fields, "key"),
             "xml": _optional_text(fields, "xml"),
             "items": [_invoice_item(item) for item in items],
-            "received_at": _now(),
         }
         for known in order["invoices"]:
             if known["number"] == invoice["number"]:
                 return known, False
+        invoice["received_at"] = order["last_updated"] = self._stamp()
         order["invoices"].append(invoice)
-        order["last_updated"] = invoice["received_at"]
         return invoice, True
 
     def receive_shipment(self, order_id: str, body: object) -> tuple[dict[str, Any], bool]:
@@ -262,15 +339,14 @@ class MarketplaceSandbox:
             "carrier": _optional_text(fields, "carrier"),
             "tracking_number": tracking_number,
             "tracking_url": _optional_text(fields, "tracking_url"),
-            "received_at": _now(),
         }
         if not any(invoice["number"] == invoice_number for invoice in order["invoices"]):
             raise Conflict(f"invoice {invoice_number} is unknown for order {order_id}")
         for known in order["shipments"]:
             if (known["invoice_number"], known["tracking_number"]) == (invoice_number, tracking_number):
                 return known, False
+        shipment["received_at"] = order["last_updated"] = self._stamp()
         order["shipments"].append(shipment)
-        order["last_updated"] = shipment["received_at"]
         return shipment, True
 
     def receive_cancellation(self, order_id: str, body: object) -> dict[str, Any]:
@@ -281,7 +357,7 @@ class MarketplaceSandbox:
             raise BadRequest("field 'reason' must be a string")
         if order["cancellation"] is not None:
             return order
-        received_at = _now()
+        received_at = self._stamp()
         order["cancellation"] = {"reason": reason, "received_at": received_at}
         # An order the buyer already cancelled keeps its cancelled_by: the seller's notice came second.
         if order["status"] != "cancelled":
@@ -290,27 +366,64 @@ class MarketplaceSandbox:
         order["last_updated"] = received_at
         return order
 
-    def notify(self, order_id: str) -> None:
-        """Send the webhook in the background, as a marketplace would."""
+    def notify(self, order_id: str, *, times: int = 1) -> str | None:
+        """Send the webhook in the background, as a marketplace would; returns its delivery id (None when
+        no webhook URL is set). `times` > 1 sends that one delivery (same id, same body) that many times
+        at once, as marketplaces do: Mercado Libre was seen sending five notifications for one sale."""
+        if times < 1:
+            raise ValueError("times must be at least 1")
         if self.webhook_url is None:
-            return
-        task = asyncio.get_running_loop().create_task(self._deliver(order_id))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+            return None
+        delivery_id = str(uuid.uuid4())
+        # Serialized once: every retry and duplicate carries the same bytes, hence the same signature.
+        body = json.dumps(
+            {"topic": "orders", "resource": f"/orders/{order_id}", "order_id": order_id, "sent_at": _now()}
+        ).encode()
+        loop = asyncio.get_running_loop()
+        for _ in range(times):
+            task = loop.create_task(self._deliver(self.webhook_url, order_id, delivery_id, body))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return delivery_id
 
-    async def _deliver(self, order_id: str) -> None:
-        body = {"topic": "orders", "resource": f"/orders/{order_id}", "order_id": order_id}
-        async with httpx.AsyncClient(timeout=5.0) as http:
+    async def _deliver(self, url: str, order_id: str, delivery_id: str, body: bytes) -> None:
+        headers = {"Content-Type": "application/json", DELIVERY_HEADER: delivery_id}
+        if self.webhook_secret is not None:
+            headers[SIGNATURE_HEADER] = sign(self.webhook_secret, body)
+        async with httpx.AsyncClient(timeout=self.webhook_timeout_seconds) as http:
             for attempt in range(self.notify_attempts):
+                if attempt:
+                    await asyncio.sleep(0.5 * 2 ** (attempt - 1))
+                headers[TIMESTAMP_HEADER] = str(int(time.time()))
                 try:
-                    response = await http.post(str(self.webhook_url), json=body)
-                    if response.is_success:
-                        self.notifications_sent += 1
-                        return
+                    response = await http.post(url, content=body, headers=headers)
                 except httpx.HTTPError:
-                    pass
-                await asyncio.sleep(0.5 * 2**attempt)
+                    continue
+                if response.is_success:
+                    self.notifications_sent += 1
+                    return
         log.warning("webhook for order %s not delivered after %d attempts", order_id, self.notify_attempts)
+
+    def outage(self, status: int = 503, times: int | None = None) -> None:
+        """Make the order API (`/orders...`, not `/admin`) answer `status` to the next `times` requests,
+        or to every request until end_outage() when `times` is None."""
+        if isinstance(status, bool) or not isinstance(status, int) or not 400 <= status <= 599:
+            raise ValueError("status must be an HTTP error status from 400 to 599")
+        if times is not None and (isinstance(times, bool) or not isinstance(times, int) or times < 1):
+            raise ValueError("times must be a positive integer or null")
+        self._outage = (status, times)
+
+    def end_outage(self) -> None:
+        self._outage = None
+
+    async def _outage_gate(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        path = request.url.path
+        if self._outage is None or not (path == "/orders" or path.startswith("/orders/")):
+            return await call_next(request)
+        status, left = self._outage
+        if left is not None:
+            self._outage = (status, left - 1) if left > 1 else None
+        return _error(status, "outage", f"the marketplace is unavailable (injected outage, HTTP {status})")
 
     async def _get_order(self, request: Request) -> Response:
         return JSONResponse(self.order(request.path_params["order_id"]))
@@ -341,6 +454,43 @@ class MarketplaceSandbox:
         order = self.cancel(request.path_params["order_id"])
         self.notify(order["id"])
         return JSONResponse(order)
+
+    async def _list_changes(self, request: Request) -> Response:
+        since = _since(request.query_params)
+        limit = _count(request.query_params, "limit", default=DEFAULT_PAGE_SIZE, low=1, high=MAX_PAGE_SIZE)
+        offset = _count(request.query_params, "offset", default=0, low=0)
+        changed = sorted(
+            ((datetime.fromisoformat(order["last_updated"]), order["id"], order) for order in self.orders.values()),
+            key=lambda entry: entry[:2],
+        )
+        # Compared as instants, not strings: updated_since may be written with any offset.
+        if since is not None:
+            changed = [entry for entry in changed if entry[0] >= since]
+        page = [
+            {"id": order["id"], "status": order["status"], "last_updated": order["last_updated"]}
+            for _, _, order in changed[offset : offset + limit]
+        ]
+        return JSONResponse({"results": page, "paging": {"total": len(changed), "offset": offset, "limit": limit}})
+
+    async def _notify(self, request: Request) -> Response:
+        order = self.order(request.path_params["order_id"])
+        times = (await _optional_json_object(request)).get("times", 1)
+        if isinstance(times, bool) or not isinstance(times, int) or not 1 <= times <= MAX_DUPLICATES:
+            raise BadRequest(f"field 'times' must be an integer from 1 to {MAX_DUPLICATES}")
+        return JSONResponse({"delivery_id": self.notify(order["id"], times=times)}, status_code=202)
+
+    async def _start_outage(self, request: Request) -> Response:
+        spec = await _optional_json_object(request)
+        status, times = spec.get("status", 503), spec.get("times")
+        try:
+            self.outage(status, times)
+        except ValueError as exc:
+            raise BadRequest(str(exc)) from None
+        return JSONResponse({"status": status, "times": times})
+
+    async def _end_outage(self, request: Request) -> Response:
+        self.end_outage()
+        return Response(status_code=204)
 
     async def _list_orders(self, request: Request) -> Response:
         return JSONResponse({"results": list(self.orders.values())})

@@ -38,6 +38,14 @@ class OrderStore(Protocol):
         """Idempotent upsert keyed by (connection, marketplace_order_id)."""
         ...
 
+    async def remember_delivery(self, connection: str, delivery_id: str) -> bool:
+        """Record a webhook delivery id; False when it was already recorded (a redelivery)."""
+        ...
+
+    async def forget_delivery(self, connection: str, delivery_id: str) -> None:
+        """Undo remember_delivery when the delivery could not be handed off (it will come again)."""
+        ...
+
     async def resolve(self, connection: str, order_id: str) -> IdMapping | None:
         """Find a mapping by either its marketplace order id or its VTEX order id."""
         ...

@@ -50,6 +50,12 @@ SCHEMA = (
         PRIMARY KEY (connection, marketplace_order_id)
     )""",
     "CREATE INDEX IF NOT EXISTS order_ids_by_vtex ON order_ids (connection, vtex_order_id)",
+    """CREATE TABLE IF NOT EXISTS webhook_deliveries (
+        connection text NOT NULL,
+        delivery_id text NOT NULL,
+        received_at timestamptz NOT NULL,
+        PRIMARY KEY (connection, delivery_id)
+    )""",
 )
 
 

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from connector.store.models import IdMapping, LogMessage, LogStatus
+
+DELIVERY_MEMORY = timedelta(days=7)
+DELIVERY_PRUNE_EVERY = 1000
 
 LOG_COLUMNS = (
     "id",
@@ -58,6 +61,7 @@ class SqlStore(ABC):
     def __init__(self, marker: str) -> None:
         m = marker
         self._marker = marker
+        self._deliveries_seen = 0
         self._insert_log = (
             f"INSERT INTO order_logs ({', '.join(_INSERT_COLUMNS)}) "
             f"VALUES ({', '.join([m] * len(_INSERT_COLUMNS))}) ON CONFLICT (id) DO NOTHING"
@@ -112,6 +116,26 @@ class SqlStore(ABC):
                 params.append(value)
         sql = f"SELECT {', '.join(LOG_COLUMNS)} FROM order_logs WHERE {' AND '.join(where)} ORDER BY created_at, id"
         return [log_from_row(row) for row in await self._fetch(sql, params)]
+
+    async def remember_delivery(self, connection: str, delivery_id: str) -> bool:
+        m = self._marker
+        now = datetime.now(UTC)
+        self._deliveries_seen += 1
+        if self._deliveries_seen % DELIVERY_PRUNE_EVERY == 0:
+            # Marketplaces redeliver within hours, not weeks: old ids only cost space.
+            await self._execute(f"DELETE FROM webhook_deliveries WHERE received_at < {m}", (now - DELIVERY_MEMORY,))
+        rows = await self._fetch(
+            f"INSERT INTO webhook_deliveries (connection, delivery_id, received_at) VALUES ({m}, {m}, {m}) "
+            "ON CONFLICT (connection, delivery_id) DO NOTHING RETURNING delivery_id",
+            (connection, delivery_id, now),
+        )
+        return bool(rows)
+
+    async def forget_delivery(self, connection: str, delivery_id: str) -> None:
+        m = self._marker
+        await self._execute(
+            f"DELETE FROM webhook_deliveries WHERE connection = {m} AND delivery_id = {m}", (connection, delivery_id)
+        )
 
     async def map_order(self, mapping: IdMapping) -> None:
         await self._execute(self._upsert_ids, (mapping.connection, mapping.marketplace_order_id, mapping.vtex_order_id))

@@ -50,6 +50,12 @@ CREATE TABLE IF NOT EXISTS order_ids (
     PRIMARY KEY (connection, marketplace_order_id)
 );
 CREATE INDEX IF NOT EXISTS order_ids_by_vtex ON order_ids (connection, vtex_order_id);
+CREATE TABLE IF NOT EXISTS webhook_deliveries (
+    connection TEXT NOT NULL,
+    delivery_id TEXT NOT NULL,
+    received_at TEXT NOT NULL,
+    PRIMARY KEY (connection, delivery_id)
+);
 COMMIT;
 """
 
