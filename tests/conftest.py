@@ -57,6 +57,7 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
 
 @pytest_asyncio.fixture(scope="session")
 async def stack(temporal_env: WorkflowEnvironment, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
-    store_url = f"sqlite:///{tmp_path_factory.mktemp('store') / 'connector.db'}"
-    async with Stack(embedded_settings(store_url=store_url), temporal_env.client) as running:
+    data = tmp_path_factory.mktemp("data")
+    settings = embedded_settings(store_url=f"sqlite:///{data / 'connector.db'}", data_dir=data)
+    async with Stack(settings, temporal_env.client) as running:
         yield running

@@ -1,0 +1,137 @@
+"""The webhook intake: signatures, delivery dedup, clear 4xx for bad input, never a 500, no stray workflows."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from typing import Any
+
+import httpx
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from connector.models import OrderStatus, order_workflow_id
+from connector.sandbox.marketplace import sign
+from connector.stack import Stack
+from tests.helpers import signed_webhook, wait_for_state
+
+CONNECTION = "reference"
+
+
+def notification(order_id: str) -> dict[str, Any]:
+    return {"topic": "orders", "resource": f"/orders/{order_id}", "order_id": order_id}
+
+
+async def test_bad_requests_get_a_4xx_with_a_reason(stack: Stack) -> None:
+    webhook = stack.webhook_url(CONNECTION)
+    secret = stack.connections[CONNECTION].webhook_secret
+    async with httpx.AsyncClient() as http:
+        unknown = await http.post(stack.webhook_url("nobody"), json=notification("1"))
+        unsigned = await http.post(webhook, json=notification("1"))
+        body, headers = signed_webhook("some-other-secret-value", notification("1"))
+        forged = await http.post(webhook, content=body, headers=headers)
+        body, headers = signed_webhook(secret, notification("1"))
+        tampered = await http.post(webhook, content=body.replace(b'"1"', b'"2"'), headers=headers)
+        not_json = await http.post(webhook, content=b"{nope", headers={"X-Reference-Signature": sign(secret, b"{nope")})
+        body, headers = signed_webhook(secret, {"topic": "orders"})
+        no_id = await http.post(webhook, content=body, headers=headers)
+        body, headers = signed_webhook(secret, {"topic": "questions", "order_id": "1"})
+        wrong_topic = await http.post(webhook, content=body, headers=headers)
+        huge = await http.post(webhook, content=b"x" * 70_000)
+    assert unknown.status_code == 404 and "nobody" in unknown.json()["error"]
+    for refused in (unsigned, forged, tampered):
+        assert refused.status_code == 401 and "signature" in refused.json()["error"].lower()
+    assert not_json.status_code == 400 and "JSON" in not_json.json()["error"]
+    assert no_id.status_code == 400 and "order_id" in no_id.json()["error"]
+    assert wrong_topic.status_code == 400 and "topic" in wrong_topic.json()["error"]
+    assert huge.status_code == 413
+
+
+async def test_a_redelivered_webhook_is_acknowledged_without_a_second_signal(stack: Stack) -> None:
+    assert stack.sandboxes is not None
+    order = stack.sandboxes.marketplace.new_order(items=[("1", 1)])
+    body, headers = signed_webhook(
+        stack.connections[CONNECTION].webhook_secret, notification(order["id"]), delivery_id=str(uuid.uuid4())
+    )
+    async with httpx.AsyncClient() as http:
+        answers = await asyncio.gather(
+            *(http.post(stack.webhook_url(CONNECTION), content=body, headers=headers) for _ in range(3))
+        )
+    assert sorted(a.status_code for a in answers) == [200, 200, 202]
+    assert {a.json()["status"] for a in answers if a.status_code == 200} == {"duplicate-delivery"}
+    state = await wait_for_state(
+        stack.client, CONNECTION, order["id"], lambda s: s.status is OrderStatus.DISPATCH_AUTHORIZED
+    )
+    assert state.notifications_received == 1
+
+
+async def test_the_sandbox_marketplace_webhooks_pass_the_check(stack: Stack) -> None:
+    assert stack.sandboxes is not None
+    order = stack.sandboxes.marketplace.new_order(items=[("2", 1)])
+    stack.sandboxes.marketplace.notify(order["id"], times=3)  # a marketplace duplicating one delivery
+    state = await wait_for_state(
+        stack.client, CONNECTION, order["id"], lambda s: s.status is OrderStatus.DISPATCH_AUTHORIZED
+    )
+    assert state.notifications_received == 1
+
+
+# -- fuzzing: whatever arrives, the answer is a 4xx and no workflow starts ------------------------------
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
+    max_leaves=12,
+)
+BAD_ORDER_IDS = (
+    st.none()
+    | st.booleans()
+    | st.just("")
+    | st.text(min_size=101)
+    | st.just("a b")
+    | st.just("../x")
+    | st.lists(st.integers(), max_size=2)
+    | st.dictionaries(st.text(max_size=3), st.integers(), max_size=2)
+)
+MALFORMED_BODIES = st.one_of(
+    st.binary(max_size=200),
+    JSON_VALUES.map(lambda value: json.dumps(value).encode()),
+    BAD_ORDER_IDS.map(lambda order_id: json.dumps({"topic": "orders", "order_id": order_id}).encode()),
+    st.text(max_size=20)
+    .filter(lambda t: t != "orders")
+    .map(lambda topic: json.dumps({"topic": topic, "order_id": "123"}).encode()),
+)
+HEADERS = st.dictionaries(
+    st.sampled_from(["X-Reference-Signature", "X-Reference-Delivery", "Content-Type", "X-Other"]),
+    # Printable ASCII without edge spaces: what an HTTP client can put in a header at all.
+    st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=80).map(str.strip),
+    max_size=4,
+)
+
+
+@settings(
+    max_examples=150, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(body=MALFORMED_BODIES, headers=HEADERS, sign_it=st.booleans())
+async def test_malformed_webhooks_only_get_4xx(
+    stack: Stack, body: bytes, headers: dict[str, str], sign_it: bool
+) -> None:
+    if sign_it:  # a correctly signed malformed body must be refused for its content
+        headers = {**headers, "X-Reference-Signature": sign(stack.connections[CONNECTION].webhook_secret, body)}
+    async with httpx.AsyncClient() as http:
+        response = await http.post(stack.webhook_url(CONNECTION), content=body, headers=headers)
+    assert 400 <= response.status_code < 500, (response.status_code, body, headers)
+    assert "error" in response.json()
+
+
+async def test_fuzzing_started_no_workflow(stack: Stack) -> None:
+    """Runs after the fuzz test (file order): every workflow of the connection belongs to a real order."""
+    assert stack.sandboxes is not None
+    await asyncio.sleep(0.5)  # visibility lags the starts a little
+    known = {order_workflow_id(CONNECTION, order_id) for order_id in stack.sandboxes.marketplace.orders}
+    started = {execution.id async for execution in stack.client.list_workflows(f"Connection = '{CONNECTION}'")}
+    assert started <= known
+
+
+def test_order_workflow_ids_are_per_connection() -> None:
+    assert order_workflow_id("a", "1") != order_workflow_id("b", "1")

@@ -1,0 +1,150 @@
+"""The poller on a real dev server, with two connections side by side (each its own marketplace)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from temporalio.testing import WorkflowEnvironment
+
+from connector.connections import connection_configs
+from connector.models import OrderStatus, PollerState, poller_workflow_id
+from connector.sandbox.marketplace import MarketplaceSandbox
+from connector.settings import SettingsError
+from connector.stack import Stack
+from tests.conftest import embedded_settings
+from tests.helpers import wait_for_state
+from workflows.poller import PollerWorkflow
+
+POLL_INTERVAL = 0.3
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def polled(temporal_env: WorkflowEnvironment, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
+    data = tmp_path_factory.mktemp("polled")
+    connections = data / "connections.json"
+    connections.write_text(
+        json.dumps(
+            {
+                "connections": [
+                    {"name": "alpha", "affiliate_id": "MKA"},
+                    {"name": "beta", "affiliate_id": "MKB", "sales_channel": "2"},
+                ]
+            }
+        )
+    )
+    settings = embedded_settings(
+        store_url=f"sqlite:///{data / 'connector.db'}",
+        data_dir=data,
+        connections_file=connections,
+        poll_interval_seconds=POLL_INTERVAL,
+        poll_overlap_seconds=1.0,
+    )
+    async with Stack(settings, temporal_env.client, pollers=True) as stack:
+        yield stack
+
+
+def marketplace(stack: Stack, connection: str) -> MarketplaceSandbox:
+    assert stack.sandboxes is not None
+    return stack.sandboxes.marketplaces[connection]
+
+
+def vtex_orders(stack: Stack, marketplace_order_id: str) -> dict[str, dict[str, Any]]:
+    assert stack.sandboxes is not None
+    return {
+        vtex_id: order.body
+        for vtex_id, order in stack.sandboxes.vtex.orders.items()
+        if order.marketplace_order_id == marketplace_order_id
+    }
+
+
+async def poller_state(stack: Stack, connection: str) -> PollerState:
+    handle = stack.client.get_workflow_handle_for(PollerWorkflow.run, poller_workflow_id(connection))
+    return await handle.query(PollerWorkflow.status)
+
+
+async def test_a_lost_notification_is_picked_up_by_the_poller(polled: Stack) -> None:
+    order = marketplace(polled, "alpha").new_order(items=[("1", 1)])  # no webhook at all
+    state = await wait_for_state(
+        polled.client, "alpha", order["id"], lambda s: s.status is OrderStatus.DISPATCH_AUTHORIZED
+    )
+    assert state.vtex_order_id == f"MKA-{order['id']}-01"
+
+
+async def test_notification_poll_and_duplicate_deliveries_make_one_vtex_order(polled: Stack) -> None:
+    alpha = marketplace(polled, "alpha")
+    order = alpha.new_order(items=[("3", 1)])
+    alpha.notify(order["id"])
+    alpha.notify(order["id"], times=3)
+    await wait_for_state(polled.client, "alpha", order["id"], lambda s: s.status is OrderStatus.DISPATCH_AUTHORIZED)
+    await wait_for_state(polled.client, "alpha", order["id"], lambda s: s.notifications_received >= 2)
+    assert list(vtex_orders(polled, order["id"])) == [f"MKA-{order['id']}-01"]
+    assert polled.sandboxes is not None
+    placements = [
+        r
+        for r in polled.sandboxes.vtex.requests
+        if r.path == "/api/fulfillment/pvt/orders" and (r.body or {}).get("marketplaceOrderId") == order["id"]
+    ]
+    assert len(placements) == 1
+
+
+async def wait_for_failures(stack: Stack, connection: str, count: int) -> PollerState:
+    for _ in range(200):
+        state = await poller_state(stack, connection)
+        if state.failures_in_a_row >= count:
+            return state
+        await asyncio.sleep(POLL_INTERVAL / 2)
+    raise AssertionError(f"the poller of {connection} never failed {count} times in a row")
+
+
+async def test_a_marketplace_outage_skips_nothing(polled: Stack) -> None:
+    alpha = marketplace(polled, "alpha")
+    alpha.outage(503)
+    during = [alpha.new_order(items=[("8", 1)]) for _ in range(3)]  # their webhooks are lost too
+    first_failure = await wait_for_failures(polled, "alpha", 1)
+    later = await wait_for_failures(polled, "alpha", 3)
+    assert later.cursor == first_failure.cursor  # a failed poll never moves the cursor
+    assert later.last_error is not None
+    alpha.end_outage()
+    for order in during:
+        await wait_for_state(
+            polled.client, "alpha", order["id"], lambda s: s.status is OrderStatus.DISPATCH_AUTHORIZED, within=60
+        )
+    recovered = await poller_state(polled, "alpha")
+    assert recovered.failures_in_a_row == 0 and recovered.last_error is None
+    assert recovered.cursor is not None and (first_failure.cursor is None or recovered.cursor > first_failure.cursor)
+
+
+async def test_two_connections_run_side_by_side_without_crossing_orders(polled: Stack) -> None:
+    alpha, beta = marketplace(polled, "alpha"), marketplace(polled, "beta")
+    order_a = alpha.new_order(items=[("1", 2)])
+    # The same marketplace order id exists in the other marketplace account, with other items.
+    order_b = {**beta.new_order(items=[("2", 1)]), "id": order_a["id"]}
+    beta.orders[order_a["id"]] = order_b
+    alpha.notify(order_a["id"])
+    beta.notify(order_a["id"])
+    state_a = await wait_for_state(
+        polled.client, "alpha", order_a["id"], lambda s: s.status is OrderStatus.DISPATCH_AUTHORIZED
+    )
+    state_b = await wait_for_state(
+        polled.client, "beta", order_a["id"], lambda s: s.status is OrderStatus.DISPATCH_AUTHORIZED
+    )
+    id_a, id_b = f"MKA-{order_a['id']}-01", f"MKB-{order_a['id']}-01"
+    assert (state_a.vtex_order_id, state_b.vtex_order_id) == (id_a, id_b)
+    placed = vtex_orders(polled, order_a["id"])
+    items = {vtex_id: [(i["id"], i["quantity"]) for i in body["items"]] for vtex_id, body in placed.items()}
+    assert items == {id_a: [("1", 2)], id_b: [("2", 1)]}
+    assert "/vtex/alpha/" in placed[id_a]["marketplaceServicesEndpoint"]
+    assert "/vtex/beta/" in placed[id_b]["marketplaceServicesEndpoint"]
+
+
+def test_connection_files_are_validated(tmp_path: Path) -> None:
+    bad = tmp_path / "connections.json"
+    bad.write_text(json.dumps({"connections": [{"name": "a", "affiliate_id": "TOOLONG"}, {"name": "a"}]}))
+    with pytest.raises(SettingsError, match="affiliate_id"):
+        connection_configs(embedded_settings(connections_file=bad))
