@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import timedelta
 
 from temporalio.client import Client
 from temporalio.worker import Worker
@@ -42,6 +43,7 @@ def create_worker(
     seller_id: str,
     connections: Mapping[str, Connection],
     adapters: Mapping[str, MarketplaceAdapter],
+    graceful_shutdown: timedelta = timedelta(seconds=30),
 ) -> Worker:
     vtex_activities = VtexActivities(
         vtex,
@@ -56,6 +58,9 @@ def create_worker(
     return Worker(
         client,
         task_queue=task_queue,
+        # On shutdown running activities get this long to finish before they are cancelled (and retried
+        # by another worker): VTEX calls are short, so in-flight work completes instead of being redone.
+        graceful_shutdown_timeout=graceful_shutdown,
         workflows=[OrderWorkflow, PollerWorkflow],
         activities=[
             marketplace_activities.fetch_marketplace_order,

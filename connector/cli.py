@@ -18,10 +18,14 @@ import httpx
 from temporalio.client import Client, WorkflowQueryFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from connector.connections import connection_configs
 from connector.devserver import DevServerError, start_dev_server, stop_dev_server
+from connector.http_server import HttpServer
 from connector.intake.logs import parse_statuses
 from connector.models import CancelRequest, OrderState, order_workflow_id
 from connector.reprocess import reprocess_matching, reprocess_order
+from connector.sandbox.marketplace import MarketplaceSandbox
+from connector.sandbox.vtex import VtexSandbox
 from connector.settings import Settings, SettingsError, load_settings
 from connector.stack import Stack
 from connector.store.base import open_store
@@ -69,6 +73,18 @@ def _parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="run the connector (embedded sandboxes without VTEX credentials)")
     run.set_defaults(handler=_run)
+
+    worker = commands.add_parser("worker", help="run only the Temporal worker (and start the pollers)")
+    worker.set_defaults(handler=_worker)
+
+    intake = commands.add_parser("intake", help="run only the intake app (webhooks, VTEX callbacks, logs)")
+    intake.set_defaults(handler=_intake)
+
+    sandboxes = commands.add_parser("sandboxes", help="run only the VTEX and marketplace sandboxes")
+    sandboxes.add_argument("--vtex-port", type=int, default=VTEX_SANDBOX_PORT)
+    sandboxes.add_argument("--marketplace-port", type=int, default=MARKETPLACE_SANDBOX_PORT)
+    sandboxes.add_argument("--host", default="127.0.0.1")
+    sandboxes.set_defaults(handler=_sandboxes)
 
     status = commands.add_parser("status", help="print an order's state and timeline")
     status.add_argument("marketplace_order_id")
@@ -123,10 +139,6 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
             print(f"connector: {exc}", file=sys.stderr)
             return 1
         client = await connect(settings)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     try:
         stack_ports = (VTEX_SANDBOX_PORT, MARKETPLACE_SANDBOX_PORT)
         async with Stack(settings, client, sandbox_ports=stack_ports, pollers=True) as stack:
@@ -137,8 +149,7 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
                 else None,
             )
             demo = asyncio.create_task(_demo_orders(stack)) if stack.sandboxes else None
-            await stop.wait()
-            print("stopping...", flush=True)
+            await _until_stopped()
             if demo is not None:
                 demo.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -147,6 +158,63 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
         if dev_server is not None:
             await stop_dev_server(dev_server)
     return 0
+
+
+async def _until_stopped() -> None:
+    """Wait for Ctrl-C or SIGTERM (a container stop): the caller then shuts down in order."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    print("stopping...", flush=True)
+
+
+async def _worker(settings: Settings, args: argparse.Namespace) -> int:
+    client = await connect(settings)
+    async with Stack(settings, client, intake=False, pollers=True):
+        print(f"worker running on task queue {settings.temporal_task_queue} ({settings.temporal_address})", flush=True)
+        await _until_stopped()
+    return 0
+
+
+async def _intake(settings: Settings, args: argparse.Namespace) -> int:
+    client = await connect(settings)
+    async with Stack(settings, client, worker=False) as stack:
+        print(f"intake listening on {stack.intake_url}", flush=True)
+        await _until_stopped()
+    return 0
+
+
+async def _sandboxes(settings: Settings, args: argparse.Namespace) -> int:
+    """The sandboxes on their own, for a split deployment (docker-compose, fault tests): the worker and
+    intake then use them as if they were VTEX and a marketplace (VTEX_BASE_URL, the sandbox key)."""
+    vtex = VtexSandbox()
+    servers = [HttpServer(vtex.app, host=args.host, port=args.vtex_port, name="vtex-sandbox")]
+    public = str(settings.connector_public_url).rstrip("/")
+    for offset, config in enumerate(connection_configs(settings)):
+        marketplace = MarketplaceSandbox(
+            webhook_url=f"{public}/webhooks/{config.name}",
+            webhook_secret=config.webhook_secret or _env_secret(settings),
+        )
+        servers.append(
+            HttpServer(marketplace.app, host=args.host, port=args.marketplace_port + offset, name=config.name)
+        )
+    for server in servers:
+        await server.start()
+    print(f"VTEX sandbox         {servers[0].url} (app key {vtex.app_key}, token {vtex.app_token})", flush=True)
+    for server in servers[1:]:
+        print(f"Marketplace sandbox  {server.url} (connection {server.name})", flush=True)
+    try:
+        await _until_stopped()
+    finally:
+        for server in reversed(servers):
+            await server.stop()
+    return 0
+
+
+def _env_secret(settings: Settings) -> str | None:
+    return settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
 
 
 def _loopback_address(address: str) -> tuple[str | None, int]:

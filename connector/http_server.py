@@ -35,6 +35,10 @@ class HttpServer:
         self._task: asyncio.Task[None] | None = None
 
     @property
+    def name(self) -> str:
+        return self._name
+
+    @property
     def port(self) -> int:
         sockets = self._server.servers[0].sockets
         return int(sockets[0].getsockname()[1])

@@ -68,6 +68,8 @@ class Settings(BaseSettings):
     # sqlite:///path or postgresql://user:password@host:port/database
     store_url: str = "sqlite:///data/connector.db"
 
+    worker_graceful_shutdown_seconds: float = Field(default=30.0, ge=0)
+
     intake_host: str = "127.0.0.1"
     intake_port: int = Field(default=8000, ge=0, le=65535, description="0 picks a free port.")
     data_dir: Path = Path("data")

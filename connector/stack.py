@@ -11,6 +11,7 @@ import contextlib
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from types import TracebackType
 
 from temporalio.client import Client
@@ -58,12 +59,21 @@ class Stack:
     """`async with Stack(settings, client) as stack:` runs everything until the block ends."""
 
     def __init__(
-        self, settings: Settings, client: Client, *, sandbox_ports: tuple[int, int] = (0, 0), pollers: bool = False
+        self,
+        settings: Settings,
+        client: Client,
+        *,
+        sandbox_ports: tuple[int, int] = (0, 0),
+        pollers: bool = False,
+        intake: bool = True,
+        worker: bool = True,
     ) -> None:
         self.settings = settings
         self.client = client
         self._sandbox_ports = sandbox_ports
         self._pollers = pollers
+        self._run_intake = intake
+        self._run_worker = worker
         self.sandboxes: Sandboxes | None = None
         self.connections: Mapping[str, Connection] = {}
         self._adapters: Mapping[str, MarketplaceAdapter] = {}
@@ -75,7 +85,8 @@ class Stack:
 
     @property
     def intake_url(self) -> str:
-        assert self._intake is not None
+        if self._intake is None:
+            return str(self.settings.connector_public_url).rstrip("/")
         return self._intake.url
 
     def webhook_url(self, connection: str) -> str:
@@ -106,12 +117,15 @@ class Stack:
             adapters=self._adapters,
             store=self.store,
         )
-        self._intake = HttpServer(intake_app, host=settings.intake_host, port=intake_port, name="intake")
-        await self._intake.start()
+        if self._run_intake:
+            self._intake = HttpServer(intake_app, host=settings.intake_host, port=intake_port, name="intake")
+            await self._intake.start()
         if self.sandboxes is not None:
             for name, marketplace in self.sandboxes.marketplaces.items():
                 marketplace.webhook_url = self.webhook_url(name)
                 marketplace.webhook_secret = self.connections[name].webhook_secret
+        if not self._run_worker:
+            return
         self._worker = create_worker(
             self.client,
             task_queue=settings.temporal_task_queue,
@@ -120,6 +134,7 @@ class Stack:
             seller_id=settings.vtex_seller_id,
             connections=self.connections,
             adapters=self._adapters,
+            graceful_shutdown=timedelta(seconds=settings.worker_graceful_shutdown_seconds),
         )
         self._worker_task = asyncio.create_task(self._worker.run(), name="worker")
         if self._pollers and settings.polling_enabled:

@@ -35,6 +35,7 @@ def embedded_settings(**overrides: object) -> Settings:
         "reprocess_first_delay_seconds": 0.2,
         "reprocess_max_delay_seconds": 0.5,
         "price_approval_poll_seconds": 0.3,
+        "worker_graceful_shutdown_seconds": 1.0,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[arg-type]
