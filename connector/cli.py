@@ -18,6 +18,7 @@ import httpx
 from temporalio.client import Client, WorkflowQueryFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from connector.codec_server import create_codec_app
 from connector.connections import connection_configs
 from connector.devserver import DevServerError, start_dev_server, stop_dev_server
 from connector.http_server import HttpServer
@@ -30,7 +31,7 @@ from connector.settings import Settings, SettingsError, load_settings
 from connector.stack import Stack
 from connector.store.base import open_store
 from connector.store.format import format_logs
-from connector.temporal_client import connect
+from connector.temporal_client import connect, payload_codec
 from workflows.order import OrderWorkflow
 
 VTEX_SANDBOX_PORT = 8101
@@ -80,6 +81,9 @@ def _parser() -> argparse.ArgumentParser:
     intake = commands.add_parser("intake", help="run only the intake app (webhooks, VTEX callbacks, logs)")
     intake.set_defaults(handler=_intake)
 
+    codec = commands.add_parser("codec-server", help="run only the codec server (Web UI payload decryption)")
+    codec.set_defaults(handler=_codec_server)
+
     sandboxes = commands.add_parser("sandboxes", help="run only the VTEX and marketplace sandboxes")
     sandboxes.add_argument("--vtex-port", type=int, default=VTEX_SANDBOX_PORT)
     sandboxes.add_argument("--marketplace-port", type=int, default=MARKETPLACE_SANDBOX_PORT)
@@ -123,6 +127,35 @@ def _parser() -> argparse.ArgumentParser:
 
 
 async def _run(settings: Settings, args: argparse.Namespace) -> int:
+    codec = codec_server(settings)
+    await codec.start()
+    try:
+        return await _run_with_codec(settings, codec)
+    finally:
+        await codec.stop()
+
+
+def codec_server(settings: Settings) -> HttpServer:
+    app = create_codec_app(
+        payload_codec(settings),
+        cors_origins=[origin.strip() for origin in settings.codec_cors_origins.split(",") if origin.strip()],
+        auth_token=settings.codec_auth_token.get_secret_value() if settings.codec_auth_token else None,
+    )
+    return HttpServer(app, host=settings.intake_host, port=settings.codec_port, name="codec-server")
+
+
+async def _codec_server(settings: Settings, args: argparse.Namespace) -> int:
+    server = codec_server(settings)
+    await server.start()
+    print(f"codec server on {server.url} (Web UI: Settings > Codec Server)", flush=True)
+    try:
+        await _until_stopped()
+    finally:
+        await server.stop()
+    return 0
+
+
+async def _run_with_codec(settings: Settings, codec: HttpServer) -> int:
     dev_server = None
     try:
         client = await connect(settings)
@@ -133,7 +166,11 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
             return 1
         try:
             dev_server = await start_dev_server(
-                host=host, port=port, ui_port=TEMPORAL_UI_PORT, db_file=settings.data_dir / "temporal.db"
+                host=host,
+                port=port,
+                ui_port=TEMPORAL_UI_PORT,
+                db_file=settings.data_dir / "temporal.db",
+                codec_endpoint=codec.url,
             )
         except DevServerError as exc:
             print(f"connector: {exc}", file=sys.stderr)
@@ -147,6 +184,7 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
                 web_ui=f"http://{_loopback_address(settings.temporal_address)[0]}:{TEMPORAL_UI_PORT}"
                 if dev_server
                 else None,
+                codec=codec.url,
             )
             demo = asyncio.create_task(_demo_orders(stack)) if stack.sandboxes else None
             await _until_stopped()
@@ -222,11 +260,12 @@ def _loopback_address(address: str) -> tuple[str | None, int]:
     return (host if host in ("127.0.0.1", "localhost") else None), int(port)
 
 
-def _print_urls(stack: Stack, *, web_ui: str | None) -> None:
+def _print_urls(stack: Stack, *, web_ui: str | None, codec: str) -> None:
     settings = stack.settings
     lines = [f"connector running ({'embedded sandboxes' if settings.embedded else 'VTEX ' + settings.vtex_url()})"]
     if web_ui:
         lines.append(f"  Temporal Web UI      {web_ui}")
+    lines.append(f"  Codec server         {codec} (payloads are encrypted; the Web UI decrypts through it)")
     lines.append(f"  Temporal             {settings.temporal_address} (namespace {settings.temporal_namespace})")
     lines.append(f"  Webhook              {stack.webhook_url(settings.connection_name)}")
     if stack.sandboxes:

@@ -27,7 +27,9 @@ def temporal_binary() -> str:
     return found
 
 
-def dev_server_command(*, host: str, port: int, ui_port: int, db_file: Path) -> list[str]:
+def dev_server_command(
+    *, host: str, port: int, ui_port: int, db_file: Path, codec_endpoint: str | None = None
+) -> list[str]:
     command = [
         temporal_binary(),
         "server",
@@ -45,13 +47,18 @@ def dev_server_command(*, host: str, port: int, ui_port: int, db_file: Path) -> 
     ]
     for key in SEARCH_ATTRIBUTES:
         command += ["--search-attribute", f"{key.name}=Keyword"]
+    if codec_endpoint is not None:
+        # The bundled Web UI decrypts payloads through the connector's codec server.
+        command += ["--ui-codec-endpoint", codec_endpoint]
     return command
 
 
-async def start_dev_server(*, host: str, port: int, ui_port: int, db_file: Path) -> asyncio.subprocess.Process:
+async def start_dev_server(
+    *, host: str, port: int, ui_port: int, db_file: Path, codec_endpoint: str | None = None
+) -> asyncio.subprocess.Process:
     db_file.parent.mkdir(parents=True, exist_ok=True)
     process = await asyncio.create_subprocess_exec(
-        *dev_server_command(host=host, port=port, ui_port=ui_port, db_file=db_file),
+        *dev_server_command(host=host, port=port, ui_port=ui_port, db_file=db_file, codec_endpoint=codec_endpoint),
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
     )

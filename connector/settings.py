@@ -68,6 +68,16 @@ class Settings(BaseSettings):
     # sqlite:///path or postgresql://user:password@host:port/database
     store_url: str = "sqlite:///data/connector.db"
 
+    # Workflow payloads are encrypted (AES-GCM): `id1:base64key,id2:base64key`; the current key encrypts,
+    # all of them decrypt. Embedded mode generates one into the data folder.
+    payload_encryption_keys: SecretStr | None = None
+    payload_encryption_key_id: str | None = None
+    codec_port: int = Field(default=8089, ge=0, le=65535)
+    # Origins allowed to call the codec server (the Temporal Web UI).
+    codec_cors_origins: str = "http://127.0.0.1:8233,http://localhost:8233"
+    # When set, the codec server wants `Authorization: Bearer <token>`.
+    codec_auth_token: SecretStr | None = None
+
     worker_graceful_shutdown_seconds: float = Field(default=30.0, ge=0)
 
     intake_host: str = "127.0.0.1"

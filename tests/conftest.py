@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from connector.devserver import temporal_binary
 from connector.settings import Settings
 from connector.stack import Stack
+from connector.temporal_client import data_converter
 from workflows.support import SEARCH_ATTRIBUTES
 
 pytest_plugins = ["tests.hard_exit"]
@@ -41,10 +42,17 @@ def embedded_settings(**overrides: object) -> Settings:
     return Settings(_env_file=None, **values)  # type: ignore[arg-type]
 
 
+@pytest.fixture(scope="session")
+def session_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The session stack's data folder: its generated secrets and payload key live here."""
+    return tmp_path_factory.mktemp("data")
+
+
 @pytest_asyncio.fixture(scope="session")
-async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
+async def temporal_env(session_data: Path) -> AsyncIterator[WorkflowEnvironment]:
+    # The same client the product builds: pydantic converter plus the payload encryption codec.
     env = await WorkflowEnvironment.start_local(
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter(embedded_settings(data_dir=session_data)),
         dev_server_existing_path=temporal_binary(),
         search_attributes=SEARCH_ATTRIBUTES,
         dev_server_extra_args=[
@@ -57,8 +65,8 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
 
 
 @pytest_asyncio.fixture(scope="session")
-async def stack(temporal_env: WorkflowEnvironment, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
-    data = tmp_path_factory.mktemp("data")
+async def stack(temporal_env: WorkflowEnvironment, session_data: Path) -> AsyncIterator[Stack]:
+    data = session_data
     settings = embedded_settings(store_url=f"sqlite:///{data / 'connector.db'}", data_dir=data)
     async with Stack(settings, temporal_env.client) as running:
         yield running

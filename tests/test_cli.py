@@ -38,6 +38,7 @@ def cli_env(stack: Stack, temporal_env: WorkflowEnvironment) -> dict[str, str]:
         "TEMPORAL_ADDRESS": temporal_env.client.service_client.config.target_host,
         "CONNECTION_NAME": "reference",
         "STORE_URL": stack.settings.store_url,
+        "DATA_DIR": str(stack.settings.data_dir),  # the payload key: the CLI's client decrypts with it
     }
 
 
