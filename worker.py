@@ -1,4 +1,5 @@
-"""The Temporal worker: builds the clients, registers the order workflow and its activities."""
+"""The Temporal workers: the order and poller workflows with their non-VTEX activities on the main task
+queue, and the VTEX activities on their own queue, rate-limited across all workers by the server."""
 
 from __future__ import annotations
 
@@ -34,17 +35,19 @@ def build_adapters(connections: Mapping[str, Connection]) -> dict[str, Marketpla
     return adapters
 
 
-def create_worker(
+def create_workers(
     client: Client,
     *,
     task_queue: str,
+    vtex_task_queue: str,
+    vtex_activities_per_second: float | None,
     vtex: VtexClient,
     logbook: Logbook,
     seller_id: str,
     connections: Mapping[str, Connection],
     adapters: Mapping[str, MarketplaceAdapter],
     graceful_shutdown: timedelta = timedelta(seconds=30),
-) -> Worker:
+) -> list[Worker]:
     vtex_activities = VtexActivities(
         vtex,
         logbook,
@@ -55,7 +58,7 @@ def create_worker(
     follow_up_activities = MarketplaceFollowUpActivities(adapters, logbook)
     logbook_activities = LogbookActivities(logbook)
     polling_activities = PollingActivities(connections, adapters, task_queue=task_queue)
-    return Worker(
+    main = Worker(
         client,
         task_queue=task_queue,
         # On shutdown running activities get this long to finish before they are cancelled (and retried
@@ -64,11 +67,6 @@ def create_worker(
         workflows=[OrderWorkflow, PollerWorkflow],
         activities=[
             marketplace_activities.fetch_marketplace_order,
-            vtex_activities.validate_order,
-            vtex_activities.place_order,
-            vtex_activities.authorize_dispatch,
-            vtex_activities.get_vtex_order_status,
-            vtex_activities.cancel_vtex_order,
             follow_up_activities.send_invoice_to_marketplace,
             follow_up_activities.send_tracking_to_marketplace,
             follow_up_activities.notify_marketplace_of_cancellation,
@@ -76,3 +74,18 @@ def create_worker(
             polling_activities.poll_marketplace,
         ],
     )
+    vtex_worker = Worker(
+        client,
+        task_queue=vtex_task_queue,
+        graceful_shutdown_timeout=graceful_shutdown,
+        # Server-side and per task queue: the limit holds across every worker process of the account.
+        max_task_queue_activities_per_second=vtex_activities_per_second,
+        activities=[
+            vtex_activities.validate_order,
+            vtex_activities.place_order,
+            vtex_activities.authorize_dispatch,
+            vtex_activities.get_vtex_order_status,
+            vtex_activities.cancel_vtex_order,
+        ],
+    )
+    return [main, vtex_worker]

@@ -62,6 +62,7 @@ class Connection:
     payment_window_seconds: float = 86400.0
     poll_interval_seconds: float = 60.0
     poll_overlap_seconds: float = 120.0
+    vtex_task_queue: str | None = None
     policy: ReprocessPolicy = field(default_factory=ReprocessPolicy)
 
 
@@ -115,6 +116,7 @@ def build_connections(settings: Settings, *, marketplace_urls: dict[str, str] | 
             payment_window_seconds=_pick(config.payment_window_seconds, settings.payment_window_seconds),
             poll_interval_seconds=_pick(config.poll_interval_seconds, settings.poll_interval_seconds),
             poll_overlap_seconds=_pick(config.poll_overlap_seconds, settings.poll_overlap_seconds),
+            vtex_task_queue=settings.vtex_task_queue,
             policy=settings.reprocess_policy(),
         )
     return connections

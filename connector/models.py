@@ -321,6 +321,8 @@ class OrderWorkflowInput(BaseModel):
     payment_window_seconds: float = Field(default=86400.0, gt=0)
     # Set when the workflow continued as new in the follow-up phase.
     resume: FollowUpState | None = None
+    # VTEX activities run on their own task queue, rate-limited server-side across all workers.
+    vtex_task_queue: str | None = None
 
 
 class OrderState(BaseModel):

@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     temporal_address: str = Field(default="127.0.0.1:7233", pattern=r"^[^:\s]+:\d+$")
     temporal_namespace: str = "default"
     temporal_task_queue: str = "vtex-orders"
+    # VTEX calls stay under this many activities per second across every worker (enforced by the Temporal
+    # server on the VTEX task queue). Validation makes 1 + (distinct SKUs) calls, the other steps one.
+    vtex_activities_per_second: float | None = Field(default=None, gt=0)
 
     connection_name: str = Field(default="reference", pattern=r"^[a-z0-9][a-z0-9-]{0,40}$")
     marketplace_base_url: AnyHttpUrl | None = None
@@ -115,6 +118,10 @@ class Settings(BaseSettings):
         if self.vtex_account is None:
             raise SettingsError("VTEX_ACCOUNT or VTEX_BASE_URL must be set to reach VTEX")
         return f"https://{self.vtex_account}.{self.vtex_environment}.com.br"
+
+    @property
+    def vtex_task_queue(self) -> str:
+        return f"{self.temporal_task_queue}-vtex"
 
     @property
     def account_name(self) -> str:

@@ -28,7 +28,7 @@ from connector.sandbox.vtex import VtexSandbox
 from connector.settings import Settings
 from connector.store.base import OrderStore, open_store
 from connector.vtex.client import VtexClient
-from worker import build_adapters, create_worker
+from worker import build_adapters, create_workers
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -80,8 +80,8 @@ class Stack:
         self._vtex: VtexClient | None = None
         self.store: OrderStore | None = None
         self._intake: HttpServer | None = None
-        self._worker: Worker | None = None
-        self._worker_task: asyncio.Task[None] | None = None
+        self._workers: list[Worker] = []
+        self._worker_tasks: list[asyncio.Task[None]] = []
 
     @property
     def intake_url(self) -> str:
@@ -126,9 +126,11 @@ class Stack:
                 marketplace.webhook_secret = self.connections[name].webhook_secret
         if not self._run_worker:
             return
-        self._worker = create_worker(
+        self._workers = create_workers(
             self.client,
             task_queue=settings.temporal_task_queue,
+            vtex_task_queue=settings.vtex_task_queue,
+            vtex_activities_per_second=settings.vtex_activities_per_second,
             vtex=self._vtex,
             logbook=Logbook(self.store, account=settings.account_name),
             seller_id=settings.vtex_seller_id,
@@ -136,15 +138,15 @@ class Stack:
             adapters=self._adapters,
             graceful_shutdown=timedelta(seconds=settings.worker_graceful_shutdown_seconds),
         )
-        self._worker_task = asyncio.create_task(self._worker.run(), name="worker")
+        self._worker_tasks = [asyncio.create_task(worker.run(), name="worker") for worker in self._workers]
         if self._pollers and settings.polling_enabled:
             await start_pollers(self.client, task_queue=settings.temporal_task_queue, connections=self.connections)
 
     async def stop(self) -> None:
-        if self._worker is not None and self._worker_task is not None:
-            await self._worker.shutdown()
+        await asyncio.gather(*(worker.shutdown() for worker in self._workers))
+        for task in self._worker_tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._worker_task
+                await task
         if self.sandboxes is not None:
             # Abandon VTEX callbacks still being retried: the intake they target is going away.
             self.sandboxes.vtex.reset()

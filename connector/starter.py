@@ -44,6 +44,7 @@ async def hand_off_order(
                 policy=connection.policy,
                 accept_unpaid_orders=connection.accept_unpaid_orders,
                 payment_window_seconds=connection.payment_window_seconds,
+                vtex_task_queue=connection.vtex_task_queue,
             ),
             id=workflow_id,
             task_queue=task_queue,

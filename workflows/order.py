@@ -59,6 +59,7 @@ with workflow.unsafe.imports_passed_through():
         ORDER_STATUS,
         RETRY_LATER,
         TIMELINE_LIMIT,
+        VTEX_ACTIVITIES,
         VTEX_ORDER_ID,
         CanceledInVtex,
         Setback,
@@ -560,6 +561,7 @@ class OrderWorkflow:
                 activity,
                 argument,
                 result_type=result_type,
+                task_queue=self._input.vtex_task_queue if activity in VTEX_ACTIVITIES else None,
                 start_to_close_timeout=ACTIVITY_TIMEOUT,
                 retry_policy=RetryPolicy(
                     initial_interval=timedelta(seconds=policy.activity_initial_interval_seconds),

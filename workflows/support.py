@@ -25,6 +25,11 @@ RETRY_LATER = frozenset(
     {Handling.TRANSIENT.value, Handling.REPROCESS.value, Handling.CREDENTIALS.value, "MarketplaceUnavailable"}
 )
 
+# Activities that call VTEX: they run on the rate-limited VTEX task queue when one is configured.
+VTEX_ACTIVITIES = frozenset(
+    {"validate_order", "place_order", "authorize_dispatch", "get_vtex_order_status", "cancel_vtex_order"}
+)
+
 # Timeline entries kept in the state (the order log in the store keeps everything).
 TIMELINE_LIMIT = 200
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+import random
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -116,9 +117,11 @@ class VtexSandbox:
         skus: Iterable[SandboxSku] = SKUS,
         callback_sender: Sender = post_json,
         callback_retry_delays: Sequence[float] = DEFAULT_RETRY_DELAYS,
+        fault_seed: int = 0,
     ) -> None:
         """`callback_sender` delivers the marketplace notifications (default: HTTP, 5 s timeout); a
-        failed one is retried after each of `callback_retry_delays` seconds, then given up."""
+        failed one is retried after each of `callback_retry_delays` seconds, then given up.
+        `fault_seed` seeds the draws of faults with a `probability`, so a run can be repeated."""
         self.app_key = app_key
         self.app_token = app_token
         self._skus = tuple(skus)
@@ -127,6 +130,8 @@ class VtexSandbox:
         self.orders: dict[str, SandboxOrder] = {}
         self.requests: list[RecordedRequest] = []
         self._faults: list[FaultRule] = []
+        self._fault_seed = fault_seed
+        self._fault_random = random.Random(fault_seed)
         self._placed = 0
         self._callbacks = CallbackDispatcher(callback_sender, callback_retry_delays)
         # Every notification attempt, in the order made.
@@ -174,6 +179,7 @@ class VtexSandbox:
         self.orders.clear()
         self.requests.clear()
         self._faults.clear()
+        self._fault_random.seed(self._fault_seed)
         self.stock.clear()
         self.stock.update({sku.id: sku.stock for sku in self._skus})
         self._placed = 0
@@ -217,6 +223,8 @@ class VtexSandbox:
     def _take_fault(self, method: str, path: str) -> FaultRule | None:
         for rule in self._faults:
             if rule.matches(method, path):
+                if rule.probability < 1 and self._fault_random.random() >= rule.probability:
+                    continue
                 if rule.times > 0:
                     rule.times -= 1
                     if rule.times == 0:

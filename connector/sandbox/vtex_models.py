@@ -117,7 +117,9 @@ class FaultRule:
 
     `times` counts the matching requests it answers (-1: forever). With `after_effect` the real
     operation runs first and only its answer is replaced, as when VTEX did the work but the response
-    never reached the caller.
+    never reached the caller. `probability` below 1 answers only that share of the matching requests,
+    drawn from the sandbox's seeded generator (random-fault mode); a request the rule lets pass is
+    offered to the next matching rule and does not count against `times`.
     """
 
     method: str | None
@@ -129,6 +131,7 @@ class FaultRule:
     retry_after: int | None = None
     delay_seconds: float = 0
     after_effect: bool = False
+    probability: float = 1.0
 
     def __post_init__(self) -> None:
         if self.method is not None:
@@ -141,6 +144,8 @@ class FaultRule:
             raise ValueError("delay_seconds must not be negative")
         if self.retry_after is not None and self.retry_after < 0:
             raise ValueError("retry_after must not be negative")
+        if not 0 < self.probability <= 1:
+            raise ValueError("probability must be above 0 and at most 1")
 
     def matches(self, method: str, path: str) -> bool:
         return (self.method is None or self.method == method.upper()) and self.path_contains in path
@@ -159,6 +164,7 @@ _FAULT_TYPES: dict[str, tuple[type, ...]] = {
     "retry_after": (int, type(None)),
     "delay_seconds": (int, float),
     "after_effect": (bool,),
+    "probability": (int, float),
 }
 
 
