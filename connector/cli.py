@@ -10,7 +10,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, date, datetime
 from urllib.parse import urlsplit
 
@@ -23,6 +23,7 @@ from connector.connections import connection_configs
 from connector.devserver import DevServerError, start_dev_server, stop_dev_server
 from connector.http_server import HttpServer
 from connector.intake.logs import parse_statuses
+from connector.metrics import refresh_order_gauges, serve_metrics
 from connector.models import CancelRequest, OrderState, order_workflow_id
 from connector.reprocess import reprocess_matching, reprocess_order
 from connector.sandbox.marketplace import MarketplaceSandbox
@@ -157,8 +158,9 @@ async def _codec_server(settings: Settings, args: argparse.Namespace) -> int:
 
 async def _run_with_codec(settings: Settings, codec: HttpServer) -> int:
     dev_server = None
+    _serve_metrics(settings)
     try:
-        client = await connect(settings)
+        client = await connect(settings, with_metrics=True)
     except RuntimeError:
         host, port = _loopback_address(settings.temporal_address)
         if host is None:
@@ -175,10 +177,13 @@ async def _run_with_codec(settings: Settings, codec: HttpServer) -> int:
         except DevServerError as exc:
             print(f"connector: {exc}", file=sys.stderr)
             return 1
-        client = await connect(settings)
+        client = await connect(settings, with_metrics=True)
     try:
         stack_ports = (VTEX_SANDBOX_PORT, MARKETPLACE_SANDBOX_PORT)
-        async with Stack(settings, client, sandbox_ports=stack_ports, pollers=True) as stack:
+        async with (
+            Stack(settings, client, sandbox_ports=stack_ports, pollers=True) as stack,
+            _order_gauges(client),
+        ):
             _print_urls(
                 stack,
                 web_ui=f"http://{_loopback_address(settings.temporal_address)[0]}:{TEMPORAL_UI_PORT}"
@@ -208,16 +213,35 @@ async def _until_stopped() -> None:
     print("stopping...", flush=True)
 
 
+def _serve_metrics(settings: Settings) -> None:
+    if settings.metrics_port:
+        serve_metrics(settings.metrics_port, settings.metrics_host)
+
+
 async def _worker(settings: Settings, args: argparse.Namespace) -> int:
-    client = await connect(settings)
-    async with Stack(settings, client, intake=False, pollers=True):
+    _serve_metrics(settings)
+    client = await connect(settings, with_metrics=True)
+    async with Stack(settings, client, intake=False, pollers=True), _order_gauges(client):
         print(f"worker running on task queue {settings.temporal_task_queue} ({settings.temporal_address})", flush=True)
         await _until_stopped()
     return 0
 
 
+@contextlib.asynccontextmanager
+async def _order_gauges(client: Client) -> AsyncIterator[None]:
+    """Orders by status for Prometheus, refreshed from visibility while the worker runs."""
+    task = asyncio.create_task(refresh_order_gauges(client))
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 async def _intake(settings: Settings, args: argparse.Namespace) -> int:
-    client = await connect(settings)
+    _serve_metrics(settings)
+    client = await connect(settings, with_metrics=True)
     async with Stack(settings, client, worker=False) as stack:
         print(f"intake listening on {stack.intake_url}", flush=True)
         await _until_stopped()
@@ -266,6 +290,10 @@ def _print_urls(stack: Stack, *, web_ui: str | None, codec: str) -> None:
     if web_ui:
         lines.append(f"  Temporal Web UI      {web_ui}")
     lines.append(f"  Codec server         {codec} (payloads are encrypted; the Web UI decrypts through it)")
+    if settings.metrics_port:
+        lines.append(f"  Metrics              http://{settings.metrics_host}:{settings.metrics_port}/metrics")
+    if settings.temporal_metrics_port:
+        lines.append(f"  SDK metrics          http://{settings.metrics_host}:{settings.temporal_metrics_port}/metrics")
     lines.append(f"  Temporal             {settings.temporal_address} (namespace {settings.temporal_namespace})")
     lines.append(f"  Webhook              {stack.webhook_url(settings.connection_name)}")
     if stack.sandboxes:

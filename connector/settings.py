@@ -81,6 +81,11 @@ class Settings(BaseSettings):
     # When set, the codec server wants `Authorization: Bearer <token>`.
     codec_auth_token: SecretStr | None = None
 
+    # Prometheus: the connector's own metrics, and the Temporal SDK's (0 turns either off).
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = Field(default=9464, ge=0, le=65535)
+    temporal_metrics_port: int = Field(default=9465, ge=0, le=65535)
+
     worker_graceful_shutdown_seconds: float = Field(default=30.0, ge=0)
 
     intake_host: str = "127.0.0.1"

@@ -7,6 +7,7 @@ import dataclasses
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
 from connector.codec import EncryptionCodec, generated_local_key, parse_keys
 from connector.settings import Settings, SettingsError
@@ -29,9 +30,23 @@ def data_converter(settings: Settings) -> DataConverter:
     return dataclasses.replace(pydantic_data_converter, payload_codec=payload_codec(settings))
 
 
-async def connect(settings: Settings) -> Client:
+_runtime: Runtime | None = None
+
+
+def runtime(settings: Settings) -> Runtime | None:
+    """One SDK runtime per process, exporting the Temporal SDK's metrics (worker slots, task latencies,
+    activity failures...) for Prometheus on TEMPORAL_METRICS_PORT."""
+    global _runtime
+    if _runtime is None and settings.temporal_metrics_port:
+        address = f"{settings.metrics_host}:{settings.temporal_metrics_port}"
+        _runtime = Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=address)))
+    return _runtime
+
+
+async def connect(settings: Settings, *, with_metrics: bool = False) -> Client:
     return await Client.connect(
         settings.temporal_address,
         namespace=settings.temporal_namespace,
         data_converter=data_converter(settings),
+        runtime=runtime(settings) if with_metrics else None,
     )

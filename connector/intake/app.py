@@ -9,6 +9,7 @@ and 503 with Retry-After (never 500) when something on our side fails, so the ma
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
@@ -22,6 +23,7 @@ from connector.connections import Connection
 from connector.intake.callbacks import callback_routes
 from connector.intake.logs import logs_routes
 from connector.marketplaces.base import MarketplaceAdapter, NotificationRejected
+from connector.metrics import WEBHOOK_SECONDS, WEBHOOKS
 from connector.starter import Handoff, hand_off_order
 from connector.store.base import OrderStore
 
@@ -44,6 +46,15 @@ def create_intake_app(
     store: OrderStore,
 ) -> Starlette:
     async def webhook(request: Request) -> Response:
+        started = time.perf_counter()
+        response = await handle_webhook(request)
+        name = request.path_params["connection"]
+        label = name if name in connections else "unknown"  # bounded label values, whatever is posted
+        WEBHOOKS.labels(connection=label, status=str(response.status_code)).inc()
+        WEBHOOK_SECONDS.labels(connection=label).observe(time.perf_counter() - started)
+        return response
+
+    async def handle_webhook(request: Request) -> Response:
         name = request.path_params["connection"]
         connection = connections.get(name)
         adapter = adapters.get(name)

@@ -6,10 +6,12 @@ decisions"). Every non-2xx answer or transport failure raises `VtexError`; calle
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import httpx
 
+from connector.metrics import VTEX_REQUESTS, VTEX_SECONDS
 from connector.vtex.errors import VtexError, error_from_response, error_from_transport
 from connector.vtex.responses import OmsOrder, PlaceOrderResponse, Receipt, SimulationResponse, SkuContext
 
@@ -124,10 +126,15 @@ class VtexClient:
         params: dict[str, str] | None = None,
         json: JSON | None = None,
     ) -> httpx.Response:
+        started = time.perf_counter()
         try:
             response = await self._http.request(method, path, params=params, json=json)
         except httpx.HTTPError as exc:
+            VTEX_REQUESTS.labels(operation=operation, status="none").inc()
             raise error_from_transport(operation, exc) from None
+        finally:
+            VTEX_SECONDS.labels(operation=operation).observe(time.perf_counter() - started)
+        VTEX_REQUESTS.labels(operation=operation, status=str(response.status_code)).inc()
         if response.is_success:
             return response
         raise error_from_response(operation, response)
