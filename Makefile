@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.install-stamp
 
-.PHONY: install run test lint
+.PHONY: install run test lint faults bench bench-quick
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,3 +24,13 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy .
+
+# Benchmarks and fault tests on the real processes (bench/, docs/benchmarks.md).
+faults: install
+	$(BIN)/python -m bench.faults
+
+bench: install
+	$(BIN)/python -m bench.performance
+
+bench-quick: install
+	$(BIN)/python -m bench.performance --quick

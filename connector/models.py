@@ -269,6 +269,8 @@ class ReprocessPolicy(BaseModel):
     max_attempts: int = Field(default=10, ge=1)
     dead_letter_retry_seconds: float = Field(default=6 * 3600.0, gt=0)
     approval_poll_seconds: float = Field(default=300.0, gt=0)
+    # Start-to-close of one activity attempt: how long a worker killed mid-activity delays the retry.
+    activity_timeout_seconds: float = Field(default=60.0, gt=0)
 
     def delay(self, attempt: int) -> float:
         return min(self.max_delay_seconds, self.first_delay_seconds * 2.0 ** max(0, attempt - 1))

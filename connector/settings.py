@@ -142,6 +142,8 @@ class Settings(BaseSettings):
             max_attempts=self.reprocess_max_attempts,
             dead_letter_retry_seconds=self.dead_letter_retry_seconds,
             approval_poll_seconds=self.price_approval_poll_seconds,
+            # A placement makes up to three sequential VTEX calls (look-up, place, place async).
+            activity_timeout_seconds=3 * self.vtex_timeout_seconds + 5,
         )
 
     def marketplace_services_endpoint(self, connection: str, callback_token: str) -> str:

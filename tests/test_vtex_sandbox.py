@@ -696,6 +696,50 @@ def test_fault_rule_rejects_nonsense() -> None:
         FaultRule("GET", "/", 99)
     with pytest.raises(ValueError):
         FaultRule("GET", "/", 500, delay_seconds=-1)
+    for probability in (0, -0.1, 1.5, float("nan")):
+        with pytest.raises(ValueError):
+            FaultRule("GET", "/", 500, probability=probability)
+
+
+SKU_CONTEXT = "/api/catalog_system/pvt/sku/stockkeepingunitbyid/1"
+
+
+async def statuses(client: httpx.AsyncClient, count: int) -> list[int]:
+    return [(await client.get(SKU_CONTEXT)).status_code for _ in range(count)]
+
+
+async def test_probability_answers_a_seeded_share_of_the_requests(
+    client: httpx.AsyncClient, sandbox: VtexSandbox
+) -> None:
+    sandbox.add_fault(FaultRule("GET", "/stockkeepingunitbyid/", 503, times=-1, probability=0.25))
+    first = await statuses(client, 400)
+    assert 60 <= first.count(503) <= 140  # 100 expected; the bounds are about 5 standard deviations
+    assert set(first) == {200, 503}
+    # The same seed draws the same sequence: a fault run can be repeated.
+    sandbox.reset()
+    sandbox.add_fault(FaultRule("GET", "/stockkeepingunitbyid/", 503, times=-1, probability=0.25))
+    assert await statuses(client, 400) == first
+    other = VtexSandbox(fault_seed=1)
+    other.add_fault(FaultRule("GET", "/stockkeepingunitbyid/", 503, times=-1, probability=0.25))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=other.app), base_url="http://vtex") as http:
+        http.headers.update(HEADERS)
+        assert await statuses(http, 400) != first
+
+
+async def test_a_request_a_rule_lets_pass_meets_the_next_rule(client: httpx.AsyncClient, sandbox: VtexSandbox) -> None:
+    sandbox.add_fault(FaultRule(None, "/api/", 503, times=-1, probability=0.5))
+    sandbox.add_fault(FaultRule(None, "/api/", 429, times=-1))
+    seen = await statuses(client, 100)
+    assert set(seen) == {503, 429}
+
+
+async def test_times_counts_only_the_requests_a_random_rule_answers(
+    client: httpx.AsyncClient, sandbox: VtexSandbox
+) -> None:
+    sandbox.add_fault(FaultRule("GET", "/stockkeepingunitbyid/", 500, times=3, probability=0.5))
+    seen = await statuses(client, 100)
+    assert seen.count(500) == 3
+    assert sandbox.faults == []
 
 
 # --- recording, reset and the admin API -------------------------------------------------------------------
@@ -734,12 +778,15 @@ async def test_admin_api(client: httpx.AsyncClient, sandbox: VtexSandbox) -> Non
     }
     created = await client.post("/_sandbox/faults", json=fault)
     assert created.status_code == 201
-    assert created.json()["times"] == 1
+    assert (created.json()["times"], created.json()["probability"]) == (1, 1.0)
     assert [f["status"] for f in (await client.get("/_sandbox/faults")).json()] == [429]
     bad = await client.post("/_sandbox/faults", json={"method": "GET", "path_contains": "/", "status": "500"})
     assert bad.status_code == 400
     unknown = await client.post("/_sandbox/faults", json={**fault, "colour": "red"})
     assert unknown.status_code == 400
+    for probability in ("0.2", True, 0, 2):
+        refused = await client.post("/_sandbox/faults", json={**fault, "probability": probability})
+        assert refused.status_code == 400
 
     await place(client, ORDER)
     throttled = await authorize(client, "MKP-1001", {"marketplaceOrderId": "1001"})
@@ -758,7 +805,8 @@ async def test_admin_api(client: httpx.AsyncClient, sandbox: VtexSandbox) -> Non
     assert canceled.status_code == 200
     assert_vtex_error(await place(client, ORDER), 400, "FMT0060")
 
-    await client.post("/_sandbox/faults", json=fault)
+    random_fault = await client.post("/_sandbox/faults", json={**fault, "times": -1, "probability": 0.2})
+    assert (random_fault.status_code, random_fault.json()["probability"]) == (201, 0.2)
     assert (await client.delete("/_sandbox/faults")).status_code == 204
     assert sandbox.faults == []
     assert (await client.post("/_sandbox/reset")).status_code == 204

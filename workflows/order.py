@@ -67,7 +67,6 @@ with workflow.unsafe.imports_passed_through():
     )
 
 
-ACTIVITY_TIMEOUT = timedelta(seconds=60)
 QUEUED = (OrderStatus.REPROCESSING, OrderStatus.PARKED, OrderStatus.DEAD_LETTERED)
 
 T = TypeVar("T")
@@ -562,7 +561,7 @@ class OrderWorkflow:
                 argument,
                 result_type=result_type,
                 task_queue=self._input.vtex_task_queue if activity in VTEX_ACTIVITIES else None,
-                start_to_close_timeout=ACTIVITY_TIMEOUT,
+                start_to_close_timeout=timedelta(seconds=policy.activity_timeout_seconds),
                 retry_policy=RetryPolicy(
                     initial_interval=timedelta(seconds=policy.activity_initial_interval_seconds),
                     backoff_coefficient=2.0,
