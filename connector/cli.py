@@ -213,9 +213,10 @@ async def _until_stopped() -> None:
     print("stopping...", flush=True)
 
 
-def _serve_metrics(settings: Settings) -> None:
-    if settings.metrics_port:
-        serve_metrics(settings.metrics_port, settings.metrics_host)
+def _serve_metrics(settings: Settings, port: int | None = None) -> None:
+    port = settings.metrics_port if port is None else port
+    if port:
+        serve_metrics(port, settings.metrics_host)
 
 
 async def _worker(settings: Settings, args: argparse.Namespace) -> int:
@@ -240,8 +241,9 @@ async def _order_gauges(client: Client) -> AsyncIterator[None]:
 
 
 async def _intake(settings: Settings, args: argparse.Namespace) -> int:
-    _serve_metrics(settings)
-    client = await connect(settings, with_metrics=True)
+    # Its own port, and no SDK runtime metrics (the worker's): the two may share a host.
+    _serve_metrics(settings, settings.intake_metrics_port)
+    client = await connect(settings)
     async with Stack(settings, client, worker=False) as stack:
         print(f"intake listening on {stack.intake_url}", flush=True)
         await _until_stopped()

@@ -85,6 +85,8 @@ class Settings(BaseSettings):
     metrics_host: str = "127.0.0.1"
     metrics_port: int = Field(default=9464, ge=0, le=65535)
     temporal_metrics_port: int = Field(default=9465, ge=0, le=65535)
+    # `connector intake` beside `connector worker` on one host must not take the worker's port.
+    intake_metrics_port: int = Field(default=9466, ge=0, le=65535)
 
     worker_graceful_shutdown_seconds: float = Field(default=30.0, ge=0)
 
