@@ -72,12 +72,14 @@ class VtexActivities:
             price_divergence_allowance_rate=request.price_divergence_allowance_rate,
         )
         ok = report.ok
+        # F (SKU inactive), D (SKU information missing) or I (every other or mixed list), all problems at
+        # once as the guide asks: see Logbook.validation_line.
+        code, status = Logbook.validation_line(report)
         await self._logbook.record(
-            # I: "couldn't prepare ... due to {list all errors}", all at once, as the guide asks.
-            code="X2" if ok else "I",
+            code=code,
             operation="Validate order",
             direction=TO_VTEX,
-            status=LogStatus.SUCCESS if ok else LogStatus.ERROR,
+            status=status,
             business_message=(
                 "Simulation and SKU checks passed." if ok else report.seller_message(order.marketplace_order_id)
             ),

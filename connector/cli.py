@@ -115,6 +115,7 @@ def _parser() -> argparse.ArgumentParser:
     logs.add_argument("--date", type=date.fromisoformat, default=None, help="YYYY-MM-DD (default: today, UTC)")
     logs.add_argument("--status", help="comma list of success, error, alert, pending (default: all)")
     logs.add_argument("--order", help="only this marketplace order id")
+    logs.add_argument("--connection", help="only this connection (default: every connection)")
     logs.add_argument("-v", "--verbose", action="store_true", help="include the content payloads")
     logs.set_defaults(handler=_logs)
 
@@ -422,6 +423,7 @@ async def _logs(settings: Settings, args: argparse.Namespace) -> int:
             day=args.date or datetime.now(UTC).date(),
             statuses=statuses,
             marketplace_order_id=args.order,
+            connection=args.connection,
         )
     finally:
         await store.aclose()

@@ -10,9 +10,11 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from typing import Any
+from uuid import uuid4
 
 from temporalio import activity
 
+from connector.models import ProblemKind, ValidationReport
 from connector.store.base import OrderStore
 from connector.store.models import LogMessage, LogStatus
 
@@ -49,6 +51,14 @@ REDACTED_KEYS = frozenset(
 REDACTED = "[redacted]"
 
 
+# D, "we couldn't obtain the information of SKU": the SKU is missing from the simulation's items. The
+# catalog not knowing the SKU, or the SKU not being in the trade policy (the guide's first check for D),
+# is why it is missing; validation then reports that cause instead of NOT_IN_SIMULATION.
+SKU_MISSING_PROBLEMS = frozenset(
+    {ProblemKind.NOT_IN_SIMULATION, ProblemKind.SKU_NOT_FOUND, ProblemKind.NOT_IN_SALES_CHANNEL}
+)
+
+
 def redact(value: Any) -> Any:
     if isinstance(value, dict):
         return {key: (REDACTED if key in REDACTED_KEYS else redact(item)) for key, item in value.items()}
@@ -69,6 +79,25 @@ class Logbook:
     def __init__(self, store: OrderStore, *, account: str) -> None:
         self.store = store
         self._account = account
+
+    @staticmethod
+    def validation_line(report: ValidationReport) -> tuple[str, LogStatus]:
+        """The code and status of `validate_order`'s line: X2 when it passed, else the guide's most specific.
+
+        F (SKU inactive) and D (SKU information missing) when every problem is of that one kind; I ("couldn't
+        prepare ... due to {list all errors}") otherwise. The line always lists every problem at once, as the
+        guide asks, so the seller fixes all of them in one round: labelling a mixed list D or F would
+        misname its other problems, and splitting it into one line per kind would scatter the one list.
+        D and F are the guide's Warning, which is our alert (LogStatus); I is an error.
+        """
+        if report.ok:
+            return "X2", LogStatus.SUCCESS
+        kinds = {problem.kind for problem in report.problems}
+        if kinds == {ProblemKind.SKU_INACTIVE}:
+            return "F", LogStatus.ALERT
+        if kinds <= SKU_MISSING_PROBLEMS:
+            return "D", LogStatus.ALERT
+        return "I", LogStatus.ERROR
 
     async def record(
         self,
@@ -106,9 +135,17 @@ class Logbook:
 
 
 def _operation_id(code: str, connection: str, marketplace_order_id: str) -> str:
-    """Deterministic inside an activity (one line per attempt and code, so a re-run writes nothing
-    twice); unique otherwise."""
+    """Deterministic inside an activity, unique otherwise.
+
+    One id per workflow run, activity, attempt and code: a re-run of the same attempt writes nothing
+    twice, while a new run (continue-as-new, a reset) numbers its activities from 1 again and so needs
+    its run id to keep its lines from colliding with the earlier run's.
+    """
     if activity.in_activity():
         info = activity.info()
-        return f"{info.workflow_id}/{info.activity_id}/{info.attempt}/{code}"
-    return f"order:{connection}:{marketplace_order_id}/{datetime.now(UTC).isoformat()}/{code}"
+        if info.workflow_id is not None:
+            return f"{info.workflow_id}/{info.workflow_run_id}/{info.activity_id}/{info.attempt}/{code}"
+        # A standalone activity (started by a client, not a workflow) has a run id of its own.
+        return f"activity:{info.activity_id}/{info.activity_run_id}/{info.attempt}/{code}"
+    # The random part keeps two lines written within the same microsecond apart.
+    return f"order:{connection}:{marketplace_order_id}/{datetime.now(UTC).isoformat()}/{uuid4().hex}/{code}"

@@ -11,7 +11,10 @@ from temporalio.testing import WorkflowEnvironment
 
 from connector.models import OrderStatus
 from connector.stack import Stack
+from connector.store.base import open_store
+from connector.store.models import LogStatus
 from tests.helpers import wait_for_state
+from tests.test_store import ACCOUNT, message
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -69,3 +72,32 @@ async def test_status_logs_and_reprocess_commands(
 async def test_a_bad_setting_stops_the_command_naming_the_variable(tmp_path: Path) -> None:
     code, _, err = await connector("status", "1", env={"VTEX_AFFILIATE_ID": "TOOLONG"}, cwd=tmp_path)
     assert code == 2 and "VTEX_AFFILIATE_ID" in err
+
+
+async def test_logs_show_and_filter_the_connection(tmp_path: Path) -> None:
+    store_url = f"sqlite:///{tmp_path / 'orders.db'}"
+    store = open_store(store_url)
+    # Two marketplaces that both number an order 1001.
+    await store.write_log(message("ref", connection="reference", business_message="from the reference"))
+    await store.write_log(
+        message("other", connection="acme-market", status=LogStatus.ERROR, business_message="from acme")
+    )
+    await store.aclose()
+    env = {"STORE_URL": store_url, "VTEX_ACCOUNT": ACCOUNT}
+
+    code, out, _ = await connector("logs", "--date", "2024-05-01", env=env, cwd=tmp_path)
+    assert code == 0
+    header, *lines = out.splitlines()
+    assert "CONNECTION" in header
+    assert len(lines) == 2 and all(" 1001 " in line for line in lines)
+    assert any("acme-market" in line and line.endswith("from acme") for line in lines)
+    assert any("reference" in line and line.endswith("from the reference") for line in lines)
+
+    code, out, _ = await connector("logs", "--date", "2024-05-01", "--connection", "acme-market", env=env, cwd=tmp_path)
+    assert code == 0
+    assert "from acme" in out and "from the reference" not in out
+
+    code, out, _ = await connector(
+        "logs", "--date", "2024-05-01", "--connection", "acme-market", "--status", "success", env=env, cwd=tmp_path
+    )
+    assert code == 0 and out.strip() == "no log messages"

@@ -56,7 +56,30 @@ async def test_messages_carry_vtex_keys_first_with_its_spelling(client: httpx.As
     assert first["ContentTransalted"] == '{"t": 1}'
     assert first["Status"] == "Success"
     assert first["Code"] == "A" and first["MarketplaceOrderId"] == "1001"
+    assert first["Connection"] == "reference"
     assert first["Date"] == "2024-05-01T12:00:00+00:00"
+
+
+async def test_the_connection_tells_two_marketplaces_lines_for_one_order_id_apart() -> None:
+    store = open_store("sqlite:///:memory:")
+    # Two marketplaces that both number an order 1001.
+    await store.write_log(message("ref", connection="reference"))
+    await store.write_log(message("other", connection="other-marketplace", status=LogStatus.ERROR))
+    transport = httpx.ASGITransport(app=Starlette(routes=logs_routes(store)))
+    async with httpx.AsyncClient(transport=transport, base_url="http://connector") as http:
+
+        async def lines(**params: str) -> list[tuple[str, str, str]]:
+            response = await http.get(f"/{ACCOUNT}/logs/", params={"DateAt": "2024-05-01", **params})
+            assert response.status_code == 200, response.text
+            return [(m["id"], m["Connection"], m["MarketplaceOrderId"]) for m in response.json()["Messages"]]
+
+        assert await lines() == [("other", "other-marketplace", "1001"), ("ref", "reference", "1001")]
+        assert await lines(connection="reference") == [("ref", "reference", "1001")]
+        assert await lines(connection="other-marketplace", status="error") == [("other", "other-marketplace", "1001")]
+        assert await lines(connection="other-marketplace", status="success") == []
+        assert await lines(connection="nobody") == []
+        assert len(await lines(connection="")) == 2  # an empty filter, like an empty status, filters nothing
+    await store.aclose()
 
 
 async def test_both_paths_answer_and_the_default_is_every_status(client: httpx.AsyncClient) -> None:

@@ -7,6 +7,7 @@ PostgreSQL cases skip, except under CI=true, where they fail: CI must exercise b
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import subprocess
 import sys
@@ -20,7 +21,10 @@ import psycopg
 import pytest
 import pytest_asyncio
 from psycopg import sql
+from temporalio.testing import ActivityEnvironment
 
+from connector.logbook import Logbook
+from connector.models import ProblemKind, SkuProblem, ValidationReport
 from connector.store.base import OrderStore, StoreError, open_store
 from connector.store.format import format_logs
 from connector.store.models import IdMapping, LogMessage, LogStatus
@@ -288,10 +292,100 @@ def test_format_logs_is_one_line_per_message_with_payloads_when_verbose() -> Non
         message("op-2", code="I", status=LogStatus.ERROR, vtex_order_id=None, content_source=""),
     ]
     table = format_logs(messages).splitlines()
-    assert table[0].startswith("TIME (UTC)           CODE  STATUS   MARKETPLACE ORDER")
+    assert table[0].startswith("TIME (UTC)           CODE  STATUS   CONNECTION  MARKETPLACE ORDER")
     assert len(table) == 3
-    assert table[1].startswith("2024-05-01 12:00:00  A     Success") and table[1].endswith("created in VTEX")
+    assert table[1].startswith("2024-05-01 12:00:00  A     Success  reference   1001")
+    assert table[1].endswith("created in VTEX")
     assert "Error" in table[2] and " - " in table[2] and '{"id"' not in "\n".join(table)
     verbose = format_logs(messages, verbose=True)
     assert '    source: {"id": "1001"}' in verbose and verbose.count("source:") == 1
     assert format_logs([]) == "no log messages"
+
+
+async def _record_in_activity(logbook: Logbook, *, run_id: str, attempt: int = 1, code: str = "A") -> None:
+    environment = ActivityEnvironment()
+    environment.info = dataclasses.replace(
+        ActivityEnvironment.default_info(),
+        workflow_id="order:reference:1001",
+        workflow_run_id=run_id,
+        activity_id="1",
+        attempt=attempt,
+    )
+
+    async def write() -> None:
+        await logbook.record(
+            code=code,
+            operation="Place order",
+            direction="Connector to VTEX",
+            status=LogStatus.SUCCESS,
+            business_message=f"written by {run_id}, attempt {attempt}",
+            connection="reference",
+            marketplace_order_id="1001",
+        )
+
+    await environment.run(write)
+
+
+async def test_line_ids_are_unique_across_runs_and_repeatable_within_an_attempt(store: OrderStore) -> None:
+    logbook = Logbook(store, account=ACCOUNT)
+    # Same workflow id, activity id, attempt and code: a run after continue-as-new or a reset.
+    await _record_in_activity(logbook, run_id="run-1")
+    await _record_in_activity(logbook, run_id="run-2")
+    # The same attempt of the same run again (a re-run): nothing is written twice.
+    await _record_in_activity(logbook, run_id="run-1")
+    # Another attempt or another code of the same activity is a line of its own.
+    await _record_in_activity(logbook, run_id="run-1", attempt=2)
+    await _record_in_activity(logbook, run_id="run-1", attempt=2, code="X4")
+    found = await store.logs(account=ACCOUNT, day=datetime.now(UTC).date())
+    assert sorted(m.id for m in found) == [
+        "order:reference:1001/run-1/1/1/A",
+        "order:reference:1001/run-1/1/2/A",
+        "order:reference:1001/run-1/1/2/X4",
+        "order:reference:1001/run-2/1/1/A",
+    ]
+    first = next(m for m in found if m.id == "order:reference:1001/run-1/1/1/A")
+    assert first.business_message == "written by run-1, attempt 1"
+
+
+async def test_line_ids_outside_an_activity_are_unique(store: OrderStore) -> None:
+    logbook = Logbook(store, account=ACCOUNT)
+    for _ in range(3):
+        await logbook.record(
+            code="X1",
+            operation="Read order",
+            direction="Marketplace to connector",
+            status=LogStatus.SUCCESS,
+            business_message="read",
+            connection="reference",
+            marketplace_order_id="1001",
+        )
+    found = await store.logs(account=ACCOUNT, day=datetime.now(UTC).date())
+    assert len({m.id for m in found}) == 3
+    assert all(m.id.startswith("order:reference:1001/") and m.connection == "reference" for m in found)
+
+
+def _report(*kinds: ProblemKind) -> ValidationReport:
+    return ValidationReport(
+        problems=[SkuProblem(sku_id=str(n), kind=kind, action="fix it") for n, kind in enumerate(kinds)]
+    )
+
+
+@pytest.mark.parametrize(
+    ("kinds", "expected"),
+    [
+        ((), ("X2", LogStatus.SUCCESS)),
+        ((ProblemKind.SKU_INACTIVE,), ("F", LogStatus.ALERT)),
+        ((ProblemKind.SKU_INACTIVE, ProblemKind.SKU_INACTIVE), ("F", LogStatus.ALERT)),
+        ((ProblemKind.NOT_IN_SIMULATION,), ("D", LogStatus.ALERT)),
+        ((ProblemKind.SKU_NOT_FOUND, ProblemKind.NOT_IN_SALES_CHANNEL), ("D", LogStatus.ALERT)),
+        ((ProblemKind.SKU_INACTIVE, ProblemKind.NOT_IN_SIMULATION), ("I", LogStatus.ERROR)),
+        ((ProblemKind.NOT_IN_SIMULATION, ProblemKind.UNAVAILABLE), ("I", LogStatus.ERROR)),
+        ((ProblemKind.PRODUCT_INACTIVE,), ("I", LogStatus.ERROR)),
+        ((ProblemKind.NO_SLA,), ("I", LogStatus.ERROR)),
+        ((ProblemKind.PRICE_DIVERGENCE,), ("I", LogStatus.ERROR)),
+    ],
+)
+def test_validation_line_writes_the_guides_most_specific_code(
+    kinds: tuple[ProblemKind, ...], expected: tuple[str, LogStatus]
+) -> None:
+    assert Logbook.validation_line(_report(*kinds)) == expected

@@ -1,7 +1,8 @@
 """VTEX's log endpoint for connectors: `GET /{account}/logs/?DateAt=yyyy-mm-dd&status=all`.
 
 The contract is VTEX's external-marketplace-integration-logs guide, spellings included: the query
-accepts its `sucess`, and the answer keeps its `ContentTransalted` key.
+accepts its `sucess`, and the answer keeps its `ContentTransalted` key. An optional `connection` query
+parameter (ours) keeps one marketplace connection's lines.
 """
 
 from __future__ import annotations
@@ -62,7 +63,9 @@ def _vtex_message(message: LogMessage) -> dict[str, str | None]:
         "BusinessMessage": message.business_message,
         "Status": message.status.value.capitalize(),
         # Our additions after VTEX's eight keys: the order-log code and where and when the step was.
+        # Connection tells apart two marketplaces' lines for the same marketplace order id.
         "Code": message.code,
+        "Connection": message.connection,
         "MarketplaceOrderId": message.marketplace_order_id,
         "VtexOrderId": message.vtex_order_id,
         "Date": message.created_at.isoformat(),
@@ -76,7 +79,11 @@ def logs_routes(store: OrderStore) -> list[Route]:
             statuses = parse_statuses(",".join(request.query_params.getlist("status")))
         except ValueError as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
-        messages = await store.logs(account=request.path_params["account"], day=day, statuses=statuses)
+        # An empty `connection=` filters nothing, like an empty `status=`.
+        connection = request.query_params.get("connection", "").strip() or None
+        messages = await store.logs(
+            account=request.path_params["account"], day=day, statuses=statuses, connection=connection
+        )
         return JSONResponse({"Messages": [_vtex_message(message) for message in messages]})
 
     # Both spellings of the path: VTEX's guide shows the trailing slash, a redirect would cost a trip.

@@ -7,7 +7,7 @@ from datetime import UTC
 
 from connector.store.models import LogMessage
 
-_HEADERS = ("TIME (UTC)", "CODE", "STATUS", "MARKETPLACE ORDER", "VTEX ORDER", "OPERATION", "MESSAGE")
+_HEADERS = ("TIME (UTC)", "CODE", "STATUS", "CONNECTION", "MARKETPLACE ORDER", "VTEX ORDER", "OPERATION", "MESSAGE")
 _GAP = "  "
 
 
@@ -20,6 +20,7 @@ def _cells(message: LogMessage) -> tuple[str, ...]:
         message.created_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"),
         message.code,
         message.status.value.capitalize(),
+        message.connection,
         message.marketplace_order_id,
         message.vtex_order_id or "-",
         _one_line(message.operation),

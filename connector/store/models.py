@@ -9,7 +9,12 @@ from pydantic import BaseModel, Field
 
 
 class LogStatus(StrEnum):
-    """The four statuses of VTEX's order logs (the guide's "warning" is our "alert")."""
+    """The four statuses of VTEX's order logs.
+
+    The guide's status table lists Success, Error, Alert and Pending; its field list names "warning"
+    where the table has Alert, and its code table marks D, F and H Warning. Warning is read as Alert,
+    not as a fifth status: the log endpoint accepts `status=warning` for it (connector/intake/logs.py).
+    """
 
     SUCCESS = "success"
     ERROR = "error"
