@@ -67,13 +67,16 @@ class Stack:
         pollers: bool = False,
         intake: bool = True,
         worker: bool = True,
+        vtex_order_id_suffix: str | None = None,
     ) -> None:
+        """`vtex_order_id_suffix` pins the embedded VTEX sandbox's seller suffix (default: a random one)."""
         self.settings = settings
         self.client = client
         self._sandbox_ports = sandbox_ports
         self._pollers = pollers
         self._run_intake = intake
         self._run_worker = worker
+        self._vtex_order_id_suffix = vtex_order_id_suffix
         self.sandboxes: Sandboxes | None = None
         self.connections: Mapping[str, Connection] = {}
         self._adapters: Mapping[str, MarketplaceAdapter] = {}
@@ -165,7 +168,7 @@ class Stack:
 
     async def _start_sandboxes(self) -> Sandboxes:
         host = self.settings.intake_host
-        vtex = VtexSandbox()
+        vtex = VtexSandbox(order_id_suffix=self._vtex_order_id_suffix)
         sandboxes = Sandboxes(vtex, HttpServer(vtex.app, host=host, port=self._sandbox_ports[0], name="vtex-sandbox"))
         await sandboxes.vtex_server.start()
         port = self._sandbox_ports[1]

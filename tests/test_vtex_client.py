@@ -8,7 +8,6 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from connector.models import vtex_order_id
 from connector.sandbox.vtex import FaultRule, VtexSandbox
 from connector.validation import validate_order
 from connector.vtex.client import VtexClient
@@ -20,7 +19,8 @@ from tests.test_validation import make_order
 
 @pytest_asyncio.fixture
 async def sandbox_and_client() -> AsyncIterator[tuple[VtexSandbox, VtexClient]]:
-    sandbox = VtexSandbox()
+    # A seller suffix other than the examples' -01, and no OMS or List orders lag.
+    sandbox = VtexSandbox(order_id_suffix="-02", oms_visibility_delay_seconds=0, list_index_delay_seconds=0)
     client = VtexClient(
         base_url="http://vtex.sandbox",
         app_key=sandbox.app_key,
@@ -44,9 +44,9 @@ async def test_every_operation_sends_what_the_specs_require(
     assert report.ok, report.problems
     body = fulfillment_order_body(order, report, seller_id="1", services_endpoint="https://connector.example/vtex/x")
     placed = await client.place_fulfillment_order(body, sales_channel="1", affiliate_id="MKP")
-    assert placed.order_id == vtex_order_id("MKP", "100")
+    assert placed.order_id == "MKP-100-02"
     await client.authorize_dispatch("100", sales_channel="1", affiliate_id="MKP")
-    oms = await client.get_order(vtex_order_id("MKP", "100"))
+    oms = await client.get_order(placed.order_id)
     assert oms is not None and oms.status == "ready-for-handling"
     assert await client.get_sku_context("999", sales_channel="1") is None
     assert await client.get_order("MKP-none-01") is None
@@ -58,6 +58,57 @@ async def test_every_operation_sends_what_the_specs_require(
         "AuthorizeDispatchForFulfillmentOrder",
     }
     assert len(operations) == 5  # plus Get SKU and context, and Get order
+
+
+async def _place(client: VtexClient, marketplace_order_id: str, affiliate_id: str) -> str:
+    order = make_order("1").model_copy(update={"marketplace_order_id": marketplace_order_id})
+    order = order.model_copy(update={"payment_value": 2 * 4990 + 500})
+    order.items[0].unit_price = 4990
+    simulation = await client.simulate(
+        simulation_body(order, seller_id="1"), sales_channel="1", affiliate_id=affiliate_id
+    )
+    report = validate_order(
+        order, simulation, {"1": await client.get_sku_context("1", sales_channel="1")}, sales_channel="1"
+    )
+    assert report.ok, report.problems
+    body = fulfillment_order_body(order, report, seller_id="1", services_endpoint="https://connector.example/vtex/x")
+    placed = await client.place_fulfillment_order(body, sales_channel="1", affiliate_id=affiliate_id)
+    assert placed.order_id is not None
+    return placed.order_id
+
+
+async def test_find_order_ids_lists_orders_as_the_spec_says(
+    sandbox_and_client: tuple[VtexSandbox, VtexClient],
+) -> None:
+    sandbox, client = sandbox_and_client
+    assert await client.find_order_ids("100", affiliate_id="MKP") == []
+    mine = await _place(client, "100", "MKP")
+    await _place(client, "1000", "MKP")
+    theirs = await _place(client, "100", "XYZ")
+    assert mine == "MKP-100-02"
+    assert await client.find_order_ids("100", affiliate_id="MKP") == [mine]
+    assert await client.find_order_ids("100", affiliate_id="XYZ") == [theirs]
+    assert await client.find_order_ids("404", affiliate_id="MKP") == []
+    listed = [r for r in sandbox.requests if r.path == "/api/oms/pvt/orders"]
+    assert len(listed) == 4
+    for request in listed:
+        operation = validate_request(request.method, request.path, request.query, request.headers, request.body)
+        assert operation == "ListOrders"
+    assert listed[1].query == {"q": "100", "f_affiliateId": "MKP", "page": "1", "per_page": "100"}
+
+
+async def test_find_order_ids_misses_orders_not_yet_indexed() -> None:
+    sandbox = VtexSandbox(order_id_suffix="-04", oms_visibility_delay_seconds=0, list_index_delay_seconds=60)
+    client = VtexClient(
+        base_url="http://vtex.sandbox",
+        app_key=sandbox.app_key,
+        app_token=sandbox.app_token,
+        transport=httpx.ASGITransport(app=sandbox.app),
+    )
+    placed = await _place(client, "100", "MKP")
+    assert await client.get_order(placed) is not None
+    assert await client.find_order_ids("100", affiliate_id="MKP") == []
+    await client.aclose()
 
 
 async def test_business_errors_carry_the_vtex_code(
@@ -117,3 +168,16 @@ def test_retry_after_accepts_seconds_and_http_dates() -> None:
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0  # in the past: retry now
     assert parse_retry_after("soon") is None
     assert parse_retry_after(None) is None
+
+
+async def test_find_order_ids_reads_every_page() -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        page = int(request.url.params["page"])
+        entry = {"orderId": f"MKP-7-0{page}", "marketPlaceOrderId": "7", "affiliateId": "MKP", "status": "handling"}
+        noise = {"orderId": "MKP-77-01", "marketPlaceOrderId": "77", "affiliateId": "MKP", "status": "handling"}
+        paging = {"total": 3, "pages": 2, "currentPage": page, "perPage": 100}
+        return httpx.Response(200, json={"list": [entry, noise], "facets": [], "paging": paging, "stats": {}})
+
+    client = VtexClient(base_url="http://vtex", app_key="k", app_token="t", transport=httpx.MockTransport(answer))
+    assert await client.find_order_ids("7", affiliate_id="MKP") == ["MKP-7-01", "MKP-7-02"]
+    await client.aclose()

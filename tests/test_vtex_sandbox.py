@@ -28,6 +28,15 @@ HEADERS = {"Accept": "application/json", "Content-Type": "application/json", **A
 SIMULATION = "/api/checkout/pub/orderForms/simulation"
 PLACE = "/api/fulfillment/pvt/orders"
 QUERY = {"affiliateId": "MKP", "sc": "1"}
+# Pinned so tests can name OMS ids; not -01, so nothing here leans on the examples' suffix. No OMS or
+# List orders lag either: the tests of those set their own.
+SUFFIX = "-03"
+OMS_ID = f"MKP-1001{SUFFIX}"
+SANDBOX_OPTIONS: dict[str, Any] = {
+    "order_id_suffix": SUFFIX,
+    "oms_visibility_delay_seconds": 0,
+    "list_index_delay_seconds": 0,
+}
 
 # SKU 1 (4990) x2 with "Normal" (500): the store's desired value is 10480.
 ORDER: dict[str, Any] = {
@@ -73,9 +82,13 @@ def single_item_order(sku_id: str, quantity: int, sla: str, payment: int, **chan
     return body
 
 
+def make_sandbox(**options: Any) -> VtexSandbox:
+    return VtexSandbox(**(SANDBOX_OPTIONS | options))
+
+
 @pytest.fixture
 def sandbox() -> VtexSandbox:
-    return VtexSandbox()
+    return make_sandbox()
 
 
 @pytest_asyncio.fixture
@@ -257,10 +270,10 @@ PRIVATE_CALLS = [
     ("GET", "/api/catalog_system/pvt/sku/stockkeepingunitbyid/1"),
     ("POST", "/api/fulfillment/pvt/orders?affiliateId=MKP"),
     ("POST", "/api/fulfillment/pvt/orders/MKP-1001/fulfill?affiliateId=MKP"),
-    ("GET", "/api/oms/pvt/orders/MKP-1001-01"),
-    ("POST", "/api/oms/pvt/orders/MKP-1001-01/cancel"),
-    ("POST", "/api/oms/pvt/orders/MKP-1001-01/invoice"),
-    ("PATCH", "/api/oms/pvt/orders/MKP-1001-01/invoice/NFe-1"),
+    ("GET", f"/api/oms/pvt/orders/{OMS_ID}"),
+    ("POST", f"/api/oms/pvt/orders/{OMS_ID}/cancel"),
+    ("POST", f"/api/oms/pvt/orders/{OMS_ID}/invoice"),
+    ("PATCH", f"/api/oms/pvt/orders/{OMS_ID}/invoice/NFe-1"),
 ]
 BAD_CREDENTIALS = [
     {},
@@ -285,7 +298,7 @@ async def test_private_endpoints_need_the_configured_key_pair(
 
 
 async def test_custom_credentials(sandbox: VtexSandbox) -> None:
-    custom = VtexSandbox(app_key="k", app_token="t")
+    custom = make_sandbox(app_key="k", app_token="t")
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=custom.app), base_url="http://vtex") as http:
         url = "/api/catalog_system/pvt/sku/stockkeepingunitbyid/1"
         assert (await http.get(url, headers=AUTH)).status_code == 401
@@ -320,7 +333,7 @@ async def test_place_order_creates_and_reserves(client: httpx.AsyncClient, sandb
     assert response.status_code == 200, response.text
     body = response.json()
     assert body == {
-        "orderId": "MKP-1001-01",
+        "orderId": OMS_ID,
         "status": "success",
         "message": "Order placed successfully",
         "orderData": ORDER,
@@ -332,7 +345,7 @@ async def test_place_order_creates_and_reserves(client: httpx.AsyncClient, sandb
         "/components/schemas/placeFulfillmentOrderResponse",
         echoed,
     )
-    stored = sandbox.orders["MKP-1001-01"]
+    stored = sandbox.orders[OMS_ID]
     assert (stored.marketplace_order_id, stored.affiliate_id, stored.sales_channel) == ("1001", "MKP", 1)
     assert (stored.status, stored.is_created_async, stored.body) == (
         "waiting-ffmt-authorization",
@@ -345,7 +358,7 @@ async def test_place_order_creates_and_reserves(client: httpx.AsyncClient, sandb
 async def test_place_order_accepts_the_guides_array(client: httpx.AsyncClient, sandbox: VtexSandbox) -> None:
     response = await place(client, [ORDER])
     assert response.status_code == 200
-    assert response.json()["orderId"] == "MKP-1001-01"
+    assert response.json()["orderId"] == OMS_ID
     too_many = await place(client, [order(marketplaceOrderId="2"), order(marketplaceOrderId="3")])
     assert_vtex_error(too_many, 400, "CHK00308")
 
@@ -428,7 +441,7 @@ async def test_duplicate_order_is_fmt009(client: httpx.AsyncClient, sandbox: Vte
 
 async def test_recreating_a_canceled_order_is_fmt0060(client: httpx.AsyncClient, sandbox: VtexSandbox) -> None:
     await place(client, ORDER)
-    sandbox.orders["MKP-1001-01"].status = "canceled"
+    sandbox.orders[OMS_ID].status = "canceled"
     assert_vtex_error(
         await place(client, ORDER),
         400,
@@ -483,7 +496,7 @@ async def test_unoffered_sla_is_fmt010(client: httpx.AsyncClient) -> None:
 
 
 async def test_pickup_where_the_sku_has_no_pickup_point_is_fmt010() -> None:
-    sandbox = VtexSandbox(skus=[SandboxSku("10", "Entrega só", 1000, 5, slas=(NORMAL,))])
+    sandbox = make_sandbox(skus=[SandboxSku("10", "Entrega só", 1000, 5, slas=(NORMAL,))])
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=sandbox.app), base_url="http://vtex", headers=HEADERS
     ) as http:
@@ -505,7 +518,7 @@ async def test_price_divergence_is_fmt007(client: httpx.AsyncClient, sandbox: Vt
 async def test_price_divergence_with_is_created_async(client: httpx.AsyncClient, sandbox: VtexSandbox) -> None:
     response = await place(client, order(marketplacePaymentValue=10000, isCreatedAsync=True))
     assert response.status_code == 200
-    stored = sandbox.orders["MKP-1001-01"]
+    stored = sandbox.orders[OMS_ID]
     assert (stored.status, stored.is_created_async) == ("waiting-for-manual-authorization", True)
 
 
@@ -532,12 +545,12 @@ async def test_authorize_dispatch_moves_to_ready_for_handling(client: httpx.Asyn
         body,
     )
     assert body["status"] == "success"
-    assert body["orderId"] == "MKP-1001-01"
+    assert body["orderId"] == OMS_ID
     assert body["details"]["marketplaceOrderId"] == "1001"
     assert body["details"]["status"] == "ready-for-handling"
-    assert sandbox.orders["MKP-1001-01"].status == "ready-for-handling"
+    assert sandbox.orders[OMS_ID].status == "ready-for-handling"
     # Idempotent, in the OMS id form and the guides' array form too.
-    again = await authorize(client, "MKP-1001-01", [{"marketplaceOrderId": "1001"}])
+    again = await authorize(client, OMS_ID, [{"marketplaceOrderId": "1001"}])
     assert again.status_code == 201
     assert again.json()["details"]["status"] == "ready-for-handling"
 
@@ -570,12 +583,12 @@ async def test_authorize_waits_for_manual_price_approval(client: httpx.AsyncClie
 async def test_get_order_has_the_orders_api_shape(client: httpx.AsyncClient) -> None:
     await place(client, ORDER)
     await authorize(client, "MKP-1001", {"marketplaceOrderId": "1001"})
-    response = await client.get("/api/oms/pvt/orders/MKP-1001-01")
+    response = await client.get(f"/api/oms/pvt/orders/{OMS_ID}")
     assert response.status_code == 200
     body = response.json()
     assert_matches_spec("Orders API", response_pointer("/api/oms/pvt/orders/{orderId}", "get"), body)
     expected = {
-        "orderId": "MKP-1001-01",
+        "orderId": OMS_ID,
         "marketplaceOrderId": "1001",
         "marketplaceServicesEndpoint": ORDER["marketplaceServicesEndpoint"],
         "origin": "Fulfillment",
@@ -610,7 +623,7 @@ async def test_get_order_has_the_orders_api_shape(client: httpx.AsyncClient) -> 
     assert body["shippingData"]["logisticsInfo"][0]["selectedSla"] == "Normal"
     assert body["authorizedDate"] is not None
     by_sequence = await client.get(f"/api/oms/pvt/orders/seq{body['sequence']}")
-    assert by_sequence.json()["orderId"] == "MKP-1001-01"
+    assert by_sequence.json()["orderId"] == OMS_ID
 
 
 async def test_get_unknown_order_is_404(client: httpx.AsyncClient) -> None:
@@ -635,7 +648,7 @@ async def test_fault_method_filter_and_forever(client: httpx.AsyncClient, sandbo
     sandbox.add_fault(FaultRule("GET", "/api/oms/", 500, times=-1))
     await place(client, ORDER)
     for _ in range(3):
-        assert (await client.get("/api/oms/pvt/orders/MKP-1001-01")).status_code == 500
+        assert (await client.get(f"/api/oms/pvt/orders/{OMS_ID}")).status_code == 500
     assert (await client.get("/api/catalog_system/pvt/sku/stockkeepingunitbyid/1")).status_code == 200
 
 
@@ -665,7 +678,7 @@ async def test_after_effect_creates_the_order_but_loses_the_answer(
 ) -> None:
     sandbox.add_fault(FaultRule("POST", "/api/fulfillment/pvt/orders", 504, after_effect=True))
     assert_vtex_error(await place(client, ORDER), 504, None)
-    assert sandbox.orders["MKP-1001-01"].status == "waiting-ffmt-authorization"
+    assert sandbox.orders[OMS_ID].status == "waiting-ffmt-authorization"
     assert sandbox.requests[-1].status == 504
     # The connector's retry meets the order it already created.
     assert_vtex_error(await place(client, ORDER), 400, "FMT009")
@@ -674,7 +687,7 @@ async def test_after_effect_creates_the_order_but_loses_the_answer(
 async def test_delay_holds_the_answer(client: httpx.AsyncClient, sandbox: VtexSandbox) -> None:
     sandbox.add_fault(FaultRule("GET", "/api/oms/", 500, delay_seconds=0.2))
     started = time.monotonic()
-    response = await client.get("/api/oms/pvt/orders/MKP-1001-01")
+    response = await client.get(f"/api/oms/pvt/orders/{OMS_ID}")
     assert response.status_code == 500
     assert time.monotonic() - started >= 0.2
 
@@ -685,7 +698,7 @@ async def test_delay_after_effect_times_the_client_out_after_the_work(
     sandbox.add_fault(FaultRule("POST", "/api/fulfillment/", 500, delay_seconds=5, after_effect=True))
     with pytest.raises(TimeoutError):
         await asyncio.wait_for(place(client, ORDER), timeout=0.2)
-    assert "MKP-1001-01" in sandbox.orders
+    assert OMS_ID in sandbox.orders
     assert sandbox.requests[-1].status == 500
 
 
@@ -719,7 +732,7 @@ async def test_probability_answers_a_seeded_share_of_the_requests(
     sandbox.reset()
     sandbox.add_fault(FaultRule("GET", "/stockkeepingunitbyid/", 503, times=-1, probability=0.25))
     assert await statuses(client, 400) == first
-    other = VtexSandbox(fault_seed=1)
+    other = make_sandbox(fault_seed=1)
     other.add_fault(FaultRule("GET", "/stockkeepingunitbyid/", 503, times=-1, probability=0.25))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=other.app), base_url="http://vtex") as http:
         http.headers.update(HEADERS)
@@ -794,14 +807,14 @@ async def test_admin_api(client: httpx.AsyncClient, sandbox: VtexSandbox) -> Non
 
     orders = (await client.get("/_sandbox/orders")).json()
     assert [(o["order_id"], o["status"], o["marketplace_order_id"]) for o in orders] == [
-        ("MKP-1001-01", "waiting-ffmt-authorization", "1001")
+        (OMS_ID, "waiting-ffmt-authorization", "1001")
     ]
     assert orders[0]["body"] == ORDER
     recorded = (await client.get("/_sandbox/requests")).json()
     assert [(r["method"], r["status"]) for r in recorded] == [("POST", 200), ("POST", 429)]
     assert recorded[0]["headers"]["x-vtex-api-apptoken"] == "***"
 
-    canceled = await client.post("/_sandbox/orders/MKP-1001-01/status", json={"status": "canceled"})
+    canceled = await client.post(f"/_sandbox/orders/{OMS_ID}/status", json={"status": "canceled"})
     assert canceled.status_code == 200
     assert_vtex_error(await place(client, ORDER), 400, "FMT0060")
 

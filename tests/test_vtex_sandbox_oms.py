@@ -21,16 +21,18 @@ from connector.sandbox.vtex_models import JSON
 from tests.contract.openapi import validate_request
 from tests.test_vtex_sandbox import (
     HEADERS,
+    OMS_ID,
     ORDER,
     PLACE,
     QUERY,
     assert_matches_spec,
     assert_vtex_error,
+    make_sandbox,
     response_pointer,
 )
 
 ENDPOINT = "http://127.0.0.1:8000/vtex/reference/tok3n"
-ORDER_ID = "MKP-1001-01"
+ORDER_ID = OMS_ID
 OMS = f"/api/oms/pvt/orders/{ORDER_ID}"
 VALUE = 10480  # ORDER's value: 2 x 4990 plus 500 shipping
 RECEIPT_KEYS = {"date", "orderId", "receipt"}
@@ -72,7 +74,7 @@ def receiver() -> Receiver:
 @pytest_asyncio.fixture
 async def sandbox(receiver: Receiver) -> AsyncIterator[VtexSandbox]:
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=receiver.app)) as to_receiver:
-        vtex = VtexSandbox(callback_sender=client_sender(to_receiver), callback_retry_delays=(0.01, 0.02))
+        vtex = make_sandbox(callback_sender=client_sender(to_receiver), callback_retry_delays=(0.01, 0.02))
         yield vtex
         vtex.reset()  # a failed test must not leave deliveries running into the next one
 
@@ -146,7 +148,7 @@ TRACKING_ANSWER = "/components/schemas/Updatepartialinvoice.SendTrackingNumber"
 
 async def test_cancel_asks_the_marketplace_without_blocking_then_cancels() -> None:
     gated = GatedSender()
-    sandbox = VtexSandbox(callback_sender=gated)
+    sandbox = make_sandbox(callback_sender=gated)
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=sandbox.app), base_url="http://vtex", headers=HEADERS
     ) as client:
@@ -219,7 +221,7 @@ async def test_failing_receiver_leaves_cancellation_requested_until_asked_again(
 
 
 async def test_unreachable_receiver_is_recorded_as_an_error() -> None:
-    sandbox = VtexSandbox(callback_sender=refuse, callback_retry_delays=())
+    sandbox = make_sandbox(callback_sender=refuse, callback_retry_delays=())
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=sandbox.app), base_url="http://vtex", headers=HEADERS
     ) as http:
@@ -517,7 +519,7 @@ async def test_admin_api_lists_callbacks_and_reset_forgets_them(
 
 async def test_reset_abandons_deliveries_under_way() -> None:
     gated = GatedSender()
-    sandbox = VtexSandbox(callback_sender=gated)
+    sandbox = make_sandbox(callback_sender=gated)
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=sandbox.app), base_url="http://vtex", headers=HEADERS
     ) as client:

@@ -5,6 +5,15 @@ key/token on `/pvt/` paths and the JSON content type on POSTs and PATCHes, then 
 Cancellations and invoices are told to the marketplace in the background, as VTEX does, through
 `marketplaceServicesEndpoint` callbacks (vtex_callbacks). The admin API under `/_sandbox/` lets tests
 in another process inject faults and read what the sandbox saw and sent.
+
+Where the docs leave VTEX room, the sandbox takes it, so a connector that assumes more than the docs
+promise is caught:
+- OMS ids end in VTEX's seller suffix (`-01` in every example), chosen per sandbox among -01..-05
+  unless pinned (`order_id_suffix`).
+- A placed order reaches OMS (Get order, cancel, invoice) a moment later (`oms_visibility_delay_seconds`,
+  random up to 0.3 s per order by default); before that OMS answers 404 as for an unknown order.
+- List orders shows only indexed orders (`list_index_delay_seconds`, 0.5 s by default; VTEX documents
+  about four minutes).
 """
 
 from __future__ import annotations
@@ -13,6 +22,8 @@ import asyncio
 import hmac
 import json
 import random
+import re
+import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -73,6 +84,7 @@ from connector.sandbox.vtex_models import (
     receipt_body,
 )
 from connector.sandbox.vtex_oms import find_order, order_json, order_value
+from connector.sandbox.vtex_oms_list import list_orders
 
 __all__ = [
     "CallbackAttempt",
@@ -93,6 +105,12 @@ SEQUENCE_BASE = 500_000
 _MASKED_HEADERS = frozenset({"x-vtex-api-apptoken", "vtexidclientautcookie"})
 _ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 _JSON_BODY_METHODS = frozenset({"POST", "PATCH"})
+# The seller suffixes a sandbox picks from when none is pinned (VTEX's examples only show -01).
+ORDER_ID_SUFFIXES = ("-01", "-02", "-03", "-04", "-05")
+# Upper bound of the default, per-order random delay before OMS finds a new order.
+MAX_OMS_VISIBILITY_DELAY = 0.3
+DEFAULT_LIST_INDEX_DELAY = 0.5
+_SUFFIX = re.compile(r"-?(\d{2})")
 
 
 @dataclass(frozen=True)
@@ -118,10 +136,35 @@ class VtexSandbox:
         callback_sender: Sender = post_json,
         callback_retry_delays: Sequence[float] = DEFAULT_RETRY_DELAYS,
         fault_seed: int = 0,
+        order_id_suffix: str | None = None,
+        oms_visibility_delay_seconds: float | None = None,
+        list_index_delay_seconds: float = DEFAULT_LIST_INDEX_DELAY,
+        seed: int | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """`callback_sender` delivers the marketplace notifications (default: HTTP, 5 s timeout); a
         failed one is retried after each of `callback_retry_delays` seconds, then given up.
-        `fault_seed` seeds the draws of faults with a `probability`, so a run can be repeated."""
+        `fault_seed` seeds the draws of faults with a `probability`, so a run can be repeated.
+
+        `order_id_suffix` ("-02" or "02") pins the seller suffix of OMS ids; by default one of -01..-05
+        is drawn once, here. `oms_visibility_delay_seconds` is how long a placed order stays unknown to
+        OMS (default: a random 0 to 0.3 s per order; 0 disables). `list_index_delay_seconds` is how long
+        it then takes to show in List orders. `seed` makes the random draws repeatable; `clock`
+        (seconds) is what the delays are measured on."""
+        if oms_visibility_delay_seconds is not None and oms_visibility_delay_seconds < 0:
+            raise ValueError("oms_visibility_delay_seconds must not be negative")
+        if list_index_delay_seconds < 0:
+            raise ValueError("list_index_delay_seconds must not be negative")
+        self._seed = seed
+        self._delay_random = random.Random(seed)
+        self.order_id_suffix = (
+            _parse_suffix(order_id_suffix)
+            if order_id_suffix is not None
+            else random.Random(seed).choice(ORDER_ID_SUFFIXES)
+        )
+        self._oms_delay = oms_visibility_delay_seconds
+        self._list_delay = list_index_delay_seconds
+        self._clock = clock
         self.app_key = app_key
         self.app_token = app_token
         self._skus = tuple(skus)
@@ -142,6 +185,7 @@ class VtexSandbox:
             self._route("/api/catalog_system/pvt/sku/stockkeepingunitbyid/{sku_id}", "GET", self._sku_context),
             self._route("/api/fulfillment/pvt/orders", "POST", self._place_order),
             self._route("/api/fulfillment/pvt/orders/{order_id}/fulfill", "POST", self._authorize_dispatch),
+            self._route("/api/oms/pvt/orders", "GET", self._list_orders),
             self._route("/api/oms/pvt/orders/{order_id}", "GET", self._get_order),
             self._route("/api/oms/pvt/orders/{order_id}/cancel", "POST", self._cancel_order),
             self._route("/api/oms/pvt/orders/{order_id}/invoice", "POST", self._invoice),
@@ -180,6 +224,7 @@ class VtexSandbox:
         self.requests.clear()
         self._faults.clear()
         self._fault_random.seed(self._fault_seed)
+        self._delay_random.seed(self._seed)
         self.stock.clear()
         self.stock.update({sku.id: sku.stock for sku in self._skus})
         self._placed = 0
@@ -280,8 +325,12 @@ class VtexSandbox:
             stock=self.stock,
             orders=self.orders,
             sequence=SEQUENCE_BASE + self._placed + 1,
+            order_id_suffix=self.order_id_suffix,
         )
         self._placed += 1
+        delay = self._delay_random.uniform(0, MAX_OMS_VISIBILITY_DELAY) if self._oms_delay is None else self._oms_delay
+        placed.oms_visible_at = self._clock() + delay
+        placed.list_indexed_at = placed.oms_visible_at + self._list_delay
         return 200, place_order_response(placed)
 
     def _authorize_dispatch(self, call: Call) -> tuple[int, Any]:
@@ -291,12 +340,25 @@ class VtexSandbox:
         order = find_for_dispatch(self.orders, call.path_params["order_id"], affiliate_id)
         return 201, authorize_dispatch(order, marketplace_order_id)
 
+    def _oms_order(self, order_id: str) -> SandboxOrder:
+        """The order OMS knows under `order_id`: one placed too recently is not there yet."""
+        order = find_order(self.orders, order_id)
+        if order.oms_visible_at > self._clock():
+            raise VtexApiError(404, None, f"Order {order_id} not found")
+        return order
+
+    def _list_orders(self, call: Call) -> tuple[int, Any]:
+        now = self._clock()
+        return 200, list_orders(
+            self.orders.values(), call.query, now=now, value_of=lambda order: order_value(order, self._catalog)
+        )
+
     def _get_order(self, call: Call) -> tuple[int, Any]:
-        return 200, order_json(find_order(self.orders, call.path_params["order_id"]), self._catalog)
+        return 200, order_json(self._oms_order(call.path_params["order_id"]), self._catalog)
 
     def _cancel_order(self, call: Call) -> tuple[int, Any]:
         reason, by_user = parse_cancel(call.body)
-        order = find_order(self.orders, call.path_params["order_id"])
+        order = self._oms_order(call.path_params["order_id"])
         cancellation = request_cancellation(order, reason, by_user)
         if cancellation is not None:
             self._callbacks.send(
@@ -309,7 +371,7 @@ class VtexSandbox:
         return 200, cancel_answer(order)
 
     def _invoice(self, call: Call) -> tuple[int, Any]:
-        order = find_order(self.orders, call.path_params["order_id"])
+        order = self._oms_order(call.path_params["order_id"])
         invoice = parse_invoice(call.body, order)
         stored, is_new = store_invoice(order, invoice, order_value(order, self._catalog))
         if is_new:
@@ -317,7 +379,7 @@ class VtexSandbox:
         return 200, receipt_body(order.order_id, stored.receipt, iso(now_utc()))
 
     def _update_invoice(self, call: Call) -> tuple[int, Any]:
-        order = find_order(self.orders, call.path_params["order_id"])
+        order = self._oms_order(call.path_params["order_id"])
         invoice = find_invoice(order, call.path_params["invoice_number"])
         update_tracking(invoice, call.body)
         self._notify_invoice(order, invoice)
@@ -372,7 +434,11 @@ class VtexSandbox:
 
     async def _admin_set_status(self, request: Request) -> Response:
         # Stands in for the seller's Admin (cancel, approve a price divergence...) in end-to-end tests.
-        order = self.orders.get(request.path_params["order_id"])
+        # The OMS id or `{affiliateId}-{marketplaceOrderId}`: tests need not know the seller suffix.
+        wanted = request.path_params["order_id"]
+        order = self.orders.get(wanted) or next(
+            (o for o in self.orders.values() if f"{o.affiliate_id}-{o.marketplace_order_id}" == wanted), None
+        )
         parsed, _ = _parse_json(await request.body())
         if order is None:
             return _json(404, error_body(None, "Order not found"))
@@ -391,6 +457,13 @@ class VtexSandbox:
     async def _admin_reset(self, request: Request) -> Response:
         self.reset()
         return Response(status_code=204)
+
+
+def _parse_suffix(value: str) -> str:
+    match = _SUFFIX.fullmatch(value)
+    if match is None or match.group(1) == "00":
+        raise ValueError(f"order_id_suffix must be two digits from 01, like '-02' (got {value!r})")
+    return f"-{match.group(1)}"
 
 
 def _mask(name: str, value: str) -> str:

@@ -2,6 +2,15 @@
 
 Business checks run in the order VTEX's Fulfillment reports them: duplicate order, unknown item,
 stock, carriers (SLA), then price. Error texts are the Checkout error table's.
+
+The OMS id is `{affiliateId}-{marketplaceOrderId}-{NN}`. The specs and guides only ever show `-01`,
+but the suffix is VTEX's (the seller's sequence in a multi-seller order), so the sandbox uses the
+suffix it was given, not a fixed `-01`: callers must read the id from the placement answer.
+
+Invented by the sandbox (the docs say nothing): Authorize dispatch on a canceled order, or one whose
+cancellation was requested, answers 400 FMT0056 ("Incompleted orders cannot change status", the
+Checkout table's code for a status change an order cannot take), as for an order still waiting for
+the seller's manual price approval.
 """
 
 from __future__ import annotations
@@ -21,8 +30,17 @@ CANCELED = "canceled"
 _AUTHORIZED = frozenset({READY_FOR_HANDLING, "start-handling", "handling", "invoiced"})
 
 
-def oms_order_id(affiliate_id: str, marketplace_order_id: str) -> str:
-    return f"{affiliate_id}-{marketplace_order_id}-01"
+def oms_order_id(affiliate_id: str, marketplace_order_id: str, suffix: str) -> str:
+    """`suffix` is VTEX's seller suffix, dash included (`-01`, `-02`...)."""
+    return f"{affiliate_id}-{marketplace_order_id}{suffix}"
+
+
+def find_placed(
+    orders: Mapping[str, SandboxOrder], affiliate_id: str, marketplace_order_id: str
+) -> SandboxOrder | None:
+    """The order an affiliate placed under a marketplace order id, whatever its OMS suffix."""
+    wanted = (affiliate_id, marketplace_order_id)
+    return next((o for o in orders.values() if (o.affiliate_id, o.marketplace_order_id) == wanted), None)
 
 
 def place_order(
@@ -34,11 +52,12 @@ def place_order(
     stock: MutableMapping[str, int],
     orders: MutableMapping[str, SandboxOrder],
     sequence: int,
+    order_id_suffix: str,
 ) -> SandboxOrder:
     """Check, reserve stock and store the order; `order` was already validated against the schema."""
     marketplace_order_id: str = order["marketplaceOrderId"]
-    order_id = oms_order_id(affiliate_id, marketplace_order_id)
-    existing = orders.get(order_id)
+    order_id = oms_order_id(affiliate_id, marketplace_order_id, order_id_suffix)
+    existing = find_placed(orders, affiliate_id, marketplace_order_id)
     if existing is not None:
         what = f"The request order with marketplace order id {marketplace_order_id} for affiliate {affiliate_id}"
         if existing.status == CANCELED:
@@ -121,10 +140,10 @@ def _selected_slas(order: JSON, items: list[JSON], skus: list[SandboxSku]) -> li
 
 
 def find_for_dispatch(orders: Mapping[str, SandboxOrder], path_id: str, affiliate_id: str) -> SandboxOrder:
-    # The spec's path id is `{affiliateId}-{marketplaceOrderId}`; the OMS `-01` id is accepted too.
-    for candidate in (path_id, f"{path_id}-01"):
-        order = orders.get(candidate)
-        if order is not None and order.affiliate_id == affiliate_id:
+    """The spec's path id is `{affiliateId}-{marketplaceOrderId}`; the full OMS id is accepted too."""
+    for order in orders.values():
+        ids = (order.order_id, f"{order.affiliate_id}-{order.marketplace_order_id}")
+        if order.affiliate_id == affiliate_id and path_id in ids:
             return order
     raise VtexApiError(404, None, f"Order {path_id} not found")
 

@@ -81,7 +81,7 @@ class SandboxCancellation:
 
 @dataclass
 class SandboxOrder:
-    order_id: str  # OMS id, `{affiliateId}-{marketplaceOrderId}-01`
+    order_id: str  # OMS id, `{affiliateId}-{marketplaceOrderId}-{NN}` (NN: the sandbox's seller suffix)
     marketplace_order_id: str
     affiliate_id: str
     sales_channel: int
@@ -95,6 +95,10 @@ class SandboxOrder:
     invoiced_date: datetime | None = None
     invoices: list[SandboxInvoice] = field(default_factory=list)
     cancellation: SandboxCancellation | None = None
+    # On the sandbox clock (seconds): when OMS Get order starts to find the order, and when List orders
+    # has indexed it. 0: from the start.
+    oms_visible_at: float = 0.0
+    list_indexed_at: float = 0.0
 
     def invoice(self, invoice_number: str) -> SandboxInvoice | None:
         return next((i for i in self.invoices if i.invoice_number == invoice_number), None)

@@ -13,9 +13,19 @@ import httpx
 
 from connector.metrics import VTEX_REQUESTS, VTEX_SECONDS
 from connector.vtex.errors import VtexError, error_from_response, error_from_transport
-from connector.vtex.responses import OmsOrder, PlaceOrderResponse, Receipt, SimulationResponse, SkuContext
+from connector.vtex.responses import (
+    OmsOrder,
+    OmsOrderList,
+    PlaceOrderResponse,
+    Receipt,
+    SimulationResponse,
+    SkuContext,
+)
 
 JSON = dict[str, Any]
+# OMS List orders: at most 100 orders a page and 30 pages (Orders API spec).
+_LIST_PAGE_SIZE = 100
+_LIST_MAX_PAGES = 30
 
 
 class VtexClient:
@@ -102,6 +112,33 @@ class VtexClient:
                 return None
             raise
         return OmsOrder.model_validate(response.json())
+
+    async def find_order_ids(self, marketplace_order_id: str, *, affiliate_id: str) -> list[str]:
+        """OMS ids (`{affiliateId}-{marketplaceOrderId}-{NN}`) of the orders placed for a marketplace order.
+
+        OMS List orders, full-text search on the marketplace order id. The list holds only indexed
+        orders (about four minutes behind, per the spec): an empty answer does not prove there is none.
+        """
+        prefix = f"{affiliate_id}-{marketplace_order_id}-"
+        found: list[str] = []
+        page = 1
+        while True:
+            response = await self._send(
+                "list orders",
+                "GET",
+                "/api/oms/pvt/orders",
+                params={
+                    "q": marketplace_order_id,
+                    "f_affiliateId": affiliate_id,
+                    "page": str(page),
+                    "per_page": str(_LIST_PAGE_SIZE),
+                },
+            )
+            listed = OmsOrderList.model_validate(response.json())
+            found += [o.order_id for o in listed.orders if o.order_id.startswith(prefix) and o.order_id not in found]
+            if page >= min(listed.paging.pages, _LIST_MAX_PAGES):
+                return found
+            page += 1
 
     async def cancel_order(self, order_id: str, *, reason: str) -> Receipt:
         """OMS Cancel order. VTEX then confirms on marketplaceServicesEndpoint `/pvt/orders/{id}/cancel`."""

@@ -103,3 +103,27 @@ class Receipt(_Camel):
     order_id: str | None = None
     receipt: str | None = None
     date: str | None = None
+
+
+class OmsOrderSummary(_Camel):
+    """One order of OMS List orders (`List` in the Orders API spec)."""
+
+    order_id: str
+    status: str | None = None
+    # Spelled `marketPlaceOrderId` in List orders, unlike Get order's `marketplaceOrderId`.
+    marketplace_order_id: str | None = Field(default=None, alias="marketPlaceOrderId")
+    affiliate_id: str | None = None
+
+
+class OmsPaging(_Camel):
+    total: int = 0
+    pages: int = 0
+    current_page: int = 1
+    per_page: int = 15
+
+
+class OmsOrderList(_Camel):
+    """OMS List orders (`ListOrders`); only the list and its paging are read."""
+
+    orders: list[OmsOrderSummary] = Field(default_factory=list, alias="list")
+    paging: OmsPaging = Field(default_factory=OmsPaging)
