@@ -21,6 +21,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import AwareDatetime, BaseModel, Field, ValidationError
 
+from connector.http_pool import pooled_client
 from connector.marketplaces.base import MarketplaceError, NotificationRejected
 from connector.models import (
     Address,
@@ -200,7 +201,7 @@ class ReferenceMarketplace:
             # An empty HMAC key is public: anyone could sign a webhook.
             raise ValueError("webhook_secret must not be empty")
         self._secret = webhook_secret.encode()
-        self._http = httpx.AsyncClient(base_url=base_url, timeout=timeout_seconds, transport=transport)
+        self._http = pooled_client(base_url=base_url, timeout=timeout_seconds, transport=transport)
 
     async def aclose(self) -> None:
         await self._http.aclose()

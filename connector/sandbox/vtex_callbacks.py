@@ -15,6 +15,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import httpx
 
+from connector.http_pool import pooled_client
 from connector.sandbox.vtex_models import JSON
 
 Event = Literal["cancel", "invoice"]
@@ -53,7 +54,7 @@ class CallbackAttempt:
 async def post_json(url: str, body: JSON) -> httpx.Response:
     """The default sender. One short-lived client per attempt: the sandbox has no shutdown hook that
     could close a shared one."""
-    async with httpx.AsyncClient(timeout=SEND_TIMEOUT_SECONDS) as client:
+    async with pooled_client(timeout=SEND_TIMEOUT_SECONDS) as client:
         return await client.post(url, json=body)
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 
+from connector.http_pool import pooled_client
 from connector.metrics import VTEX_REQUESTS, VTEX_SECONDS
 from connector.vtex.errors import VtexError, error_from_response, error_from_transport
 from connector.vtex.responses import (
@@ -39,7 +40,9 @@ class VtexClient:
         max_connections: int = 100,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        self._http = httpx.AsyncClient(
+        # Idle connections expire before common servers close them, and a request caught by a server's
+        # keep-alive close is retried once on a new connection (connector/http_pool.py).
+        self._http = pooled_client(
             base_url=base_url,
             headers={
                 "Accept": "application/json",
@@ -48,7 +51,7 @@ class VtexClient:
                 "X-VTEX-API-AppToken": app_token,
             },
             timeout=httpx.Timeout(timeout_seconds),
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+            max_connections=max_connections,
             transport=transport,
         )
 
