@@ -19,7 +19,8 @@ from connector.marketplaces.base import MarketplaceAdapter
 from connector.marketplaces.reference import ReferenceMarketplace
 from connector.settings import SettingsError
 from connector.vtex.client import VtexClient
-from workflows.order import OrderWorkflow
+from workflows.order import OrderLifecycle
+from workflows.order_v1 import OrderWorkflowV1
 from workflows.poller import PollerWorkflow
 
 
@@ -64,7 +65,8 @@ def create_workers(
         # On shutdown running activities get this long to finish before they are cancelled (and retried
         # by another worker): VTEX calls are short, so in-flight work completes instead of being redone.
         graceful_shutdown_timeout=graceful_shutdown,
-        workflows=[OrderWorkflow, PollerWorkflow],
+        # OrderWorkflowV1 stays registered until the orders it started drain (README, "Upgrading").
+        workflows=[OrderLifecycle, OrderWorkflowV1, PollerWorkflow],
         activities=[
             marketplace_activities.fetch_marketplace_order,
             follow_up_activities.send_invoice_to_marketplace,
@@ -84,6 +86,11 @@ def create_workers(
             vtex_activities.validate_order,
             vtex_activities.place_order,
             vtex_activities.authorize_dispatch,
+            vtex_activities.get_vtex_order,
+            vtex_activities.find_vtex_order,
+            vtex_activities.send_return_invoice,
+            vtex_activities.cancel_in_vtex,
+            # Used only by OrderWorkflowV1, until its orders drain.
             vtex_activities.get_vtex_order_status,
             vtex_activities.cancel_vtex_order,
         ],

@@ -1,6 +1,7 @@
 """Client errors turned into Temporal failures: the handling decided by the error table travels with it.
 
-`type` is the `Handling` (VtexTransient, VtexReprocess, ...) so the workflow branches on one field;
+`type` is the `Handling` (VtexTransient, VtexReprocess, ...) or the marketplace's kind; the workflow
+turns it into what the order does in one place (connector/failures.py);
 `details[0]` carries the VTEX status, code, message and the seller's action.
 """
 
@@ -10,12 +11,10 @@ from datetime import timedelta
 
 from temporalio.exceptions import ApplicationError
 
+from connector.failures import MARKETPLACE_REJECTED, MARKETPLACE_UNAVAILABLE
 from connector.marketplaces.base import MarketplaceError
 from connector.vtex.error_table import Handling, classify, seller_action
 from connector.vtex.errors import VtexError
-
-MARKETPLACE_UNAVAILABLE = "MarketplaceUnavailable"
-MARKETPLACE_REJECTED = "MarketplaceRejected"
 
 
 def error_code(exc: VtexError) -> str:

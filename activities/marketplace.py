@@ -8,6 +8,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.failures import marketplace_failure
+from connector.failures import UNKNOWN_CONNECTION
 from connector.logbook import Logbook
 from connector.marketplaces.base import MarketplaceAdapter, MarketplaceError
 from connector.models import (
@@ -35,7 +36,7 @@ class MarketplaceActivities:
         if adapter is None:
             raise ApplicationError(
                 f"connection {request.connection!r} is not configured on this worker",
-                type="UnknownConnection",
+                type=UNKNOWN_CONNECTION,
                 non_retryable=True,
             )
         try:
@@ -132,7 +133,7 @@ class MarketplaceFollowUpActivities:
         if adapter is None:
             raise ApplicationError(
                 f"connection {connection!r} is not configured on this worker",
-                type="UnknownConnection",
+                type=UNKNOWN_CONNECTION,
                 non_retryable=True,
             )
         try:

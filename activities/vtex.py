@@ -7,18 +7,25 @@ from datetime import UTC, datetime
 from typing import Any
 
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from activities.failures import vtex_failure
+from connector.failures import VTEX_FAILURE_LOG_CODES
 from connector.logbook import Logbook
 from connector.models import (
     AuthorizeDispatchInput,
+    CancelInVtexInput,
     CancelOrderInput,
     CancelOutcome,
+    FindVtexOrderInput,
     OrderStatusInput,
     PlacedOrder,
     PlaceOrderInput,
+    ReturnInvoiceInput,
     ValidateOrderInput,
     ValidationReport,
+    VtexOrderInfo,
+    VtexOrderInput,
     vtex_order_id,
 )
 from connector.store.models import IdMapping, LogStatus
@@ -94,17 +101,19 @@ class VtexActivities:
     @activity.defn(name="place_order")
     async def place_order(self, request: PlaceOrderInput) -> PlacedOrder:
         order = request.order
-        expected_id = vtex_order_id(request.affiliate_id, order.marketplace_order_id)
         try:
             # A retry may follow an attempt whose response was lost after VTEX created the order:
             # look before placing again. The first attempt skips the look-up (one call less per order).
-            if activity.info().attempt > 1 and await self._vtex.get_order(expected_id) is not None:
-                return await self._placed(request, PlacedOrder(vtex_order_id=expected_id, already_existed=True))
+            if activity.info().attempt > 1:
+                existing = await self._existing_order_id(request.connection, order.marketplace_order_id, request)
+                if existing is not None:
+                    return await self._placed(request, PlacedOrder(vtex_order_id=existing, already_existed=True))
             placed = await self._place(request, created_async=request.report.price_divergent)
         except VtexError as exc:
             handling = classify(exc.status, exc.code)
             if handling is Handling.ALREADY_EXISTS:
-                return await self._placed(request, PlacedOrder(vtex_order_id=expected_id, already_existed=True))
+                # FMT009: placed before (a lost answer, or a new run of a terminated order).
+                return await self._placed(request, await self._require_existing(request))
             if handling is Handling.PRICE_DIVERGENCE and _within_allowance(exc, request):
                 # Scenario 1: the connection accepts this divergence, so VTEX queues the order for the
                 # seller's manual approval instead of refusing it.
@@ -117,7 +126,7 @@ class VtexActivities:
             await self._log_failure(
                 request.connection,
                 order.marketplace_order_id,
-                expected_id,
+                None,
                 "Place order",
                 exc,
                 request.sales_channel,
@@ -138,8 +147,49 @@ class VtexActivities:
         response = await self._vtex.place_fulfillment_order(
             body, sales_channel=request.sales_channel, affiliate_id=request.affiliate_id
         )
-        vtex_id = response.order_id or vtex_order_id(request.affiliate_id, order.marketplace_order_id)
-        return PlacedOrder(vtex_order_id=vtex_id, awaiting_approval=created_async)
+        if response.order_id:
+            return PlacedOrder(vtex_order_id=response.order_id, awaiting_approval=created_async)
+        found = await self._require_existing(request)
+        return found.model_copy(update={"already_existed": False, "awaiting_approval": created_async})
+
+    async def _require_existing(self, request: PlaceOrderInput) -> PlacedOrder:
+        marketplace_id = request.order.marketplace_order_id
+        existing = await self._existing_order_id(request.connection, marketplace_id, request)
+        if existing is None:
+            # VTEX has the order but OMS does not show it yet (it indexes new orders with a lag).
+            raise ApplicationError(
+                f"VTEX has the order {marketplace_id} but does not show it yet; looking again shortly",
+                {
+                    "status": None,
+                    "code": "NOT_VISIBLE_YET",
+                    "message": "order not visible in OMS yet",
+                    "action": "Nothing to do: the connector looks for the order again shortly.",
+                },
+                type=Handling.TRANSIENT.value,
+            )
+        return PlacedOrder(vtex_order_id=existing, already_existed=True)
+
+    async def _existing_order_id(
+        self, connection: str, marketplace_order_id: str, request: PlaceOrderInput | FindVtexOrderInput
+    ) -> str | None:
+        """The VTEX id of an order placed before: from our id map, else VTEX's usual id, else OMS's list.
+        The seller suffix is VTEX's choice, so the usual `-01` id is only a first guess."""
+        mapping = await self._logbook.store.resolve(connection, marketplace_order_id)
+        if mapping is not None and mapping.marketplace_order_id == marketplace_order_id:
+            return mapping.vtex_order_id
+        guess = await self._vtex.get_order(vtex_order_id(request.affiliate_id, marketplace_order_id))
+        if guess is not None:
+            return guess.order_id
+        found = await self._vtex.find_order_ids(marketplace_order_id, affiliate_id=request.affiliate_id)
+        return found[0] if found else None
+
+    @activity.defn(name="find_vtex_order")
+    async def find_vtex_order(self, request: FindVtexOrderInput) -> str | None:
+        """The id of the VTEX order of a marketplace order, or None if VTEX shows none (yet)."""
+        try:
+            return await self._existing_order_id(request.connection, request.marketplace_order_id, request)
+        except VtexError as exc:
+            raise vtex_failure(exc, sales_channel="") from None
 
     async def _placed(self, request: PlaceOrderInput, placed: PlacedOrder) -> PlacedOrder:
         order = request.order
@@ -211,9 +261,86 @@ class VtexActivities:
             vtex_order_id=request.vtex_order_id,
         )
 
+    @activity.defn(name="get_vtex_order")
+    async def get_vtex_order(self, request: VtexOrderInput) -> VtexOrderInfo | None:
+        """The OMS status and return invoices of an order (None if VTEX does not show it)."""
+        try:
+            current = await self._vtex.get_order(request.vtex_order_id)
+        except VtexError as exc:
+            raise vtex_failure(exc, sales_channel=request.sales_channel) from None
+        if current is None:
+            return None
+        return VtexOrderInfo(
+            vtex_order_id=current.order_id, status=current.status, return_invoices=current.return_invoice_numbers()
+        )
+
+    @activity.defn(name="send_return_invoice")
+    async def send_return_invoice(self, request: ReturnInvoiceInput) -> str:
+        """Scenario 5: VTEX cancels an invoiced order only once a return invoice covers it. Skipped when
+        VTEX already holds a return invoice (a retry, or the seller issued one)."""
+        vtex_id = request.vtex_order_id
+        try:
+            current = await self._vtex.get_order(vtex_id)
+            if current is not None and (held := current.return_invoice_numbers()):
+                return held[0]
+            if current is None:
+                raise VtexError(operation="get order", status=404, code=None, message=f"order {vtex_id} not found")
+            body = return_invoice_body(
+                current, invoice_number=request.invoice_number, issuance_date=datetime.now(UTC).isoformat()
+            )
+            await self._vtex.send_invoice(vtex_id, body)
+        except VtexError as exc:
+            await self._log_failure(
+                request.connection, request.marketplace_order_id, vtex_id, "Return invoice", exc, request.sales_channel
+            )
+            raise vtex_failure(exc, sales_channel=request.sales_channel) from None
+        await self._logbook.record(
+            code="X14",
+            operation="Return invoice",
+            direction=TO_VTEX,
+            status=LogStatus.SUCCESS,
+            business_message=f"Return invoice {request.invoice_number} sent for the order {vtex_id}.",
+            connection=request.connection,
+            marketplace_order_id=request.marketplace_order_id,
+            vtex_order_id=vtex_id,
+        )
+        return request.invoice_number
+
+    @activity.defn(name="cancel_in_vtex")
+    async def cancel_in_vtex(self, request: CancelInVtexInput) -> CancelOutcome:
+        """Cancel one VTEX order (any return invoice was sent before, by its own step)."""
+        vtex_id = request.vtex_order_id
+        try:
+            current = await self._vtex.get_order(vtex_id)
+            if current is None:
+                outcome = CancelOutcome(existed=False)
+            elif current.status == "canceled":
+                outcome = CancelOutcome(already_canceled=True)
+            else:
+                await self._vtex.cancel_order(vtex_id, reason=request.reason)
+                outcome = CancelOutcome()
+        except VtexError as exc:
+            await self._log_failure(
+                request.connection, request.marketplace_order_id, vtex_id, "Cancel order", exc, request.sales_channel
+            )
+            raise vtex_failure(exc, sales_channel=request.sales_channel) from None
+        if outcome.existed:
+            await self._log_cancel(
+                CancelOrderInput(
+                    connection=request.connection,
+                    marketplace_order_id=request.marketplace_order_id,
+                    vtex_order_id=vtex_id,
+                    reason=request.reason,
+                    sales_channel=request.sales_channel,
+                ),
+                outcome,
+            )
+        return outcome
+
     @activity.defn(name="cancel_vtex_order")
     async def cancel_vtex_order(self, request: CancelOrderInput) -> CancelOutcome:
-        """Scenario 5: look the order up; if invoiced, send the return invoice first; then cancel."""
+        """For the first OrderWorkflow definition only (workflows/order_v1.py), until its orders drain:
+        return invoice and cancel in one step. OrderLifecycle uses send_return_invoice + cancel_in_vtex."""
         vtex_id = request.vtex_order_id
         try:
             current = await self._vtex.get_order(vtex_id)
@@ -247,6 +374,7 @@ class VtexActivities:
 
     async def _log_cancel(self, request: CancelOrderInput, outcome: CancelOutcome) -> None:
         vtex_id = request.vtex_order_id
+        status = LogStatus.SUCCESS
         if not outcome.existed:
             code, message = (
                 "X10",
@@ -254,6 +382,7 @@ class VtexActivities:
             )
         elif outcome.already_canceled:
             code, message = "G", f"The order {vtex_id} has already been cancelled in VTEX."
+            status = LogStatus.ERROR
         else:
             returned = (
                 f" after the return invoice {outcome.return_invoice_number}" if outcome.return_invoice_number else ""
@@ -266,7 +395,7 @@ class VtexActivities:
             code=code,
             operation="Cancel order",
             direction=TO_VTEX,
-            status=LogStatus.SUCCESS,
+            status=status,
             business_message=message,
             connection=request.connection,
             marketplace_order_id=request.marketplace_order_id,
@@ -294,8 +423,11 @@ class VtexActivities:
         translated: Any = None,
     ) -> None:
         handling = classify(exc.status, exc.code)
+        code = VTEX_FAILURE_LOG_CODES[handling]
+        if operation == "Cancel order" and handling is Handling.CREDENTIALS:
+            code = "K"  # the guide's "not able to communicate with VTEX to cancel the order"
         await self._logbook.record(
-            code=FAILURE_CODES[handling],
+            code=code,
             operation=operation,
             direction=TO_VTEX,
             status=LogStatus.ALERT if handling is Handling.CREDENTIALS else LogStatus.ERROR,
@@ -306,18 +438,6 @@ class VtexActivities:
             translated=translated,
             destination={"status": exc.status, "code": exc.code, "message": exc.message},
         )
-
-
-# The connector's own log codes for VTEX failures (README, "Order log codes").
-FAILURE_CODES = {
-    Handling.TRANSIENT: "X4",
-    Handling.REPROCESS: "X5",
-    Handling.PRICE_DIVERGENCE: "X8",
-    Handling.CREDENTIALS: "X7",
-    Handling.BUSINESS: "X9",
-    Handling.ALREADY_CANCELED: "G",
-    Handling.ALREADY_EXISTS: "A",
-}
 
 
 def _within_allowance(exc: VtexError, request: PlaceOrderInput) -> bool:

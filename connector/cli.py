@@ -33,7 +33,7 @@ from connector.stack import Stack
 from connector.store.base import open_store
 from connector.store.format import format_logs
 from connector.temporal_client import connect, payload_codec
-from workflows.order import OrderWorkflow
+from workflows.order import OrderLifecycle
 
 VTEX_SANDBOX_PORT = 8101
 MARKETPLACE_SANDBOX_PORT = 8102
@@ -326,9 +326,11 @@ async def _demo_orders(stack: Stack) -> None:
 async def _status(settings: Settings, args: argparse.Namespace) -> int:
     client: Client = await connect(settings)
     connection = args.connection or settings.connection_name
-    handle = client.get_workflow_handle_for(OrderWorkflow.run, order_workflow_id(connection, args.marketplace_order_id))
+    handle = client.get_workflow_handle_for(
+        OrderLifecycle.run, order_workflow_id(connection, args.marketplace_order_id)
+    )
     try:
-        state: OrderState = await handle.query(OrderWorkflow.status)
+        state: OrderState = await handle.query(OrderLifecycle.status)
     except RPCError as exc:
         if exc.status == RPCStatusCode.NOT_FOUND:
             print(f"no order {args.marketplace_order_id} for connection {connection}", file=sys.stderr)
@@ -395,9 +397,11 @@ async def _reprocess(settings: Settings, args: argparse.Namespace) -> int:
 async def _cancel(settings: Settings, args: argparse.Namespace) -> int:
     client = await connect(settings)
     connection = args.connection or settings.connection_name
-    handle = client.get_workflow_handle_for(OrderWorkflow.run, order_workflow_id(connection, args.marketplace_order_id))
+    handle = client.get_workflow_handle_for(
+        OrderLifecycle.run, order_workflow_id(connection, args.marketplace_order_id)
+    )
     try:
-        await handle.signal(OrderWorkflow.cancel, CancelRequest(reason=args.reason, source="operator"))
+        await handle.signal(OrderLifecycle.cancel, CancelRequest(reason=args.reason, source="operator"))
     except RPCError as exc:
         if exc.status == RPCStatusCode.NOT_FOUND:
             print(f"no running order {args.marketplace_order_id} for connection {connection}", file=sys.stderr)

@@ -64,6 +64,9 @@ class Connection:
     poll_overlap_seconds: float = 120.0
     vtex_task_queue: str | None = None
     policy: ReprocessPolicy = field(default_factory=ReprocessPolicy)
+    after_sale_window_seconds: float = 120 * 86400.0
+    unknown_placement_window_seconds: float = 600.0
+    continue_as_new_after_events: int = 2000
 
 
 def connection_configs(settings: Settings) -> list[ConnectionConfig]:
@@ -118,6 +121,9 @@ def build_connections(settings: Settings, *, marketplace_urls: dict[str, str] | 
             poll_overlap_seconds=_pick(config.poll_overlap_seconds, settings.poll_overlap_seconds),
             vtex_task_queue=settings.vtex_task_queue,
             policy=settings.reprocess_policy(),
+            after_sale_window_seconds=settings.after_sale_window_days * 86400.0,
+            unknown_placement_window_seconds=settings.unknown_placement_window_seconds,
+            continue_as_new_after_events=settings.continue_as_new_after_events,
         )
     return connections
 

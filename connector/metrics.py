@@ -13,6 +13,7 @@ import logging
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 from temporalio.client import Client
 
+from connector.lifecycle import ORDER_WORKFLOW_TYPES
 from connector.models import OrderStatus
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,7 @@ def serve_metrics(port: int, host: str = "127.0.0.1") -> None:
 async def update_order_gauges(client: Client) -> None:
     """One count query per status sets `connector_orders{status}`."""
     for status in OrderStatus:
-        query = f"WorkflowType = 'OrderWorkflow' AND ExecutionStatus = 'Running' AND OrderStatus = '{status.value}'"
+        query = f"{ORDER_WORKFLOW_TYPES} AND ExecutionStatus = 'Running' AND OrderStatus = '{status.value}'"
         try:
             ORDERS.labels(status=status.value).set((await client.count_workflows(query)).count)
         except Exception as exc:  # a visibility hiccup must not stop the worker

@@ -247,7 +247,12 @@ class OrderStatus(StrEnum):
     DEAD_LETTERED = "dead-lettered"
     INVOICED = "invoiced"
     COMPLETED = "completed"
+    CANCELING = "canceling"
     CANCELED = "canceled"
+    # A completed order canceled or returned in the marketplace within the after-sale window.
+    AFTER_SALE = "after-sale"
+    # The marketplace reports a payment for an order canceled when its payment window passed.
+    LATE_PAYMENT = "late-payment"
 
 
 class TimelineEntry(BaseModel):
@@ -308,6 +313,38 @@ class FollowUpState(BaseModel):
     invoices: list[InvoiceProgress] = Field(default_factory=list)
 
 
+class Stage(StrEnum):
+    """Where a continued-as-new run picks the order up (connector/lifecycle.py)."""
+
+    INTEGRATION = "integration"
+    FOLLOW_UP = "follow-up"
+    CANCELLATION = "cancellation"
+    AFTER_SALE_WINDOW = "after-sale-window"
+
+
+class OrderSnapshot(BaseModel):
+    """Everything a run of OrderLifecycle knows, carried across continue-as-new: progress, deadlines and
+    every signal that arrived and was not acted on yet."""
+
+    stage: Stage
+    state: OrderState
+    placed: PlacedOrder | None = None
+    place_attempted: bool = False
+    price_approved: bool = False
+    order_value: int = 0
+    invoices: list[InvoiceProgress] = Field(default_factory=list)
+    invoices_changed: bool = False
+    payment_deadline: datetime | None = None
+    after_sale_deadline: datetime | None = None
+    # Pending signals.
+    wake: bool = False
+    reprocess_requested: bool = False
+    cancel: CancelRequest | None = None
+    vtex_canceled: VtexCancellation | None = None
+    we_asked_vtex_to_cancel: bool = False
+    return_invoice_number: str | None = None
+
+
 class OrderWorkflowInput(BaseModel):
     """Everything the workflow needs; it carries no secret (the worker holds credentials)."""
 
@@ -321,8 +358,18 @@ class OrderWorkflowInput(BaseModel):
     # Orders to be paid: place them (stock reserved for the payment window), authorize once paid.
     accept_unpaid_orders: bool = False
     payment_window_seconds: float = Field(default=86400.0, gt=0)
-    # Set when the workflow continued as new in the follow-up phase.
+    # Set when the (first) OrderWorkflow definition continued as new in the follow-up phase.
     resume: FollowUpState | None = None
+    # Set when OrderLifecycle continued as new.
+    snapshot: OrderSnapshot | None = None
+    # How long a completed or canceled order's workflow stays open for returns, chargebacks and late
+    # callbacks (README, "After-sale window").
+    after_sale_window_seconds: float = Field(default=120 * 86400.0, gt=0)
+    # How long a cancel keeps looking for an order whose placement outcome is unknown before it
+    # concludes VTEX never had it (OMS shows new orders with a lag).
+    unknown_placement_window_seconds: float = Field(default=600.0, gt=0)
+    # Continue as new past this many history events (the server also suggests it; tests set it low).
+    continue_as_new_after_events: int = Field(default=2000, ge=50)
     # VTEX activities run on their own task queue, rate-limited server-side across all workers.
     vtex_task_queue: str | None = None
 
@@ -337,6 +384,8 @@ class OrderState(BaseModel):
     reprocess_attempts: int = 0
     notifications_received: int = 0
     timeline: list[TimelineEntry] = Field(default_factory=list)
+    # Runs of this order's workflow so far (continue-as-new starts a new one).
+    run_number: int = 1
 
 
 def order_workflow_id(connection: str, marketplace_order_id: str) -> str:
@@ -416,6 +465,44 @@ class OrderStatusInput(BaseModel):
     vtex_order_id: str
 
 
+class FindVtexOrderInput(BaseModel):
+    connection: str
+    marketplace_order_id: str
+    affiliate_id: str
+
+
+class VtexOrderInput(BaseModel):
+    connection: str
+    marketplace_order_id: str
+    vtex_order_id: str
+    sales_channel: str
+
+
+class VtexOrderInfo(BaseModel):
+    """What the workflow needs to know of an OMS order (None from the activity: VTEX has no such order)."""
+
+    vtex_order_id: str
+    status: str
+    # Numbers of the return (Input) invoices VTEX already holds.
+    return_invoices: list[str] = Field(default_factory=list)
+
+
+class ReturnInvoiceInput(BaseModel):
+    connection: str
+    marketplace_order_id: str
+    vtex_order_id: str
+    sales_channel: str
+    invoice_number: str
+
+
+class CancelInVtexInput(BaseModel):
+    connection: str
+    marketplace_order_id: str
+    vtex_order_id: str
+    reason: str
+    sales_channel: str
+
+
 class WorkflowLogInput(BaseModel):
     """A log line for a decision the workflow took itself (dead letter, canceled while queued...)."""
 
@@ -428,7 +515,8 @@ class WorkflowLogInput(BaseModel):
 
 
 def vtex_order_id(affiliate_id: str, marketplace_order_id: str) -> str:
-    """The OMS id VTEX gives a fulfillment order: derivable, so a lost response can be checked."""
+    """The OMS id VTEX usually gives a fulfillment order (seller suffix `-01`). Only a first guess when
+    looking for an order whose placement answer was lost: the suffix is VTEX's to choose."""
     return f"{affiliate_id}-{marketplace_order_id}-01"
 
 

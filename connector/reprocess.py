@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from temporalio.client import Client
 
+from connector.lifecycle import ORDER_WORKFLOW_TYPES
 from connector.models import ReprocessRequest, order_workflow_id
-from workflows.order import OrderWorkflow
+from workflows.order import OrderLifecycle
 
 # Statuses an order can be reprocessed from.
 REPROCESSABLE = ("parked", "reprocessing", "dead-lettered")
@@ -13,7 +14,7 @@ REPROCESSABLE = ("parked", "reprocessing", "dead-lettered")
 
 def reprocess_query(*, status: str | None, code: str | None, connection: str | None) -> str:
     """A visibility query for running order workflows that wait for a retry."""
-    clauses = ["WorkflowType = 'OrderWorkflow'", "ExecutionStatus = 'Running'"]
+    clauses = [ORDER_WORKFLOW_TYPES, "ExecutionStatus = 'Running'"]
     if status is not None:
         clauses.append(f"OrderStatus = '{_quoted(status)}'")
     else:
@@ -32,8 +33,8 @@ def _quoted(value: str) -> str:
 
 
 async def reprocess_order(client: Client, *, connection: str, marketplace_order_id: str, reason: str) -> None:
-    handle = client.get_workflow_handle_for(OrderWorkflow.run, order_workflow_id(connection, marketplace_order_id))
-    await handle.signal(OrderWorkflow.reprocess, ReprocessRequest(reason=reason))
+    handle = client.get_workflow_handle_for(OrderLifecycle.run, order_workflow_id(connection, marketplace_order_id))
+    await handle.signal(OrderLifecycle.reprocess, ReprocessRequest(reason=reason))
 
 
 async def reprocess_matching(
@@ -42,7 +43,7 @@ async def reprocess_matching(
     """Signal `reprocess` to every matching order; returns their workflow ids."""
     signaled = []
     async for execution in client.list_workflows(reprocess_query(status=status, code=code, connection=connection)):
-        handle = client.get_workflow_handle_for(OrderWorkflow.run, execution.id)
-        await handle.signal(OrderWorkflow.reprocess, ReprocessRequest(reason=reason))
+        handle = client.get_workflow_handle_for(OrderLifecycle.run, execution.id)
+        await handle.signal(OrderLifecycle.reprocess, ReprocessRequest(reason=reason))
         signaled.append(execution.id)
     return signaled

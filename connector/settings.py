@@ -58,6 +58,14 @@ class Settings(BaseSettings):
     # it, unpaid orders wait in the connector until the marketplace says they are paid.
     accept_unpaid_orders: bool = False
     payment_window_seconds: float = Field(default=86400.0, gt=0)
+    # How long a completed or canceled order's workflow stays open for returns, chargebacks, late payments
+    # and late VTEX callbacks (README, "After-sale window"): 120 days covers card chargeback windows.
+    after_sale_window_days: float = Field(default=120.0, gt=0)
+    # How long a cancel looks for an order whose placement answer was lost before concluding VTEX never
+    # had it (OMS lists new orders with a lag of minutes).
+    unknown_placement_window_seconds: float = Field(default=600.0, gt=0)
+    # An order's workflow continues as new past this many history events (the server suggests it too).
+    continue_as_new_after_events: int = Field(default=2000, ge=50)
     # Secret part of marketplaceServicesEndpoint: VTEX does not sign its callbacks, so the URL is the key.
     callback_token: SecretStr | None = Field(default=None, min_length=16)
     # HMAC-SHA256 key the marketplace signs its webhooks with.

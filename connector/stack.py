@@ -119,6 +119,7 @@ class Stack:
             connections=self.connections,
             adapters=self._adapters,
             store=self.store,
+            account=settings.account_name,
         )
         if self._run_intake:
             self._intake = HttpServer(intake_app, host=settings.intake_host, port=intake_port, name="intake")

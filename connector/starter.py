@@ -1,11 +1,15 @@
 """Signal-with-start of an order workflow: the one way every source (webhook, poller, CLI) hands in an order.
 
-`USE_EXISTING` sends a notification for a running order to that workflow instead of starting another;
-`REJECT_DUPLICATE` keeps an order that already finished from being integrated a second time.
+`USE_EXISTING` sends a notification for a running order to that workflow instead of starting another.
+`ALLOW_DUPLICATE_FAILED_ONLY` lets an order whose workflow was terminated, failed or timed out be handed
+off again (the new run meets its existing VTEX order: placing is idempotent), while an order whose
+workflow completed (its after-sale window passed) is refused: that event is logged at error level for an
+operator, never acknowledged silently.
 """
 
 from __future__ import annotations
 
+import logging
 from enum import StrEnum
 
 from temporalio.client import Client
@@ -18,9 +22,13 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from connector.connections import Connection
+from connector.logbook import Logbook
 from connector.models import MarketplaceNotification, OrderStatus, OrderWorkflowInput, order_workflow_id
-from workflows.order import OrderWorkflow
+from connector.store.models import LogStatus
+from workflows.order import OrderLifecycle
 from workflows.support import CONNECTION, MARKETPLACE_ORDER_ID, ORDER_STATUS
+
+log = logging.getLogger(__name__)
 
 
 class Handoff(StrEnum):
@@ -28,13 +36,22 @@ class Handoff(StrEnum):
     ALREADY_FINISHED = "already-finished"
 
 
+# The connector's order-log code for an event that came after the order's workflow closed.
+LATE_EVENT_CODE = "X16"
+
+
 async def hand_off_order(
-    client: Client, *, task_queue: str, connection: Connection, notification: MarketplaceNotification
+    client: Client,
+    *,
+    task_queue: str,
+    connection: Connection,
+    notification: MarketplaceNotification,
+    logbook: Logbook | None = None,
 ) -> tuple[str, Handoff]:
     workflow_id = order_workflow_id(connection.name, notification.marketplace_order_id)
     try:
         await client.start_workflow(
-            OrderWorkflow.run,
+            OrderLifecycle.run,
             OrderWorkflowInput(
                 connection=connection.name,
                 marketplace_order_id=notification.marketplace_order_id,
@@ -45,11 +62,14 @@ async def hand_off_order(
                 accept_unpaid_orders=connection.accept_unpaid_orders,
                 payment_window_seconds=connection.payment_window_seconds,
                 vtex_task_queue=connection.vtex_task_queue,
+                after_sale_window_seconds=connection.after_sale_window_seconds,
+                unknown_placement_window_seconds=connection.unknown_placement_window_seconds,
+                continue_as_new_after_events=connection.continue_as_new_after_events,
             ),
             id=workflow_id,
             task_queue=task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
             start_signal="notify",
             start_signal_args=[notification],
             # Given at start, search attributes cost no extra history event.
@@ -62,5 +82,26 @@ async def hand_off_order(
             ),
         )
     except WorkflowAlreadyStartedError:
+        log.error(
+            "order %s (%s): %s notification after its workflow closed (after-sale window passed); "
+            "nothing was done: act on it in VTEX and the marketplace by hand",
+            notification.marketplace_order_id,
+            connection.name,
+            notification.source,
+        )
+        if logbook is not None:
+            await logbook.record(
+                code=LATE_EVENT_CODE,
+                operation="Order notification",
+                direction="Marketplace to connector",
+                status=LogStatus.ALERT,
+                business_message=(
+                    f"A {notification.source} notification for the order {notification.marketplace_order_id} "
+                    "arrived after its after-sale window closed; the connector did nothing. Check the order in "
+                    "the marketplace and in VTEX and act there by hand."
+                ),
+                connection=connection.name,
+                marketplace_order_id=notification.marketplace_order_id,
+            )
         return workflow_id, Handoff.ALREADY_FINISHED
     return workflow_id, Handoff.ACCEPTED

@@ -10,7 +10,7 @@ from temporalio.client import Client
 
 from connector.models import OrderState, order_workflow_id
 from connector.sandbox.marketplace import sign
-from workflows.order import OrderWorkflow
+from workflows.order import OrderLifecycle
 
 
 async def wait_for_state(
@@ -21,12 +21,12 @@ async def wait_for_state(
     *,
     within: float = 30.0,
 ) -> OrderState:
-    handle = client.get_workflow_handle_for(OrderWorkflow.run, order_workflow_id(connection, marketplace_order_id))
+    handle = client.get_workflow_handle_for(OrderLifecycle.run, order_workflow_id(connection, marketplace_order_id))
     deadline = asyncio.get_running_loop().time() + within
     last: OrderState | None = None
     while asyncio.get_running_loop().time() < deadline:
         try:
-            last = await handle.query(OrderWorkflow.status)
+            last = await handle.query(OrderLifecycle.status)
             if predicate(last):
                 return last
         except Exception:  # the workflow may not exist yet: the webhook is asynchronous

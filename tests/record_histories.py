@@ -1,6 +1,6 @@
 """Record order-workflow histories for the replay test: `.venv/bin/python -m tests.record_histories`.
 
-Run it when a deliberate, patched change to OrderWorkflow ships, to add histories of the new version
+Run it when a deliberate, patched change to OrderWorkflowV1 ships, to add histories of the new version
 next to the old ones (never replace the old ones while such workflows may still be running).
 """
 
@@ -31,7 +31,7 @@ from connector.sandbox.vtex import FaultRule
 from connector.stack import Stack
 from tests.conftest import embedded_settings
 from tests.helpers import wait_for_state
-from workflows.order import OrderWorkflow
+from workflows.order_v1 import OrderWorkflowV1
 from workflows.support import SEARCH_ATTRIBUTES
 
 HISTORIES = Path(__file__).parent / "histories"
@@ -89,8 +89,8 @@ async def main() -> None:
 
             async def reprocess_after_parking(order_id: str) -> None:
                 await wait_for_state(client, "reference", order_id, lambda s: s.status is OrderStatus.PARKED)
-                handle = client.get_workflow_handle_for(OrderWorkflow.run, order_workflow_id("reference", order_id))
-                await handle.signal(OrderWorkflow.reprocess, ReprocessRequest(reason="seller fixed the catalog"))
+                handle = client.get_workflow_handle_for(OrderWorkflowV1.run, order_workflow_id("reference", order_id))
+                await handle.signal(OrderWorkflowV1.reprocess, ReprocessRequest(reason="seller fixed the catalog"))
 
             await record(
                 stack,
@@ -105,9 +105,9 @@ async def main() -> None:
                 assert stack.sandboxes is not None
                 order = stack.sandboxes.marketplace.orders[order_id]
                 value = int(str(order["total_amount"]).replace(".", ""))
-                handle = client.get_workflow_handle_for(OrderWorkflow.run, order_workflow_id("reference", order_id))
+                handle = client.get_workflow_handle_for(OrderWorkflowV1.run, order_workflow_id("reference", order_id))
                 await handle.signal(
-                    OrderWorkflow.vtex_invoice,
+                    OrderWorkflowV1.vtex_invoice,
                     Invoice(
                         invoice_number="NF-1",
                         invoice_value=value,
@@ -126,8 +126,8 @@ async def main() -> None:
 
             async def cancel_after_dispatch(order_id: str) -> None:
                 await wait_for_state(client, "reference", order_id, lambda s: s.status is authorized)
-                handle = client.get_workflow_handle_for(OrderWorkflow.run, order_workflow_id("reference", order_id))
-                await handle.signal(OrderWorkflow.cancel, CancelRequest(reason="buyer canceled"))
+                handle = client.get_workflow_handle_for(OrderWorkflowV1.run, order_workflow_id("reference", order_id))
+                await handle.signal(OrderWorkflowV1.cancel, CancelRequest(reason="buyer canceled"))
 
             await record(
                 stack,

@@ -31,7 +31,7 @@ async def test_paid_order_becomes_a_dispatch_authorized_vtex_order(stack: Stack)
     state = await wait_for_state(
         stack.client, CONNECTION, order_id, lambda s: s.status is OrderStatus.DISPATCH_AUTHORIZED
     )
-    vtex_id = f"MKP-{order_id}-01"
+    vtex_id = f"MKP-{order_id}{box.vtex.order_id_suffix}"
     assert state.vtex_order_id == vtex_id
     assert [e.step for e in state.timeline][:5] == ["received", "fetch", "validate", "place", "authorize"]
 

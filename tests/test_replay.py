@@ -1,4 +1,4 @@
-"""Recorded histories must replay on the current OrderWorkflow: a change that would break running
+"""Recorded histories must replay on the current OrderWorkflowV1: a change that would break running
 orders fails here (guard such changes with `workflow.patched`, then record new histories)."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
-from workflows.order import OrderWorkflow
+from workflows.order_v1 import OrderWorkflowV1
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 
@@ -29,7 +29,7 @@ def test_there_are_recorded_histories() -> None:
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
 async def test_recorded_history_replays(path: Path) -> None:
     history = load(path)
-    replayer = Replayer(workflows=[OrderWorkflow], data_converter=pydantic_data_converter)
+    replayer = Replayer(workflows=[OrderWorkflowV1], data_converter=pydantic_data_converter)
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is None, result.replay_failure
 

@@ -1,34 +1,45 @@
-"""OrderWorkflow: one durable workflow per marketplace order, from notification to its last state.
+"""OrderLifecycle: one durable workflow per marketplace order, through the lifecycle of connector/lifecycle.py.
 
-integration: fetch the marketplace order → validate (simulation + SKU contexts) → place the fulfillment
-order → (to-be-paid orders: wait for payment within the window) → authorize dispatch.
-follow-up: VTEX's invoice and tracking callbacks go to the marketplace; the order is *completed* once
-fully invoiced with tracking sent. A cancellation (marketplace, operator, payment window, or VTEX) ends
-it *canceled*, with the VTEX order canceled (after a return invoice if it was invoiced).
+Four stages, each a method that returns the next:
+- integration: fetch the marketplace order → validate → place → (price approval) → (payment) → authorize
+  dispatch;
+- follow-up: VTEX's invoices and tracking to the marketplace until completed;
+- cancellation: scenario 5 (find the VTEX order, return invoice if invoiced, cancel, tell the marketplace
+  when it did not ask), or tell the marketplace that VTEX canceled;
+- after-sale window: a completed or canceled order stays open, idle on one timer, for returns, late
+  payments and late callbacks.
 
-The workflow decides, activities act. A failure comes back typed by the error table and becomes a
-setback: *retry later* (reprocess queue on a durable backoff, dead-lettered after `policy.max_attempts`,
-never dropped) or *seller must act* (parked until a `reprocess` signal or a new notification).
+One failure path: every activity call returns its result or a `Failure`; the failure's `Disposition`
+(connector/failures.py) queues the order on a durable backoff (dead-lettered after `max_attempts`, still
+retried), or parks it until someone acts. Nothing is raised out of `run()`: a bug parks the order with
+ErrorCode CONNECTOR_ERROR until `reprocess`. Every wait may continue as new, carrying every pending signal.
 """
 
 from __future__ import annotations
 
-import builtins
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeUpdate
-from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError
+from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import TimeoutError as StepTimeout
 
 with workflow.unsafe.imports_passed_through():
+    from activities.logbook import LogbookActivities
+    from activities.marketplace import MarketplaceActivities, MarketplaceFollowUpActivities
+    from activities.vtex import VtexActivities
+    from connector.failures import Disposition, disposition
+    from connector.lifecycle import HELD, allowed
     from connector.models import (
         AuthorizeDispatchInput,
-        CancelOrderInput,
-        CancelOutcome,
+        CancelInVtexInput,
         CancelRequest,
         FetchOrderInput,
-        FollowUpState,
+        FindVtexOrderInput,
         Invoice,
         InvoiceProgress,
         InvoiceType,
@@ -38,73 +49,111 @@ with workflow.unsafe.imports_passed_through():
         MarketplaceOrder,
         MarketplaceOrderStatus,
         MarketplaceTrackingInput,
+        OrderSnapshot,
         OrderState,
         OrderStatus,
-        OrderStatusInput,
         OrderWorkflowInput,
         PlacedOrder,
         PlaceOrderInput,
         ReprocessRequest,
+        ReturnInvoiceInput,
+        Stage,
         TimelineEntry,
         ValidateOrderInput,
-        ValidationReport,
         VtexCancellation,
+        VtexOrderInfo,
+        VtexOrderInput,
         WorkflowLogInput,
-        vtex_order_id,
     )
     from connector.vtex.error_table import Handling
-    from workflows.support import (
-        ERROR_CODE,
-        MANUAL_APPROVAL,
-        ORDER_STATUS,
-        RETRY_LATER,
-        TIMELINE_LIMIT,
-        VTEX_ACTIVITIES,
-        VTEX_ORDER_ID,
-        CanceledInVtex,
-        Setback,
-        lock_ttl,
-    )
+    from workflows.support import ERROR_CODE, ORDER_STATUS, TIMELINE_LIMIT, VTEX_ORDER_ID, lock_ttl
 
-
-QUEUED = (OrderStatus.REPROCESSING, OrderStatus.PARKED, OrderStatus.DEAD_LETTERED)
-
+S = OrderStatus
 T = TypeVar("T")
+A = TypeVar("A")
+
+# OMS statuses of a fulfillment order once the seller approved a price divergence (Orders API statuses;
+# `waiting-ffmt-authorization` is where a fulfillment order waits for authorize dispatch). Anything else,
+# including "not visible in OMS yet", keeps the order waiting for the approval.
+APPROVED_STATUSES = frozenset(
+    {"waiting-ffmt-authorization", "payment-pending", "payment-approved", "ready-for-handling", "handling", "invoiced"}
+)
+CONNECTOR_ERROR = "CONNECTOR_ERROR"
+LATE_PAYMENT = "LATE_PAYMENT"
 
 
-@workflow.defn
-class OrderWorkflow:
+@dataclass(frozen=True)
+class Failure:
+    step: str
+    disposition: Disposition
+    code: str
+    reason: str
+    # The ApplicationError type ("VtexTransient", "VtexBusiness", ...); "" when there was none.
+    kind: str = ""
+
+
+class _Restart(Exception):
+    """The history is long: continue as new at this safe point (raised only from `_pause`)."""
+
+
+class _Interrupted:
+    """A step given up because the order is being canceled."""
+
+
+INTERRUPTED = _Interrupted()
+
+
+@workflow.defn(name="OrderLifecycle")
+class OrderLifecycle:
     @workflow.init
     def __init__(self, request: OrderWorkflowInput) -> None:
         self._input = request
         self._policy = request.policy
-        resume = request.resume
-        self._state = (
-            resume.state
-            if resume
-            else OrderState(connection=request.connection, marketplace_order_id=request.marketplace_order_id)
+        snap = request.snapshot or OrderSnapshot(
+            stage=Stage.INTEGRATION,
+            state=OrderState(connection=request.connection, marketplace_order_id=request.marketplace_order_id),
         )
-        self._placed: PlacedOrder | None = resume.placed if resume else None
-        self._order_value = resume.order_value if resume else 0
-        self._invoices: dict[str, InvoiceProgress] = (
-            {p.invoice.invoice_number: p for p in resume.invoices} if resume else {}
-        )
-        self._place_attempted = resume is not None
-        self._wake = False  # a notification or reprocess request: look at the order again
-        self._reprocess_requested = False
-        self._cancel: CancelRequest | None = None
-        self._vtex_canceled: VtexCancellation | None = None
-        self._invoices_changed = False
-        self._we_asked_vtex_to_cancel = False
+        self._stage = snap.stage
+        self._state = snap.state
+        self._placed: PlacedOrder | None = snap.placed
+        self._place_attempted = snap.place_attempted
+        self._price_approved = snap.price_approved
+        self._order_value = snap.order_value
+        self._invoices = {p.invoice.invoice_number: p for p in snap.invoices}
+        self._invoices_changed = snap.invoices_changed
+        self._payment_deadline = snap.payment_deadline
+        self._after_sale_deadline = snap.after_sale_deadline
+        self._wake = snap.wake
+        self._reprocess_requested = snap.reprocess_requested
+        self._cancel = snap.cancel
+        self._vtex_canceled = snap.vtex_canceled
+        self._we_asked_vtex_to_cancel = snap.we_asked_vtex_to_cancel
+        self._return_invoice_number = snap.return_invoice_number
+        self._held_step: str | None = None
 
     @workflow.run
     async def run(self, request: OrderWorkflowInput) -> OrderState:
-        if request.resume is None:
+        if request.snapshot is None:
             self._record("received", "success", "order workflow started")
-            if not await self._integrate():
-                return self._state
-        await self._follow_up()
+        stage: Stage | None = self._stage
+        while stage is not None:
+            self._stage = stage
+            try:
+                stage = await self._run_stage(stage)
+            except _Restart:
+                await self._continue_as_new()
+            except Exception as bug:
+                await self._contain(bug)
         return self._state
+
+    async def _run_stage(self, stage: Stage) -> Stage | None:
+        if stage is Stage.INTEGRATION:
+            return await self._integrate()
+        if stage is Stage.FOLLOW_UP:
+            return await self._follow_up()
+        if stage is Stage.CANCELLATION:
+            return await self._cancellation()
+        return await self._after_sale()
 
     # -- signals and query ------------------------------------------------------------------------
 
@@ -129,6 +178,8 @@ class OrderWorkflow:
         if self._cancel is None:
             self._record("cancel", "pending", f"cancel requested by the {request.source}: {request.reason}")
             self._cancel = request
+        else:
+            self._record("cancel", "success", f"cancel requested again by the {request.source}: already in hand")
 
     @workflow.signal
     def vtex_invoice(self, invoice: Invoice) -> None:
@@ -157,208 +208,264 @@ class OrderWorkflow:
     # -- integration --------------------------------------------------------------------------------
 
     def _interrupted(self) -> bool:
-        return self._cancel is not None or self._vtex_canceled is not None
+        return self._cancel is not None or (self._vtex_canceled is not None and not self._we_asked_vtex_to_cancel)
 
-    async def _integrate(self) -> bool:
-        """Attempts until dispatch is authorized (True) or the order ends canceled (False)."""
+    def _take_reprocess_request(self) -> None:
+        if self._reprocess_requested:
+            self._reprocess_requested = False
+            self._state.reprocess_attempts = 0
+
+    async def _integrate(self) -> Stage:
+        order: MarketplaceOrder | None = None
         while True:
-            self._wake = False
-            if self._reprocess_requested:
-                self._reprocess_requested = False
-                self._state.reprocess_attempts = 0
-            try:
-                if self._interrupted():
-                    await self._end_canceled()
-                    return False
-                order = await self._fetch()
+            if self._interrupted():
+                return Stage.CANCELLATION
+            self._take_reprocess_request()
+            if order is None or self._wake:
+                self._wake = False
+                fetched = await self._fetch()
+                if isinstance(fetched, Failure):
+                    await self._hold(fetched)
+                    continue
+                order = fetched
                 if order.status is MarketplaceOrderStatus.CANCELED:
                     await self._canceled_in_marketplace()
-                    return False
-                paid = order.status is MarketplaceOrderStatus.PAID
-                if not paid and not self._input.accept_unpaid_orders:
-                    self._set_status(OrderStatus.AWAITING_PAYMENT)
-                    self._record("fetch", "pending", "order not paid yet; it is placed once the marketplace says so")
-                    await workflow.wait_condition(lambda: self._wake or self._interrupted())
-                    continue
-                if self._placed is None:
-                    report = await self._validate(order)
-                    if self._interrupted():
-                        continue
-                    self._place_attempted = True
-                    self._placed = await self._place(order, report)
-                if self._interrupted():
-                    continue  # a cancel that raced the placement: the top of the loop cancels in VTEX
-                if self._placed.awaiting_approval:
-                    await self._await_price_approval(self._placed)
-                if not paid and not await self._await_payment():
-                    return False
-                await self._authorize(order, self._placed)
-                return True
-            except CanceledInVtex:
-                self._set_status(OrderStatus.CANCELED)
-                return False
-            except Setback as setback:
-                if not await self._handle_setback(setback):
-                    return False
-
-    async def _handle_setback(self, setback: Setback) -> bool:
-        """Park or queue the order, then wait for the next attempt. False: the order left the queue."""
-        if setback.retry and setback.step != "fetch":
-            # Guide scenarios 2-4: re-read the marketplace order; one canceled there leaves the queue.
-            try:
-                if (await self._fetch()).status is MarketplaceOrderStatus.CANCELED:
-                    self._queue(setback)
-                    await self._canceled_in_marketplace()
-                    return False
-            except Setback:
-                pass  # the marketplace is down too: the backoff below covers both
-        await self._wait(self._queue(setback))
-        return True
-
-    def _queue(self, setback: Setback) -> float | None:
-        """Record the setback; the delay before the next attempt (None: until someone acts)."""
-        self._state.error_code = setback.code
-        if not setback.retry:
-            self._park(OrderStatus.PARKED, setback)
-            return None
-        self._state.reprocess_attempts += 1
-        if self._state.reprocess_attempts >= self._policy.max_attempts:
-            self._park(OrderStatus.DEAD_LETTERED, setback)
-            return self._policy.dead_letter_retry_seconds
-        self._park(OrderStatus.REPROCESSING, setback)
-        return self._policy.delay(self._state.reprocess_attempts)
-
-    async def _wait(self, delay: float | None, *, until_interrupted: bool = True) -> None:
-        """Sleep until the delay passes or someone acts (notification, reprocess; a cancel too, unless
-        the cancel is what is being retried)."""
-        if self._state.status is OrderStatus.DEAD_LETTERED:
-            await self._log_decision(
-                "X6",
-                "alert",
-                f"The order {self._input.marketplace_order_id} failed {self._state.reprocess_attempts} attempts "
-                f"and was moved to the dead-letter queue: {self._state.parked_reason} It is retried every "
-                f"{self._policy.dead_letter_retry_seconds / 3600:g} h, or now with `connector reprocess`.",
-            )
-        try:
-            await workflow.wait_condition(
-                lambda: self._wake or (until_interrupted and self._interrupted()),
-                timeout=timedelta(seconds=delay) if delay is not None else None,
-            )
-        except builtins.TimeoutError:
-            pass
-
-    async def _await_price_approval(self, placed: PlacedOrder) -> None:
-        """VTEX holds an isCreatedAsync order until the seller approves the price: look now and then."""
-        while not self._interrupted():
-            vtex_status = await self._call(
-                "approval", "get_vtex_order_status", OrderStatusInput(vtex_order_id=placed.vtex_order_id), str
-            )
-            if vtex_status == "canceled":
-                self._record("approval", "error", "the seller refused the price divergence: VTEX canceled it")
-                raise CanceledInVtex
-            if vtex_status != MANUAL_APPROVAL:
-                self._record("approval", "success", "the seller approved the price divergence")
-                return
-            try:
-                await workflow.wait_condition(
-                    self._interrupted, timeout=timedelta(seconds=self._policy.approval_poll_seconds)
-                )
-            except builtins.TimeoutError:
-                pass
-
-    async def _await_payment(self) -> bool:
-        """An unpaid order placed in VTEX (stock reserved): True once paid, False once canceled."""
-        self._set_status(OrderStatus.AWAITING_PAYMENT)
-        window = self._input.payment_window_seconds
-        self._record("payment", "pending", f"placed unpaid; waiting up to {window / 3600:g} h for the payment")
-        deadline = workflow.now() + timedelta(seconds=window)
-        while True:
-            remaining = (deadline - workflow.now()).total_seconds()
-            if remaining <= 0:
-                await self._cancel_in_vtex(f"the payment window ({window / 3600:g} h) passed without payment")
-                return False
-            try:
-                await workflow.wait_condition(
-                    lambda: self._wake or self._interrupted(), timeout=timedelta(seconds=remaining)
-                )
-            except builtins.TimeoutError:
+                    return Stage.CANCELLATION
+            paid = order.status is MarketplaceOrderStatus.PAID
+            if not paid and self._placed is None and not self._input.accept_unpaid_orders:
+                self._move(S.AWAITING_PAYMENT)
+                self._record("fetch", "pending", "order not paid yet; it is placed once the marketplace says so")
+                await self._pause(self._woken)
                 continue
+            if self._placed is None:
+                placed = await self._validate_and_place(order)
+                if isinstance(placed, Failure):
+                    if placed.disposition is Disposition.CANCELED_IN_VTEX:
+                        self._vtex_canceled = VtexCancellation(
+                            reason="VTEX canceled this order and will not recreate it"
+                        )
+                        return Stage.CANCELLATION
+                    await self._hold(placed)
+                    order = None  # guide scenarios 2-4: read the marketplace order again before retrying
+                    continue
+                if placed is INTERRUPTED:
+                    continue
             if self._interrupted():
-                await self._end_canceled()
-                return False
-            self._wake = False
-            try:
-                order = await self._fetch()
-            except Setback:
-                continue  # the marketplace is down: keep waiting, the window still applies
-            if order.status is MarketplaceOrderStatus.PAID:
+                continue  # a cancel that raced the placement: the top of the loop leaves for the cancellation
+            assert self._placed is not None
+            if self._placed.awaiting_approval and not self._price_approved:
+                if not await self._check_price_approval():
+                    continue
+            if not paid:
+                if await self._payment_window_passed():
+                    return Stage.CANCELLATION
+                continue
+            if self._state.status is S.AWAITING_PAYMENT:
                 self._record("payment", "success", "the marketplace confirmed the payment")
-                return True
-            if order.status is MarketplaceOrderStatus.CANCELED:
-                await self._cancel_in_vtex("canceled in the marketplace before payment")
-                return False
+            authorized = await self._authorize(order, self._placed)
+            if isinstance(authorized, Failure):
+                await self._hold(authorized)
+                order = None
+                continue
+            return Stage.FOLLOW_UP
+
+    def _woken(self) -> bool:
+        return self._wake or self._interrupted() or self._reprocess_requested
+
+    async def _canceled_in_marketplace(self) -> None:
+        if self._state.status in HELD and self._placed is None:
+            # Q: "couldn't reprocess the order ... since this order was cancelled manually in the marketplace".
+            await self._log_line(
+                "Q",
+                "error",
+                f"We couldn't reprocess the order {self._input.marketplace_order_id}, since this order was "
+                "cancelled in the marketplace.",
+            )
+        if self._cancel is None:
+            self._cancel = CancelRequest(reason="canceled in the marketplace", source="marketplace")
+
+    async def _validate_and_place(self, order: MarketplaceOrder) -> PlacedOrder | Failure | _Interrupted:
+        self._move(S.VALIDATING)
+        report = await self._step(
+            "validate",
+            VtexActivities.validate_order,
+            ValidateOrderInput(
+                order=order,
+                connection=self._input.connection,
+                affiliate_id=self._input.affiliate_id,
+                sales_channel=self._input.sales_channel,
+                price_divergence_allowance_rate=self._input.price_divergence_allowance_rate,
+            ),
+        )
+        if isinstance(report, Failure):
+            return report
+        if not report.ok:
+            reason = report.seller_message(order.marketplace_order_id)
+            self._record("validate", "error", reason, "VALIDATION")
+            return Failure(
+                "validate",
+                Disposition.PARK if report.needs_seller_action else Disposition.RETRY,
+                "VALIDATION",
+                reason,
+            )
+        self._record("validate", "success", "simulation and SKU checks passed")
+        if self._interrupted():
+            return INTERRUPTED
+        self._place_attempted = True
+        placed = await self._step(
+            "place",
+            VtexActivities.place_order,
+            PlaceOrderInput(
+                order=order,
+                report=report,
+                affiliate_id=self._input.affiliate_id,
+                sales_channel=self._input.sales_channel,
+                connection=self._input.connection,
+                price_divergence_allowance_rate=self._input.price_divergence_allowance_rate,
+                lock_ttl=lock_ttl(self._input.payment_window_seconds),
+            ),
+        )
+        if isinstance(placed, Failure):
+            # VTEX answered with a refusal: the order is known not to exist. Without an answer (timeouts,
+            # 5xx) it may exist, and a cancel must look for it.
+            self._place_attempted = placed.kind in ("", Handling.TRANSIENT.value)
+            return placed
+        self._placed = placed
+        self._state.vtex_order_id = placed.vtex_order_id
+        self._move(
+            S.PENDING_APPROVAL if placed.awaiting_approval else S.PLACED, VTEX_ORDER_ID.value_set(placed.vtex_order_id)
+        )
+        if placed.awaiting_approval:
+            note, code = " with a price divergence; it waits for the seller's manual approval in VTEX", "B"
+        else:
+            note, code = (" (it already existed: not placed twice)" if placed.already_existed else ""), "A"
+        self._record("place", "success", f"created in VTEX as {placed.vtex_order_id}{note}", code)
+        return placed
+
+    async def _check_price_approval(self) -> bool:
+        """VTEX holds an isCreatedAsync order until the seller decides. True once approved; False to look
+        again later (a rejection or a cancel makes the integration loop leave for the cancellation)."""
+        assert self._placed is not None
+        info = await self._vtex_order("approval", self._placed.vtex_order_id)
+        if isinstance(info, Failure):
+            await self._hold(info)
+            return False
+        if info is not None and info.status == "canceled":
+            self._record("approval", "error", "the seller refused the price divergence: VTEX canceled the order")
+            self._vtex_canceled = VtexCancellation(reason="the seller refused the price divergence in VTEX")
+            return False
+        if info is not None and info.status in APPROVED_STATUSES:
+            self._price_approved = True
+            self._move(S.PLACED)
+            self._record("approval", "success", "the seller approved the price divergence")
+            return True
+        self._move(S.PENDING_APPROVAL)
+        await self._pause(self._interrupted, seconds=self._policy.approval_poll_seconds)
+        return False
+
+    async def _payment_window_passed(self) -> bool:
+        """An unpaid order placed in VTEX (stock reserved): wait for the payment within the window."""
+        window = self._input.payment_window_seconds
+        if self._payment_deadline is None:
+            self._payment_deadline = workflow.now() + timedelta(seconds=window)
+            self._record("payment", "pending", f"placed unpaid; waiting up to {window / 3600:g} h for the payment")
+        remaining = (self._payment_deadline - workflow.now()).total_seconds()
+        if remaining <= 0:
+            self._cancel = CancelRequest(
+                reason=f"the payment window ({window / 3600:g} h) passed without payment", source="payment-window"
+            )
+            return True
+        self._move(S.AWAITING_PAYMENT)
+        await self._pause(self._woken, seconds=remaining)
+        return False
+
+    async def _authorize(self, order: MarketplaceOrder, placed: PlacedOrder) -> Failure | None:
+        result = await self._step(
+            "authorize",
+            VtexActivities.authorize_dispatch,
+            AuthorizeDispatchInput(
+                connection=self._input.connection,
+                marketplace_order_id=order.marketplace_order_id,
+                vtex_order_id=placed.vtex_order_id,
+                affiliate_id=self._input.affiliate_id,
+                sales_channel=self._input.sales_channel,
+            ),
+        )
+        if isinstance(result, Failure):
+            return result
+        self._move(S.DISPATCH_AUTHORIZED)
+        self._record("authorize", "success", f"dispatch authorized for {placed.vtex_order_id}")
+        return None
 
     # -- follow-up ----------------------------------------------------------------------------------
 
-    async def _follow_up(self) -> None:
+    async def _follow_up(self) -> Stage:
         """Invoices and tracking to the marketplace until completed; or a cancellation."""
         while True:
-            await workflow.wait_condition(lambda: self._wake or self._interrupted() or self._invoices_changed)
             if self._interrupted():
-                await self._end_canceled()
-                return
+                return Stage.CANCELLATION
+            self._take_reprocess_request()
             if self._invoices_changed:
                 self._invoices_changed = False
                 if await self._forward_invoices() and self._completed():
-                    self._set_status(OrderStatus.COMPLETED)
+                    self._move(S.COMPLETED)
                     self._record("complete", "success", "invoiced in full and tracking sent to the marketplace")
-                    return
+                    self._open_after_sale_window()
+                    return Stage.AFTER_SALE_WINDOW
+                continue
             if self._wake:
                 self._wake = False
-                try:
-                    if (await self._fetch()).status is MarketplaceOrderStatus.CANCELED:
-                        await self._cancel_in_vtex("canceled in the marketplace")
-                        return
-                except Setback:
-                    pass  # a later notification looks again
-            if workflow.info().is_continue_as_new_suggested():
-                await self._continue_as_new()
+                fetched = await self._until_done("fetch", self._fetch, interruptible=True)
+                if isinstance(fetched, MarketplaceOrder) and fetched.status is MarketplaceOrderStatus.CANCELED:
+                    await self._canceled_in_marketplace()
+                continue
+            await self._pause(lambda: self._woken() or self._invoices_changed)
 
-    async def _forward_invoices(self) -> bool:
-        """Send what the marketplace has not had yet. False if it failed (retried after a backoff)."""
+    async def _forward_invoices(self, *, interruptible: bool = True) -> bool:
+        """Send what the marketplace has not had yet. False when a cancel interrupted it."""
         # A snapshot: an invoice signal may arrive while an activity runs (it sets _invoices_changed).
         for progress in list(self._invoices.values()):
-            try:
-                if not progress.invoice_sent:
-                    await self._execute("invoice", "send_invoice_to_marketplace", self._invoice_input(progress), None)
-                    progress.invoice_sent = True
-                    self._record(
+            if not progress.invoice_sent:
+                sent = await self._until_done(
+                    "invoice",
+                    partial(
+                        self._step,
                         "invoice",
-                        "success",
-                        f"invoice {progress.invoice.invoice_number} sent to the marketplace",
-                    )
-                tracking = progress.invoice.tracking
-                if tracking is not None and not progress.tracking_sent:
-                    await self._execute(
+                        MarketplaceFollowUpActivities.send_invoice_to_marketplace,
+                        self._invoice_input(progress),
+                    ),
+                    interruptible=interruptible,
+                )
+                if sent is INTERRUPTED:
+                    self._invoices_changed = True
+                    return False
+                progress.invoice_sent = True
+                self._record("invoice", "success", f"invoice {progress.invoice.invoice_number} sent to the marketplace")
+            tracking = progress.invoice.tracking
+            if tracking is not None and not progress.tracking_sent:
+                tracking_input = MarketplaceTrackingInput(
+                    connection=self._input.connection,
+                    marketplace_order_id=self._input.marketplace_order_id,
+                    vtex_order_id=self._state.vtex_order_id,
+                    tracking=tracking,
+                )
+                sent = await self._until_done(
+                    "tracking",
+                    partial(
+                        self._step,
                         "tracking",
-                        "send_tracking_to_marketplace",
-                        MarketplaceTrackingInput(
-                            connection=self._input.connection,
-                            marketplace_order_id=self._input.marketplace_order_id,
-                            vtex_order_id=self._state.vtex_order_id,
-                            tracking=tracking,
-                        ),
-                        None,
-                    )
-                    progress.tracking_sent = True
-                    self._record("tracking", "success", f"tracking {tracking.tracking_number} sent to the marketplace")
-            except Setback as setback:
-                self._invoices_changed = True  # try again after the backoff
-                self._state.reprocess_attempts += 1
-                await self._wait(self._policy.delay(self._state.reprocess_attempts) if setback.retry else None)
-                return False
-        if any(p.invoice_sent for p in self._invoices.values()):
-            self._set_status(OrderStatus.INVOICED)
+                        MarketplaceFollowUpActivities.send_tracking_to_marketplace,
+                        tracking_input,
+                    ),
+                    interruptible=True,
+                )
+                if sent is INTERRUPTED:
+                    self._invoices_changed = True
+                    return False
+                progress.tracking_sent = True
+                self._record("tracking", "success", f"tracking {tracking.tracking_number} sent to the marketplace")
+        if self._state.status is S.DISPATCH_AUTHORIZED and any(p.invoice_sent for p in self._invoices.values()):
+            self._move(S.INVOICED)
         return True
 
     def _invoice_input(self, progress: InvoiceProgress) -> MarketplaceInvoiceInput:
@@ -374,193 +481,219 @@ class OrderWorkflow:
         invoiced = sum(p.invoice.invoice_value for p in sales)
         return bool(sales) and invoiced >= self._order_value and all(p.tracking_sent for p in sales)
 
-    async def _continue_as_new(self) -> None:
-        """Long-lived orders (many partial invoices, many notifications) start a fresh history."""
-        await workflow.wait_condition(workflow.all_handlers_finished)
-        assert self._placed is not None
-        self._state.timeline = self._state.timeline[-TIMELINE_LIMIT:]
-        resume = FollowUpState(
-            state=self._state,
-            placed=self._placed,
-            order_value=self._order_value,
-            invoices=list(self._invoices.values()),
-        )
-        workflow.continue_as_new(self._input.model_copy(update={"resume": resume}))
-
     # -- cancellation -------------------------------------------------------------------------------
 
-    async def _end_canceled(self) -> None:
-        """A cancel request or VTEX's cancellation arrived: act on it and end canceled."""
-        if self._vtex_canceled is not None:
-            if self._we_asked_vtex_to_cancel:
-                self._set_status(OrderStatus.CANCELED)
-                return
+    async def _cancellation(self) -> Stage:
+        if self._vtex_canceled is not None and not self._we_asked_vtex_to_cancel:
             reason = self._vtex_canceled.reason or "canceled in VTEX"
             self._record("cancel", "success", f"VTEX canceled the order: {reason}")
-            await self._execute(
+            self._move(S.AFTER_SALE if self._state.status in (S.COMPLETED, S.AFTER_SALE) else S.CANCELING)
+            await self._tell_marketplace(reason)
+            self._move(S.CANCELED)
+            return self._settle()
+        request = self._cancel or CancelRequest(reason="canceled", source="operator")
+        self._cancel = request
+        self._move(S.AFTER_SALE if self._state.status in (S.COMPLETED, S.AFTER_SALE) else S.CANCELING)
+        vtex_id = await self._vtex_order_to_cancel()
+        if vtex_id is None:
+            where = "before it reached VTEX" if not self._place_attempted else "and VTEX never had the order"
+            await self._log_line(
+                "X10",
+                "success",
+                f"The order {self._input.marketplace_order_id} was canceled ({request.reason}) {where}: "
+                "nothing to cancel there.",
+            )
+        else:
+            await self._cancel_vtex_order(vtex_id, request.reason)
+        if request.source != "marketplace":
+            await self._tell_marketplace(request.reason)
+        self._move(S.CANCELED)
+        return self._settle()
+
+    async def _vtex_order_to_cancel(self) -> str | None:
+        """The VTEX id to cancel. A placement whose answer was lost may still have created the order, and
+        OMS shows new orders with a lag: look again over a window (logging M) before concluding it is absent."""
+        if self._placed is not None:
+            return self._placed.vtex_order_id
+        if not self._place_attempted:
+            return None
+        deadline = workflow.now() + timedelta(seconds=self._input.unknown_placement_window_seconds)
+        told = False
+        while True:
+            found = await self._until_done(
                 "cancel",
-                "notify_marketplace_of_cancellation",
+                lambda: self._step(
+                    "cancel",
+                    VtexActivities.find_vtex_order,
+                    FindVtexOrderInput(
+                        connection=self._input.connection,
+                        marketplace_order_id=self._input.marketplace_order_id,
+                        affiliate_id=self._input.affiliate_id,
+                    ),
+                ),
+                interruptible=False,
+            )
+            if isinstance(found, str):
+                self._state.vtex_order_id = found
+                return found
+            if workflow.now() >= deadline:
+                return None
+            if not told:
+                told = True
+                await self._log_line(
+                    "M",
+                    "pending",
+                    f"Oops, the order {self._input.marketplace_order_id} has not been integrated in VTEX yet. "
+                    "We'll try again later.",
+                )
+            await self._pause(lambda: False, seconds=self._policy.first_delay_seconds)
+
+    async def _cancel_vtex_order(self, vtex_id: str, reason: str) -> None:
+        """Scenario 5, one idempotent step at a time: return invoice (unless VTEX has one), then cancel."""
+        self._we_asked_vtex_to_cancel = True
+        info: VtexOrderInfo | None = None
+        deadline = workflow.now() + timedelta(seconds=self._input.unknown_placement_window_seconds)
+        while info is None:
+            looked = await self._until_done("cancel", lambda: self._vtex_order("cancel", vtex_id), interruptible=False)
+            info = looked if isinstance(looked, VtexOrderInfo) else None
+            if info is None:
+                if workflow.now() >= deadline:
+                    self._record("cancel", "success", f"canceled ({reason}); VTEX never showed {vtex_id}", "X10")
+                    return
+                await self._pause(lambda: False, seconds=self._policy.first_delay_seconds)
+        if info.status == "canceled":
+            self._record("cancel", "error", f"{vtex_id} was already canceled in VTEX", "G")
+            return
+        if info.status == "invoiced" and not info.return_invoices:
+            number = self._return_invoice_number or f"{vtex_id}-RETURN"
+            self._return_invoice_number = number
+            await self._until_done(
+                "return",
+                lambda: self._step(
+                    "return",
+                    VtexActivities.send_return_invoice,
+                    ReturnInvoiceInput(
+                        connection=self._input.connection,
+                        marketplace_order_id=self._input.marketplace_order_id,
+                        vtex_order_id=vtex_id,
+                        sales_channel=self._input.sales_channel,
+                        invoice_number=number,
+                    ),
+                ),
+                interruptible=False,
+            )
+            self._record("return", "success", f"return invoice {number} sent to VTEX")
+        outcome = await self._until_done(
+            "cancel",
+            lambda: self._step(
+                "cancel",
+                VtexActivities.cancel_in_vtex,
+                CancelInVtexInput(
+                    connection=self._input.connection,
+                    marketplace_order_id=self._input.marketplace_order_id,
+                    vtex_order_id=vtex_id,
+                    reason=reason,
+                    sales_channel=self._input.sales_channel,
+                ),
+            ),
+            interruptible=False,
+        )
+        if getattr(outcome, "already_canceled", False):
+            self._record("cancel", "error", f"{vtex_id} was already canceled in VTEX", "G")
+        else:
+            self._record("cancel", "success", f"{vtex_id} canceled in VTEX: {reason}", "C")
+
+    async def _tell_marketplace(self, reason: str) -> None:
+        await self._until_done(
+            "cancel",
+            lambda: self._step(
+                "cancel",
+                MarketplaceFollowUpActivities.notify_marketplace_of_cancellation,
                 MarketplaceCancellationInput(
                     connection=self._input.connection,
                     marketplace_order_id=self._input.marketplace_order_id,
                     vtex_order_id=self._state.vtex_order_id,
                     reason=reason,
                 ),
-                None,
-            )
-            self._set_status(OrderStatus.CANCELED)
-            return
-        assert self._cancel is not None
-        await self._cancel_in_vtex(self._cancel.reason)
-
-    async def _canceled_in_marketplace(self) -> None:
-        if self._state.status in QUEUED and self._placed is None:
-            # Q: "couldn't reprocess the order ... since this order was cancelled manually in the
-            # marketplace".
-            await self._log_decision(
-                "Q",
-                "error",
-                f"We couldn't reprocess the order {self._input.marketplace_order_id}, since this order was "
-                "cancelled in the marketplace.",
-            )
-        await self._cancel_in_vtex("canceled in the marketplace")
-
-    async def _cancel_in_vtex(self, reason: str) -> None:
-        """Scenario 5. Not in VTEX: stop and log. In VTEX: (return invoice,) cancel. Ends canceled."""
-        if self._placed is None and not self._place_attempted:
-            await self._log_decision(
-                "X10",
-                "success",
-                f"The order {self._input.marketplace_order_id} was canceled ({reason}) before it reached VTEX: "
-                "nothing to cancel there.",
-            )
-            self._set_status(OrderStatus.CANCELED)
-            return
-        # A placement whose answer was lost may still have created the order: cancel by the derivable id.
-        vtex_id = (
-            self._placed.vtex_order_id
-            if self._placed
-            else vtex_order_id(self._input.affiliate_id, self._input.marketplace_order_id)
+            ),
+            interruptible=False,
         )
-        self._we_asked_vtex_to_cancel = True
+        self._record("cancel", "success", "the marketplace was told the order is canceled")
+
+    # -- after-sale window --------------------------------------------------------------------------
+
+    def _open_after_sale_window(self) -> None:
+        self._after_sale_deadline = workflow.now() + timedelta(seconds=self._input.after_sale_window_seconds)
+
+    def _settle(self) -> Stage:
+        if self._after_sale_deadline is None:
+            self._open_after_sale_window()
+        return Stage.AFTER_SALE_WINDOW
+
+    async def _after_sale(self) -> Stage | None:
+        """Idle on one timer until the window closes; act on returns, late payments and callbacks."""
+        if self._after_sale_deadline is None:
+            self._open_after_sale_window()
+        assert self._after_sale_deadline is not None
+        completed = self._state.status is S.COMPLETED
         while True:
-            try:
-                outcome = await self._call(
-                    "cancel",
-                    "cancel_vtex_order",
-                    CancelOrderInput(
-                        connection=self._input.connection,
-                        marketplace_order_id=self._input.marketplace_order_id,
-                        vtex_order_id=vtex_id,
-                        reason=reason,
-                        sales_channel=self._input.sales_channel,
-                    ),
-                    CancelOutcome,
-                )
-                break
-            except Setback as setback:
+            if completed and (self._cancel is not None or self._interrupted()):
+                return Stage.CANCELLATION
+            self._take_reprocess_request()
+            if self._invoices_changed:
+                self._invoices_changed = False
+                await self._forward_invoices(interruptible=False)
+            if self._wake:
                 self._wake = False
-                await self._wait(self._queue(setback), until_interrupted=False)
-        self._set_status(OrderStatus.CANCELED)
-        if not outcome.existed:
-            self._record("cancel", "success", f"canceled ({reason}); VTEX never had the order", "X10")
-        elif outcome.already_canceled:
-            self._record("cancel", "success", f"{vtex_id} was already canceled in VTEX", "G")
-        else:
-            returned = " after a return invoice" if outcome.return_invoice_number else ""
-            self._record("cancel", "success", f"{vtex_id} canceled in VTEX{returned}: {reason}", "C")
-
-    # -- steps --------------------------------------------------------------------------------------
-
-    async def _fetch(self) -> MarketplaceOrder:
-        order = await self._call(
-            "fetch",
-            "fetch_marketplace_order",
-            FetchOrderInput(connection=self._input.connection, marketplace_order_id=self._input.marketplace_order_id),
-            MarketplaceOrder,
-        )
-        self._order_value = order.payment_value
-        self._record("fetch", "success", f"marketplace order read: {order.status.value}, {len(order.items)} line(s)")
-        return order
-
-    async def _validate(self, order: MarketplaceOrder) -> ValidationReport:
-        report = await self._call(
-            "validate",
-            "validate_order",
-            ValidateOrderInput(
-                order=order,
-                connection=self._input.connection,
-                affiliate_id=self._input.affiliate_id,
-                sales_channel=self._input.sales_channel,
-                price_divergence_allowance_rate=self._input.price_divergence_allowance_rate,
-            ),
-            ValidationReport,
-        )
-        if not report.ok:
-            raise Setback(
-                step="validate",
-                retry=not report.needs_seller_action,
-                code="VALIDATION",
-                reason=report.seller_message(order.marketplace_order_id),
+                fetched = await self._until_done("fetch", self._fetch, interruptible=False)
+                if isinstance(fetched, MarketplaceOrder):
+                    if completed and fetched.status is MarketplaceOrderStatus.CANCELED:
+                        self._cancel = CancelRequest(
+                            reason="canceled or returned in the marketplace after completion", source="marketplace"
+                        )
+                        continue
+                    if fetched.status is MarketplaceOrderStatus.PAID and self._paid_too_late():
+                        await self._late_payment()
+            remaining = (self._after_sale_deadline - workflow.now()).total_seconds()
+            if remaining <= 0:
+                self._record("after-sale", "success", "after-sale window closed; the order's workflow ends")
+                return None
+            await self._pause(
+                lambda: (
+                    self._wake
+                    or self._reprocess_requested
+                    or self._invoices_changed
+                    or (completed and (self._cancel is not None or self._interrupted()))
+                ),
+                seconds=remaining,
             )
-        self._record("validate", "success", "simulation and SKU checks passed")
-        return report
 
-    async def _place(self, order: MarketplaceOrder, report: ValidationReport) -> PlacedOrder:
-        placed = await self._call(
-            "place",
-            "place_order",
-            PlaceOrderInput(
-                order=order,
-                report=report,
-                affiliate_id=self._input.affiliate_id,
-                sales_channel=self._input.sales_channel,
-                connection=self._input.connection,
-                price_divergence_allowance_rate=self._input.price_divergence_allowance_rate,
-                lock_ttl=lock_ttl(self._input.payment_window_seconds),
-            ),
-            PlacedOrder,
+    def _paid_too_late(self) -> bool:
+        return self._state.status is S.CANCELED and self._cancel is not None and self._cancel.source == "payment-window"
+
+    async def _late_payment(self) -> None:
+        reason = (
+            "The marketplace reports a payment after the payment window passed; the VTEX order was already "
+            "canceled and cannot be placed again. Refund the buyer in the marketplace, or create the order "
+            "again by hand."
         )
-        self._state.vtex_order_id = placed.vtex_order_id
-        status = OrderStatus.PENDING_APPROVAL if placed.awaiting_approval else OrderStatus.PLACED
-        self._set_status(status, VTEX_ORDER_ID.value_set(placed.vtex_order_id))
-        if placed.awaiting_approval:
-            note, code = " with a price divergence; it waits for the seller's manual approval in VTEX", "B"
-        else:
-            note, code = (" (it already existed: not placed twice)" if placed.already_existed else ""), "A"
-        self._record("place", "success", f"created in VTEX as {placed.vtex_order_id}{note}", code)
-        return placed
+        self._state.parked_reason = reason
+        self._state.error_code = LATE_PAYMENT
+        self._move(S.LATE_PAYMENT, ERROR_CODE.value_set(LATE_PAYMENT))
+        self._record("payment", "alert", reason, LATE_PAYMENT)
+        await self._log_line("X15", "alert", f"Order {self._input.marketplace_order_id}: {reason}")
 
-    async def _authorize(self, order: MarketplaceOrder, placed: PlacedOrder) -> None:
-        await self._execute(
-            "authorize",
-            "authorize_dispatch",
-            AuthorizeDispatchInput(
-                connection=self._input.connection,
-                marketplace_order_id=order.marketplace_order_id,
-                vtex_order_id=placed.vtex_order_id,
-                affiliate_id=self._input.affiliate_id,
-                sales_channel=self._input.sales_channel,
-            ),
-            None,
-        )
-        self._set_status(OrderStatus.DISPATCH_AUTHORIZED)
-        self._record("authorize", "success", f"dispatch authorized for {placed.vtex_order_id}")
+    # -- the failure path ---------------------------------------------------------------------------
 
-    # -- plumbing -----------------------------------------------------------------------------------
-
-    async def _call(self, step: str, activity: str, argument: object, result_type: type[T]) -> T:
-        result: T = await self._execute(step, activity, argument, result_type)
-        return result
-
-    async def _execute(self, step: str, activity: str, argument: object, result_type: type[Any] | None) -> Any:
+    async def _step(self, step: str, activity: Callable[[Any, A], Awaitable[T]], argument: A) -> T | Failure:
+        """One activity call; its failure comes back as a value, classified in one place."""
         policy = self._policy
+        vtex = getattr(activity, "__qualname__", "").startswith(VtexActivities.__name__ + ".")
         try:
-            return await workflow.execute_activity(
+            result: T = await workflow.execute_activity_method(
                 activity,
                 argument,
-                result_type=result_type,
-                task_queue=self._input.vtex_task_queue if activity in VTEX_ACTIVITIES else None,
+                task_queue=self._input.vtex_task_queue if vtex else None,
                 start_to_close_timeout=timedelta(seconds=policy.activity_timeout_seconds),
                 retry_policy=RetryPolicy(
                     initial_interval=timedelta(seconds=policy.activity_initial_interval_seconds),
@@ -570,30 +703,173 @@ class OrderWorkflow:
                 ),
             )
         except ActivityError as exc:
-            raise self._setback(step, exc) from None
+            failure = self._classify(step, exc)
+            self._record(step, "error", failure.reason, failure.code)
+            return failure
+        if step == self._held_step:
+            self._held_step = None
+            self._state.reprocess_attempts = 0
+        return result
 
-    def _setback(self, step: str, exc: ActivityError) -> Exception:
+    def _classify(self, step: str, exc: ActivityError) -> Failure:
         cause = exc.cause
         if isinstance(cause, ApplicationError):
             first = cause.details[0] if cause.details else None
             details: dict[str, Any] = first if isinstance(first, dict) else {}
-            if cause.type == Handling.ALREADY_CANCELED.value:
-                self._record(step, "error", "VTEX already canceled this order; it cannot be recreated", "G")
-                return CanceledInVtex()
             code = str(details.get("code") or cause.type or "ERROR")
             reason = str(details.get("action") or cause.message)
-            self._record(step, "error", reason, code)
-            return Setback(step=step, retry=cause.type in RETRY_LATER, code=code, reason=reason)
-        if isinstance(cause, TimeoutError):
-            reason = f"{step} timed out repeatedly; it is retried later"
-            self._record(step, "error", reason, "TIMEOUT")
-            return Setback(step=step, retry=True, code="TIMEOUT", reason=reason)
-        self._record(step, "error", str(cause or exc))
-        return Setback(step=step, retry=True, code="ERROR", reason=str(cause or exc))
+            return Failure(step, disposition(cause.type), code, reason, cause.type or "")
+        if isinstance(cause, StepTimeout):
+            return Failure(step, Disposition.RETRY, "TIMEOUT", f"{step} timed out repeatedly; it is retried later")
+        return Failure(step, Disposition.RETRY, "ERROR", str(cause or exc))
 
-    async def _log_decision(self, code: str, status: str, message: str) -> None:
-        await workflow.execute_activity(
-            "record_order_log",
+    async def _until_done(
+        self, step: str, call: Callable[[], Awaitable[T | Failure]], *, interruptible: bool
+    ) -> T | _Interrupted:
+        """Retry one step through the failure path until it succeeds (or, if interruptible, a cancel
+        arrives), then put the order back in the status it was in."""
+        resume = self._state.status
+        woken = False  # a notification that ended a wait is the stage's to act on, after this step
+        try:
+            while True:
+                self._take_reprocess_request()
+                outcome = await call()
+                if not isinstance(outcome, Failure):
+                    self._move(resume)
+                    return outcome
+                await self._hold(outcome, interruptible=interruptible)
+                woken, self._wake = woken or self._wake, False
+                if interruptible and self._interrupted():
+                    self._move(resume)
+                    return INTERRUPTED
+        finally:
+            self._wake = self._wake or woken
+
+    async def _hold(self, failure: Failure, *, interruptible: bool = True) -> None:
+        """Queue, park or dead-letter the order after a failed step, then wait for the next attempt."""
+        self._held_step = failure.step
+        self._state.error_code = failure.code
+        self._state.parked_reason = failure.reason
+        delay: float | None = None
+        if failure.disposition is Disposition.RETRY:
+            self._state.reprocess_attempts += 1
+            if self._state.reprocess_attempts >= self._policy.max_attempts:
+                status, delay = S.DEAD_LETTERED, self._policy.dead_letter_retry_seconds
+            else:
+                status, delay = S.REPROCESSING, self._policy.delay(self._state.reprocess_attempts)
+        else:
+            status = S.PARKED
+        newly_dead = status is S.DEAD_LETTERED and self._state.status is not S.DEAD_LETTERED
+        self._move(status, ERROR_CODE.value_set(failure.code))
+        self._record(status.value, "pending" if status is S.REPROCESSING else "alert", failure.reason, failure.code)
+        if newly_dead:
+            await self._dead_letter_alert(failure)
+        await self._pause(
+            lambda: self._wake or self._reprocess_requested or (interruptible and self._interrupted()),
+            seconds=delay,
+        )
+
+    async def _dead_letter_alert(self, failure: Failure) -> None:
+        hours = f"{self._policy.dead_letter_retry_seconds / 3600:g} h"
+        order = self._input.marketplace_order_id
+        if self._stage is Stage.CANCELLATION:
+            # E: the cancel keeps failing; "we'll try again later".
+            await self._log_line(
+                "E",
+                "alert",
+                f"We could not cancel the order {order} right now ({failure.reason}). We'll try again every "
+                f"{hours}, or now with `connector reprocess`.",
+            )
+            return
+        await self._log_line(
+            "X6",
+            "alert",
+            f"The order {order} failed {self._state.reprocess_attempts} attempts and was moved to the "
+            f"dead-letter queue: {failure.reason} It is retried every {hours}, or now with `connector reprocess`.",
+        )
+
+    async def _pause(self, condition: Callable[[], bool], *, seconds: float | None = None) -> None:
+        """Every wait of the order. Past it is a safe point to continue as new (all state is in fields)."""
+        try:
+            await workflow.wait_condition(
+                condition, timeout=timedelta(seconds=seconds) if seconds is not None else None
+            )
+        except TimeoutError:
+            pass
+        info = workflow.info()
+        if info.is_continue_as_new_suggested() or info.get_current_history_length() >= (
+            self._input.continue_as_new_after_events
+        ):
+            raise _Restart
+
+    async def _continue_as_new(self) -> None:
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        self._state.timeline = self._state.timeline[-TIMELINE_LIMIT:]
+        self._state.run_number += 1
+        snapshot = OrderSnapshot(
+            stage=self._stage,
+            state=self._state,
+            placed=self._placed,
+            place_attempted=self._place_attempted,
+            price_approved=self._price_approved,
+            order_value=self._order_value,
+            invoices=list(self._invoices.values()),
+            invoices_changed=self._invoices_changed,
+            payment_deadline=self._payment_deadline,
+            after_sale_deadline=self._after_sale_deadline,
+            wake=self._wake,
+            reprocess_requested=self._reprocess_requested,
+            cancel=self._cancel,
+            vtex_canceled=self._vtex_canceled,
+            we_asked_vtex_to_cancel=self._we_asked_vtex_to_cancel,
+            return_invoice_number=self._return_invoice_number,
+        )
+        workflow.continue_as_new(self._input.model_copy(update={"snapshot": snapshot, "resume": None}))
+
+    async def _contain(self, bug: Exception) -> None:
+        """A bug in the connector: park the order, visibly, until `reprocess` (no activity, no _pause:
+        nothing here may fail again)."""
+        reason = f"the connector hit an internal error ({type(bug).__name__}: {bug}); fix and reprocess"
+        workflow.logger.error("order %s: %s", self._input.marketplace_order_id, reason)
+        self._state.parked_reason = reason
+        self._state.error_code = CONNECTOR_ERROR
+        self._move(S.PARKED, ERROR_CODE.value_set(CONNECTOR_ERROR))
+        self._record("parked", "alert", reason, CONNECTOR_ERROR)
+        self._reprocess_requested = False
+        await workflow.wait_condition(lambda: self._reprocess_requested)
+
+    # -- steps and bookkeeping ----------------------------------------------------------------------
+
+    async def _fetch(self) -> MarketplaceOrder | Failure:
+        order = await self._step(
+            "fetch",
+            MarketplaceActivities.fetch_marketplace_order,
+            FetchOrderInput(connection=self._input.connection, marketplace_order_id=self._input.marketplace_order_id),
+        )
+        if isinstance(order, Failure):
+            return order
+        self._order_value = order.payment_value
+        self._record("fetch", "success", f"marketplace order read: {order.status.value}, {len(order.items)} line(s)")
+        return order
+
+    async def _vtex_order(self, step: str, vtex_id: str) -> VtexOrderInfo | Failure | None:
+        return await self._step(
+            step,
+            VtexActivities.get_vtex_order,
+            VtexOrderInput(
+                connection=self._input.connection,
+                marketplace_order_id=self._input.marketplace_order_id,
+                vtex_order_id=vtex_id,
+                sales_channel=self._input.sales_channel,
+            ),
+        )
+
+    async def _log_line(self, code: str, status: str, message: str) -> None:
+        """An order-log line for a decision the workflow took itself. A log that cannot be written does
+        not hold the order: it stays in the timeline and the worker's log."""
+        written = await self._step(
+            "log",
+            LogbookActivities.record_order_log,
             WorkflowLogInput(
                 connection=self._input.connection,
                 marketplace_order_id=self._input.marketplace_order_id,
@@ -602,27 +878,32 @@ class OrderWorkflow:
                 status=status,
                 business_message=message,
             ),
-            start_to_close_timeout=timedelta(seconds=30),
         )
+        if isinstance(written, Failure):
+            workflow.logger.error(
+                "order %s: log line %s not written: %s", self._input.marketplace_order_id, code, message
+            )
         self._record("log", status, message, code)
 
-    def _park(self, status: OrderStatus, setback: Setback) -> None:
-        self._state.parked_reason = setback.reason
-        self._set_status(status, ERROR_CODE.value_set(setback.code))
-        outcome = "pending" if status is OrderStatus.REPROCESSING else "alert"
-        self._record(status.value, outcome, setback.reason, setback.code)
-
-    def _set_status(self, status: OrderStatus, *extra: SearchAttributeUpdate[Any]) -> None:
-        if status is self._state.status and not extra:
+    def _move(self, status: OrderStatus, *extra: SearchAttributeUpdate[Any]) -> None:
+        """The one way the status changes: along connector/lifecycle.py, shown in query and search."""
+        current = self._state.status
+        if status is current and not extra:
             return
+        if not allowed(current, status):
+            workflow.logger.error(
+                "order %s: unexpected move %s -> %s", self._input.marketplace_order_id, current, status
+            )
+            self._record("lifecycle", "alert", f"unexpected move from {current.value} to {status.value}")
         self._state.status = status
-        updates: list[SearchAttributeUpdate[Any]] = [ORDER_STATUS.value_set(status.value), *extra]
-        if status not in QUEUED:
-            # Moving on clears the last problem (unsetting a never-set attribute is a no-op).
+        updates: list[SearchAttributeUpdate[Any]] = list(extra)
+        if current in HELD and status not in HELD:
             self._state.parked_reason = None
             self._state.error_code = None
             updates.append(ERROR_CODE.value_unset())
-        workflow.upsert_search_attributes(updates)
+        if status is S.VALIDATING and not updates:
+            return  # a moment between steps that nobody searches for: no search-attribute update
+        workflow.upsert_search_attributes([ORDER_STATUS.value_set(status.value), *updates])
 
     def _record(self, step: str, outcome: str, message: str, code: str | None = None) -> None:
         workflow.logger.info("order %s %s %s: %s", self._input.marketplace_order_id, step, outcome, message)

@@ -22,6 +22,7 @@ from temporalio.client import Client
 from connector.connections import Connection
 from connector.intake.callbacks import callback_routes
 from connector.intake.logs import logs_routes
+from connector.logbook import Logbook
 from connector.marketplaces.base import MarketplaceAdapter, NotificationRejected
 from connector.metrics import WEBHOOK_SECONDS, WEBHOOKS
 from connector.starter import Handoff, hand_off_order
@@ -44,7 +45,10 @@ def create_intake_app(
     connections: Mapping[str, Connection],
     adapters: Mapping[str, MarketplaceAdapter],
     store: OrderStore,
+    account: str,
 ) -> Starlette:
+    logbook = Logbook(store, account=account)
+
     async def webhook(request: Request) -> Response:
         started = time.perf_counter()
         response = await handle_webhook(request)
@@ -76,7 +80,7 @@ def create_intake_app(
         notification = notification.model_copy(update={"received_at": datetime.now(UTC), "source": "webhook"})
         try:
             workflow_id, handoff = await hand_off_order(
-                client, task_queue=task_queue, connection=connection, notification=notification
+                client, task_queue=task_queue, connection=connection, notification=notification, logbook=logbook
             )
         except Exception:
             if notification.delivery_id is not None:
@@ -105,7 +109,7 @@ def create_intake_app(
             # VTEX's order-log contract: GET /{account}/logs?DateAt=yyyy-mm-dd&status=all
             *logs_routes(store),
             # VTEX's callbacks on marketplaceServicesEndpoint (invoice, tracking, cancellation).
-            *callback_routes(client, connections=connections, store=store),
+            *callback_routes(client, connections=connections, store=store, logbook=logbook),
         ],
         exception_handlers={Exception: unavailable},
     )

@@ -24,9 +24,11 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from connector.connections import Connection
+from connector.logbook import Logbook
 from connector.models import Invoice, InvoiceItem, InvoiceType, VtexCancellation, order_workflow_id
+from connector.starter import LATE_EVENT_CODE
 from connector.store.base import OrderStore
-from connector.store.models import IdMapping
+from connector.store.models import IdMapping, LogStatus
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +79,9 @@ class VtexInvoiceCallback(BaseModel):
         )
 
 
-def callback_routes(client: Client, *, connections: Mapping[str, Connection], store: OrderStore) -> list[Route]:
+def callback_routes(
+    client: Client, *, connections: Mapping[str, Connection], store: OrderStore, logbook: Logbook
+) -> list[Route]:
     async def authorized_order(request: Request) -> IdMapping | Response:
         name = request.path_params["connection"]
         connection = connections.get(name)
@@ -98,7 +102,7 @@ def callback_routes(client: Client, *, connections: Mapping[str, Connection], st
             body = VtexInvoiceCallback.model_validate_json(await request.body())
         except ValidationError as exc:
             return JSONResponse({"error": f"invalid invoice: {_first_error(exc)}"}, status_code=400)
-        return await _signal(client, found, "vtex_invoice", body.to_invoice())
+        return await _signal(client, logbook, found, "vtex_invoice", body.to_invoice())
 
     async def cancel(request: Request) -> Response:
         found = await authorized_order(request)
@@ -111,7 +115,7 @@ def callback_routes(client: Client, *, connections: Mapping[str, Connection], st
                 reason = _CancelBody.model_validate_json(raw).reason
             except ValidationError as exc:
                 return JSONResponse({"error": f"invalid cancellation: {_first_error(exc)}"}, status_code=400)
-        return await _signal(client, found, "vtex_canceled", VtexCancellation(reason=reason))
+        return await _signal(client, logbook, found, "vtex_canceled", VtexCancellation(reason=reason))
 
     return [
         Route(f"{PREFIX}/pub/orders/{{order_id}}/invoice", invoice, methods=["POST"]),
@@ -124,7 +128,7 @@ class _CancelBody(BaseModel):
     reason: str | None = None
 
 
-async def _signal(client: Client, mapping: IdMapping, signal: str, argument: BaseModel) -> Response:
+async def _signal(client: Client, logbook: Logbook, mapping: IdMapping, signal: str, argument: BaseModel) -> Response:
     handle = client.get_workflow_handle(order_workflow_id(mapping.connection, mapping.marketplace_order_id))
     try:
         await handle.signal(signal, argument)
@@ -132,8 +136,29 @@ async def _signal(client: Client, mapping: IdMapping, signal: str, argument: Bas
         if exc.status != RPCStatusCode.NOT_FOUND:
             log.error("could not pass VTEX's %s for %s on: %s", signal, mapping.vtex_order_id, exc.message)
             return JSONResponse({"error": "temporarily unavailable"}, status_code=503, headers={"Retry-After": "5"})
-        # The order's workflow already ended (e.g. VTEX confirming a cancel we asked for): acknowledge.
-        log.info("VTEX %s for %s arrived after the order ended", signal, mapping.vtex_order_id)
+        # The order's workflow closed (its after-sale window passed): VTEX must not retry forever, so the
+        # callback is acknowledged, but never silently: an operator sees it in the log and the order log.
+        log.error(
+            "VTEX %s for %s (marketplace order %s, %s) arrived after the order's workflow closed; nothing was done",
+            signal,
+            mapping.vtex_order_id,
+            mapping.marketplace_order_id,
+            mapping.connection,
+        )
+        await logbook.record(
+            code=LATE_EVENT_CODE,
+            operation="VTEX callback",
+            direction="VTEX to connector",
+            status=LogStatus.ALERT,
+            business_message=(
+                f"VTEX sent {signal.replace('_', ' ')} for the order {mapping.vtex_order_id} after its after-sale "
+                "window closed; the connector did nothing. Act on it in the marketplace by hand."
+            ),
+            connection=mapping.connection,
+            marketplace_order_id=mapping.marketplace_order_id,
+            vtex_order_id=mapping.vtex_order_id,
+            destination=argument,
+        )
     return JSONResponse(
         {
             "orderId": mapping.vtex_order_id,

@@ -89,12 +89,28 @@ class OmsItem(_Camel):
     selling_price: int | None = None
 
 
+class OmsPackage(_Camel):
+    """One invoice of Get order's `packageAttachment.packages`: `type` Output (sale) or Input (return)."""
+
+    invoice_number: str | None = None
+    type: str | None = None
+
+
+class OmsPackageAttachment(_Camel):
+    packages: list[OmsPackage] = Field(default_factory=list)
+
+
 class OmsOrder(_Camel):
     order_id: str
     status: str
     marketplace_order_id: str | None = None
     value: int = 0
     items: list[OmsItem] = Field(default_factory=list)
+    package_attachment: OmsPackageAttachment | None = None
+
+    def return_invoice_numbers(self) -> list[str]:
+        packages = self.package_attachment.packages if self.package_attachment else []
+        return [p.invoice_number for p in packages if p.type == "Input" and p.invoice_number]
 
 
 class Receipt(_Camel):

@@ -1,0 +1,57 @@
+"""The one classification of a failed step: what the order does about it.
+
+Activities raise `ApplicationError`s whose `type` names what went wrong (the VTEX error table's
+`Handling`, or the marketplace's); the workflow turns that type into a `Disposition` here and nowhere
+else. A type not named below (a store outage, a bug, DNS) is *retried*: nothing unclassified ever asks
+the seller to act.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from connector.vtex.error_table import Handling
+
+MARKETPLACE_UNAVAILABLE = "MarketplaceUnavailable"
+MARKETPLACE_REJECTED = "MarketplaceRejected"
+UNKNOWN_CONNECTION = "UnknownConnection"
+
+
+class Disposition(StrEnum):
+    # Durable backoff in the reprocess queue, dead-lettered after `max_attempts` (still retried).
+    RETRY = "retry"
+    # The seller or operator must act; held with an ErrorCode until `reprocess` or a notification.
+    PARK = "park"
+    # VTEX canceled the order for good (FMT0060): nothing left to integrate.
+    CANCELED_IN_VTEX = "canceled-in-vtex"
+
+
+_BY_TYPE: dict[str, Disposition] = {
+    Handling.TRANSIENT: Disposition.RETRY,
+    Handling.REPROCESS: Disposition.RETRY,
+    # Credentials are fixed once for every order: orders wait in the queue rather than each being parked.
+    Handling.CREDENTIALS: Disposition.RETRY,
+    Handling.PRICE_DIVERGENCE: Disposition.PARK,
+    Handling.BUSINESS: Disposition.PARK,
+    Handling.ALREADY_CANCELED: Disposition.CANCELED_IN_VTEX,
+    MARKETPLACE_UNAVAILABLE: Disposition.RETRY,
+    MARKETPLACE_REJECTED: Disposition.PARK,
+    # A worker deployed without this connection: the next deployment fixes it, no order must act.
+    UNKNOWN_CONNECTION: Disposition.RETRY,
+}
+
+
+def disposition(failure_type: str | None) -> Disposition:
+    return _BY_TYPE.get(failure_type or "", Disposition.RETRY)
+
+
+# The connector's own order-log codes for failed VTEX calls (README, "Order log codes").
+VTEX_FAILURE_LOG_CODES: dict[Handling, str] = {
+    Handling.TRANSIENT: "X4",
+    Handling.REPROCESS: "X5",
+    Handling.PRICE_DIVERGENCE: "X8",
+    Handling.CREDENTIALS: "X7",
+    Handling.BUSINESS: "X9",
+    Handling.ALREADY_CANCELED: "G",
+    Handling.ALREADY_EXISTS: "A",
+}
