@@ -187,9 +187,19 @@ class VtexActivities:
     async def find_vtex_order(self, request: FindVtexOrderInput) -> str | None:
         """The id of the VTEX order of a marketplace order, or None if VTEX shows none (yet)."""
         try:
-            return await self._existing_order_id(request.connection, request.marketplace_order_id, request)
+            found = await self._existing_order_id(request.connection, request.marketplace_order_id, request)
         except VtexError as exc:
             raise vtex_failure(exc, sales_channel="") from None
+        if found is not None:
+            # VTEX's callbacks for this order (e.g. confirming the cancel) name it by this id.
+            await self._logbook.store.map_order(
+                IdMapping(
+                    connection=request.connection,
+                    marketplace_order_id=request.marketplace_order_id,
+                    vtex_order_id=found,
+                )
+            )
+        return found
 
     async def _placed(self, request: PlaceOrderInput, placed: PlacedOrder) -> PlacedOrder:
         order = request.order

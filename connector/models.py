@@ -238,7 +238,6 @@ class OrderStatus(StrEnum):
     RECEIVED = "received"
     AWAITING_PAYMENT = "awaiting-payment"
     VALIDATING = "validating"
-    PLACING = "placing"
     PENDING_APPROVAL = "pending-approval"
     PLACED = "placed"
     DISPATCH_AUTHORIZED = "dispatch-authorized"

@@ -82,6 +82,7 @@ class Stack:
         self._adapters: Mapping[str, MarketplaceAdapter] = {}
         self._vtex: VtexClient | None = None
         self.store: OrderStore | None = None
+        self.logbook: Logbook | None = None
         self._intake: HttpServer | None = None
         self._workers: list[Worker] = []
         self._worker_tasks: list[asyncio.Task[None]] = []
@@ -113,6 +114,7 @@ class Stack:
         self._adapters = build_adapters(self.connections)
         self._vtex = self._vtex_client(settings)
         self.store = open_store(settings.store_url)
+        self.logbook = Logbook(self.store, account=settings.account_name)
         intake_app = create_intake_app(
             self.client,
             task_queue=settings.temporal_task_queue,
@@ -136,7 +138,7 @@ class Stack:
             vtex_task_queue=settings.vtex_task_queue,
             vtex_activities_per_second=settings.vtex_activities_per_second,
             vtex=self._vtex,
-            logbook=Logbook(self.store, account=settings.account_name),
+            logbook=self.logbook,
             seller_id=settings.vtex_seller_id,
             connections=self.connections,
             adapters=self._adapters,

@@ -1,17 +1,20 @@
-"""Record order-workflow histories for the replay test: `.venv/bin/python -m tests.record_histories`.
+"""Record OrderLifecycle histories for the replay test: `.venv/bin/python -m tests.record_histories`.
 
-Run it when a deliberate, patched change to OrderWorkflowV1 ships, to add histories of the new version
-next to the old ones (never replace the old ones while such workflows may still be running).
+Run it when a deliberate, patched change to OrderLifecycle ships, to add histories of the new version next
+to the old ones (never replace old ones while such workflows may still be running). The histories of the
+first definition (tests/histories/order_workflow_v1) are frozen: that workflow no longer changes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import sys
 import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -22,6 +25,7 @@ from connector.models import (
     CancelRequest,
     Invoice,
     InvoiceItem,
+    MarketplaceNotification,
     OrderState,
     OrderStatus,
     ReprocessRequest,
@@ -29,28 +33,44 @@ from connector.models import (
 )
 from connector.sandbox.vtex import FaultRule
 from connector.stack import Stack
+from connector.starter import hand_off_order
 from tests.conftest import embedded_settings
 from tests.helpers import wait_for_state
-from workflows.order_v1 import OrderWorkflowV1
+from workflows.order import OrderLifecycle
 from workflows.support import SEARCH_ATTRIBUTES
 
-HISTORIES = Path(__file__).parent / "histories"
+HISTORIES = Path(__file__).parent / "histories" / "order_lifecycle"
+PLACE = "/api/fulfillment/pvt/orders"
+S = OrderStatus
 
 
 async def record(
     stack: Stack,
     name: str,
-    items: list[tuple[str, int]],
     until: Callable[[OrderState], bool],
     between: Callable[[str], Awaitable[None]] | None = None,
+    *,
+    items: list[tuple[str, int]] | None = None,
+    status: str = "paid",
+    unit_prices: dict[str, int] | None = None,
+    **options: Any,
 ) -> None:
+    """One order through the connector; its first run's history is written once `until` holds."""
     assert stack.sandboxes is not None
-    order = stack.sandboxes.marketplace.new_order(items=items)
-    stack.sandboxes.marketplace.notify(order["id"])
+    order = stack.sandboxes.marketplace.new_order(items=items or [("1", 1)], status=status, unit_prices=unit_prices)
+    await hand_off_order(
+        stack.client,
+        task_queue=stack.settings.temporal_task_queue,
+        connection=dataclasses.replace(stack.connections["reference"], **options),
+        notification=MarketplaceNotification(marketplace_order_id=order["id"]),
+    )
     if between is not None:
         await between(order["id"])
-    await wait_for_state(stack.client, "reference", order["id"], until)
-    history = await stack.client.get_workflow_handle(order_workflow_id("reference", order["id"])).fetch_history()
+    await wait_for_state(stack.client, "reference", order["id"], until, within=60)
+    handle = stack.client.get_workflow_handle(order_workflow_id("reference", order["id"]))
+    first_run = (await handle.describe()).raw_description.workflow_execution_info.first_run_id
+    history = await stack.client.get_workflow_handle(handle.id, run_id=first_run).fetch_history()
+    HISTORIES.mkdir(parents=True, exist_ok=True)
     (HISTORIES / f"{name}.json").write_text(history.to_json())
     print(f"recorded {name}")
 
@@ -64,77 +84,91 @@ async def main() -> None:
     client: Client = env.client
     with tempfile.TemporaryDirectory() as folder:
         settings = embedded_settings(store_url=f"sqlite:///{folder}/connector.db")
-        async with Stack(settings, client) as stack:
+        async with Stack(settings, client, vtex_order_id_suffix="-02") as stack:
             assert stack.sandboxes is not None
-            vtex = stack.sandboxes.vtex
-            authorized = OrderStatus.DISPATCH_AUTHORIZED
+            box = stack.sandboxes
+
+            def handle(order_id: str) -> Any:
+                return client.get_workflow_handle_for(OrderLifecycle.run, order_workflow_id("reference", order_id))
+
+            await record(stack, "paid_order_dispatch_authorized", lambda s: s.status is S.DISPATCH_AUTHORIZED)
+
+            async def many_notifications(order_id: str) -> None:
+                await wait_for_state(client, "reference", order_id, lambda s: s.status is S.DISPATCH_AUTHORIZED)
+                for _ in range(8):
+                    box.marketplace.notify(order_id)
+                    await asyncio.sleep(0.2)
+                await handle(order_id).signal(OrderLifecycle.cancel, CancelRequest(reason="buyer regret"))
 
             await record(
                 stack,
-                "paid_order_dispatch_authorized",
-                [("1", 2), ("8", 1)],
-                lambda s: s.status is authorized,
+                "continued_as_new_then_canceled",
+                lambda s: s.status is S.CANCELED and s.run_number > 1,
+                many_notifications,
+                continue_as_new_after_events=50,
             )
 
-            vtex.add_fault(
-                FaultRule(
-                    method="POST",
-                    path_contains="/api/fulfillment/pvt/orders",
-                    status=400,
-                    code="ORD027",
-                    message="Item 3 not found or unavailable",
-                )
-            )
-            await record(stack, "out_of_stock_then_reprocessed", [("3", 1)], lambda s: s.status is authorized)
-
-            async def reprocess_after_parking(order_id: str) -> None:
-                await wait_for_state(client, "reference", order_id, lambda s: s.status is OrderStatus.PARKED)
-                handle = client.get_workflow_handle_for(OrderWorkflowV1.run, order_workflow_id("reference", order_id))
-                await handle.signal(OrderWorkflowV1.reprocess, ReprocessRequest(reason="seller fixed the catalog"))
+            async def approve(order_id: str) -> None:
+                state = await wait_for_state(client, "reference", order_id, lambda s: s.status is S.PENDING_APPROVAL)
+                await asyncio.sleep(1.0)  # a few approval polls
+                box.vtex.orders[state.vtex_order_id or ""].status = "waiting-ffmt-authorization"
 
             await record(
                 stack,
-                "parked_then_reprocess_signal",
-                [("4", 1)],
-                lambda s: s.status is OrderStatus.PARKED and len(s.timeline) > 4,
-                between=reprocess_after_parking,
+                "price_divergence_approved",
+                lambda s: s.status is S.DISPATCH_AUTHORIZED,
+                approve,
+                items=[("2", 1)],
+                unit_prices={"2": 29990 + 500},
+                price_divergence_allowance_rate=0.05,
             )
 
-            async def invoice_with_tracking(order_id: str) -> None:
-                await wait_for_state(client, "reference", order_id, lambda s: s.status is authorized)
-                assert stack.sandboxes is not None
-                order = stack.sandboxes.marketplace.orders[order_id]
-                value = int(str(order["total_amount"]).replace(".", ""))
-                handle = client.get_workflow_handle_for(OrderWorkflowV1.run, order_workflow_id("reference", order_id))
-                await handle.signal(
-                    OrderWorkflowV1.vtex_invoice,
+            await record(
+                stack,
+                "payment_window_passed",
+                lambda s: s.status is S.CANCELED,
+                status="payment_pending",
+                accept_unpaid_orders=True,
+                payment_window_seconds=1.0,
+            )
+
+            async def fix_and_reprocess(order_id: str) -> None:
+                await wait_for_state(client, "reference", order_id, lambda s: s.status is S.DEAD_LETTERED)
+                box.vtex.clear_faults()
+                await handle(order_id).signal(OrderLifecycle.reprocess, ReprocessRequest(reason="VTEX is back"))
+
+            box.vtex.add_fault(FaultRule(method="POST", path_contains=PLACE, status=503, times=-1))
+            policy = stack.connections["reference"].policy.model_copy(
+                update={"max_attempts": 2, "activity_attempts": 1, "dead_letter_retry_seconds": 0.3}
+            )
+            await record(
+                stack,
+                "dead_lettered_then_reprocessed",
+                lambda s: s.status is S.DISPATCH_AUTHORIZED,
+                fix_and_reprocess,
+                policy=policy,
+            )
+
+            async def complete_then_cancel(order_id: str) -> None:
+                await wait_for_state(client, "reference", order_id, lambda s: s.status is S.DISPATCH_AUTHORIZED)
+                value = int(str(box.marketplace.orders[order_id]["total_amount"]).replace(".", ""))
+                await handle(order_id).signal(
+                    OrderLifecycle.vtex_invoice,
                     Invoice(
                         invoice_number="NF-1",
                         invoice_value=value,
                         tracking_number="TRK-1",
-                        items=[InvoiceItem(sku_id="2", quantity=1, price=29990)],
+                        items=[InvoiceItem(sku_id="1", quantity=1, price=value)],
                     ),
                 )
+                await wait_for_state(client, "reference", order_id, lambda s: s.status is S.COMPLETED)
+                await handle(order_id).signal(OrderLifecycle.cancel, CancelRequest(reason="returned by the buyer"))
 
             await record(
                 stack,
-                "invoiced_with_tracking_completed",
-                [("2", 1)],
-                lambda s: s.status is OrderStatus.COMPLETED,
-                between=invoice_with_tracking,
-            )
-
-            async def cancel_after_dispatch(order_id: str) -> None:
-                await wait_for_state(client, "reference", order_id, lambda s: s.status is authorized)
-                handle = client.get_workflow_handle_for(OrderWorkflowV1.run, order_workflow_id("reference", order_id))
-                await handle.signal(OrderWorkflowV1.cancel, CancelRequest(reason="buyer canceled"))
-
-            await record(
-                stack,
-                "canceled_after_dispatch",
-                [("8", 1)],
-                lambda s: s.status is OrderStatus.CANCELED,
-                between=cancel_after_dispatch,
+                "completed_then_canceled_in_after_sale",
+                lambda s: s.status is S.CANCELED,
+                complete_then_cancel,
             )
     await env.shutdown()
 

@@ -13,23 +13,27 @@ from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
+from workflows.order import OrderLifecycle
 from workflows.order_v1 import OrderWorkflowV1
 
-HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
+ROOT = Path(__file__).parent / "histories"
+DEFINITIONS: dict[str, type] = {"order_lifecycle": OrderLifecycle, "order_workflow_v1": OrderWorkflowV1}
+HISTORIES = sorted(ROOT.glob("*/*.json"))
 
 
 def load(path: Path) -> WorkflowHistory:
     return WorkflowHistory.from_json(path.stem, json.loads(path.read_text()))
 
 
-def test_there_are_recorded_histories() -> None:
-    assert len(HISTORIES) >= 3
+def test_there_are_recorded_histories_of_every_definition() -> None:
+    for folder in DEFINITIONS:
+        assert len(list((ROOT / folder).glob("*.json"))) >= 5, folder
 
 
-@pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
+@pytest.mark.parametrize("path", HISTORIES, ids=[f"{p.parent.name}/{p.stem}" for p in HISTORIES])
 async def test_recorded_history_replays(path: Path) -> None:
     history = load(path)
-    replayer = Replayer(workflows=[OrderWorkflowV1], data_converter=pydantic_data_converter)
+    replayer = Replayer(workflows=[DEFINITIONS[path.parent.name]], data_converter=pydantic_data_converter)
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is None, result.replay_failure
 
@@ -43,8 +47,21 @@ class ReorderedOrderWorkflow:
         await workflow.execute_activity("validate_order", request, start_to_close_timeout=timedelta(seconds=5))
 
 
-async def test_an_unpatched_change_fails_the_replay() -> None:
-    history = load(HISTORIES[0])
-    replayer = Replayer(workflows=[ReorderedOrderWorkflow], data_converter=pydantic_data_converter)
+@workflow.defn(name="OrderLifecycle", sandboxed=False)
+class ReorderedOrderLifecycle(ReorderedOrderWorkflow):
+    """The same unpatched change to OrderLifecycle."""
+
+    @workflow.run
+    async def run(self, request: dict[str, object]) -> None:
+        await workflow.execute_activity("validate_order", request, start_to_close_timeout=timedelta(seconds=5))
+
+
+@pytest.mark.parametrize(
+    ("folder", "changed"),
+    [("order_workflow_v1", ReorderedOrderWorkflow), ("order_lifecycle", ReorderedOrderLifecycle)],
+)
+async def test_an_unpatched_change_fails_the_replay(folder: str, changed: type) -> None:
+    history = load(sorted((ROOT / folder).glob("*.json"))[0])
+    replayer = Replayer(workflows=[changed], data_converter=pydantic_data_converter)
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is not None

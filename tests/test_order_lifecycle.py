@@ -1,0 +1,334 @@
+"""OrderLifecycle off the documented paths, on a real dev server: no order jams, vanishes or fails its
+workflow task. One test per way an order used to be stranded (issue 10, "Why")."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest_asyncio
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import WorkflowHandle
+
+from connector.failures import Disposition, disposition
+from connector.lifecycle import TRANSITIONS, allowed
+from connector.models import (
+    CancelRequest,
+    MarketplaceNotification,
+    OrderState,
+    OrderStatus,
+    ReprocessRequest,
+    order_workflow_id,
+)
+from connector.sandbox.vtex import FaultRule
+from connector.stack import Sandboxes, Stack
+from connector.starter import Handoff, hand_off_order
+from tests.helpers import wait_for_state
+from workflows.order import OrderLifecycle
+
+CONNECTION = "reference"
+PLACE = "/api/fulfillment/pvt/orders"
+S = OrderStatus
+
+
+@pytest_asyncio.fixture
+async def box(stack: Stack) -> AsyncIterator[Sandboxes]:
+    assert stack.sandboxes is not None
+    yield stack.sandboxes
+    stack.sandboxes.vtex.clear_faults()
+    stack.sandboxes.marketplace.end_outage()
+
+
+async def start(stack: Stack, box: Sandboxes, *items: tuple[str, int], status: str = "paid", **options: Any) -> str:
+    order = box.marketplace.new_order(items=list(items or [("1", 1)]), status=status)
+    await hand_off(stack, str(order["id"]), **options)
+    return str(order["id"])
+
+
+async def hand_off(stack: Stack, order_id: str, **options: Any) -> Handoff:
+    connection = dataclasses.replace(stack.connections[CONNECTION], **options)
+    _, handoff = await hand_off_order(
+        stack.client,
+        task_queue=stack.settings.temporal_task_queue,
+        connection=connection,
+        notification=MarketplaceNotification(marketplace_order_id=order_id),
+        logbook=stack.logbook,
+    )
+    return handoff
+
+
+def handle_of(stack: Stack, order_id: str) -> WorkflowHandle[Any, Any]:
+    return stack.client.get_workflow_handle_for(OrderLifecycle.run, order_workflow_id(CONNECTION, order_id))
+
+
+async def reach(stack: Stack, order_id: str, status: OrderStatus, within: float = 30.0) -> OrderState:
+    return await wait_for_state(stack.client, CONNECTION, order_id, lambda s: s.status is status, within=within)
+
+
+async def no_workflow_task_failed(stack: Stack, order_id: str) -> None:
+    """Across every run of the order: a workflow-task failure is a jammed order."""
+    handle = stack.client.get_workflow_handle(order_workflow_id(CONNECTION, order_id))
+    async for event in handle.fetch_history_events():
+        assert event.event_type != EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED, event
+
+
+async def seller(box: Sandboxes, method: str, path: str, body: dict[str, Any]) -> httpx.Response:
+    """The seller acting in VTEX through the OMS API (invoice, cancel)."""
+    async with httpx.AsyncClient(
+        base_url=box.vtex_server.url,
+        headers={"X-VTEX-API-AppKey": box.vtex.app_key, "X-VTEX-API-AppToken": box.vtex.app_token},
+    ) as http:
+        for _ in range(30):  # OMS shows a new order a moment after it is created
+            response = await http.request(method, path, json=body)
+            if response.status_code != 404:
+                break
+            await asyncio.sleep(0.1)
+    await box.vtex.drain_callbacks()
+    return response
+
+
+async def invoice_in_full(box: Sandboxes, order_id: str, vtex_id: str, *, tracking: str | None = "TRK-1") -> None:
+    value = int(box.marketplace.orders[order_id]["total_amount"].replace(".", ""))
+    body: dict[str, Any] = {
+        "type": "Output",
+        "invoiceNumber": f"NF-{order_id}",
+        "invoiceValue": str(value),
+        "issuanceDate": "2026-12-01T10:00:00Z",
+        "invoiceKey": None,
+        "invoiceUrl": None,
+        "embeddedInvoice": None,
+        "courier": "Correios",
+        "trackingNumber": tracking,
+        "trackingUrl": None,
+        "dispatchedDate": None,
+        "items": [{"id": "1", "quantity": 1, "price": value}],
+    }
+    response = await seller(box, "POST", f"/api/oms/pvt/orders/{vtex_id}/invoice", body)
+    assert response.status_code == 200, response.text
+
+
+def requests_to(box: Sandboxes, method: str, suffix: str) -> list[Any]:
+    return [r for r in box.vtex.requests if r.method == method and r.path.endswith(suffix)]
+
+
+# -- the lifecycle table ---------------------------------------------------------------------------
+
+
+def test_every_status_has_its_moves_and_nothing_leaves_the_end() -> None:
+    assert set(TRANSITIONS) == set(OrderStatus)
+    assert allowed(S.RECEIVED, S.VALIDATING) and allowed(S.PARKED, S.VALIDATING)
+    assert not allowed(S.CANCELED, S.DISPATCH_AUTHORIZED)
+    assert not allowed(S.COMPLETED, S.DISPATCH_AUTHORIZED)
+    assert TRANSITIONS[S.LATE_PAYMENT] <= {S.REPROCESSING, S.PARKED, S.DEAD_LETTERED}
+
+
+def test_an_unclassified_failure_is_retried_never_left_to_the_seller() -> None:
+    for unnamed in ("OperationalError", "ValidationError", "ConnectError", None):
+        assert disposition(unnamed) is Disposition.RETRY
+    assert disposition("VtexBusiness") is Disposition.PARK
+    assert disposition("MarketplaceRejected") is Disposition.PARK
+
+
+# -- one test per way an order was stranded ----------------------------------------------------------
+
+
+async def test_vtex_cancellation_the_marketplace_refuses_is_held_visibly_then_told(
+    stack: Stack, box: Sandboxes
+) -> None:
+    order_id = await start(stack, box)
+    state = await reach(stack, order_id, S.DISPATCH_AUTHORIZED)
+    box.marketplace.outage(422)  # the marketplace refuses everything, longer than the activity retries
+    response = await seller(box, "POST", f"/api/oms/pvt/orders/{state.vtex_order_id}/cancel", {"reason": "no stock"})
+    assert response.status_code == 200
+    parked = await reach(stack, order_id, S.PARKED)
+    assert parked.error_code and parked.parked_reason  # the status query still answers, with the why
+    box.marketplace.end_outage()
+    await handle_of(stack, order_id).signal(OrderLifecycle.reprocess, ReprocessRequest())
+    await reach(stack, order_id, S.CANCELED)
+    assert box.marketplace.orders[order_id]["status"] == "cancelled"
+    await no_workflow_task_failed(stack, order_id)
+
+
+async def test_a_completed_order_canceled_in_the_marketplace_gets_its_return_and_cancel(
+    stack: Stack, box: Sandboxes
+) -> None:
+    order_id = await start(stack, box)
+    state = await reach(stack, order_id, S.DISPATCH_AUTHORIZED)
+    assert state.vtex_order_id is not None
+    await invoice_in_full(box, order_id, state.vtex_order_id)
+    await reach(stack, order_id, S.COMPLETED)
+    box.marketplace.cancel(order_id)
+    box.marketplace.notify(order_id)
+    canceled = await reach(stack, order_id, S.CANCELED)
+    await box.vtex.drain_callbacks()
+    vtex_order = box.vtex.orders[state.vtex_order_id]
+    assert vtex_order.status == "canceled"
+    assert [i.type for i in vtex_order.invoices] == ["Output", "Input"]
+    assert "C" in [e.code for e in canceled.timeline]
+    await no_workflow_task_failed(stack, order_id)
+
+
+async def test_an_event_after_the_after_sale_window_is_logged_for_an_operator(stack: Stack, box: Sandboxes) -> None:
+    order_id = await start(stack, box, after_sale_window_seconds=1.0)
+    state = await reach(stack, order_id, S.DISPATCH_AUTHORIZED)
+    assert state.vtex_order_id is not None
+    await invoice_in_full(box, order_id, state.vtex_order_id)
+    final: OrderState = await handle_of(stack, order_id).result()
+    assert final.status is S.COMPLETED
+    assert final.timeline[-1].step == "after-sale"
+    # A marketplace cancellation now: refused as already finished, but logged as an alert, not dropped.
+    assert await hand_off(stack, order_id) is Handoff.ALREADY_FINISHED
+    assert stack.store is not None
+    logs = await stack.store.logs(account="sandbox", day=final.timeline[-1].at.date(), marketplace_order_id=order_id)
+    assert any(m.code == "X16" and m.status.value == "alert" for m in logs)
+
+
+async def test_the_payment_window_tells_the_marketplace_and_a_late_payment_is_flagged(
+    stack: Stack, box: Sandboxes
+) -> None:
+    order_id = await start(stack, box, status="payment_pending", accept_unpaid_orders=True, payment_window_seconds=1.0)
+    state = await reach(stack, order_id, S.CANCELED)
+    assert state.vtex_order_id is not None
+    await box.vtex.drain_callbacks()
+    assert box.vtex.orders[state.vtex_order_id].status == "canceled"
+    assert box.marketplace.orders[order_id]["status"] == "cancelled"  # the marketplace was told
+    # The buyer's payment went through at the marketplace after all (its own late confirmation).
+    box.marketplace.orders[order_id]["status"] = "paid"
+    box.marketplace.notify(order_id)
+    late = await reach(stack, order_id, S.LATE_PAYMENT)
+    assert late.error_code == "LATE_PAYMENT" and late.parked_reason and "Refund" in late.parked_reason
+    await no_workflow_task_failed(stack, order_id)
+
+
+async def test_a_cancel_during_a_busy_follow_up_survives_continue_as_new(stack: Stack, box: Sandboxes) -> None:
+    order_id = await start(stack, box, continue_as_new_after_events=50)
+    await reach(stack, order_id, S.DISPATCH_AUTHORIZED)
+    handle = handle_of(stack, order_id)
+    for _ in range(8):  # each notification costs a signal and a marketplace read: the history grows
+        box.marketplace.notify(order_id)
+        await asyncio.sleep(0.15)
+    await handle.signal(OrderLifecycle.cancel, CancelRequest(reason="buyer regret", source="operator"))
+    state = await reach(stack, order_id, S.CANCELED)
+    await box.vtex.drain_callbacks()
+    assert state.run_number > 1
+    assert box.vtex.orders[state.vtex_order_id or ""].status == "canceled"
+    await no_workflow_task_failed(stack, order_id)
+
+
+async def test_the_dead_letter_loop_continues_as_new_and_recovers(stack: Stack, box: Sandboxes) -> None:
+    box.vtex.add_fault(FaultRule(method="POST", path_contains=PLACE, status=503, times=-1))
+    policy = stack.connections[CONNECTION].policy.model_copy(
+        update={"max_attempts": 1, "dead_letter_retry_seconds": 0.2, "activity_attempts": 1}
+    )
+    order_id = await start(stack, box, policy=policy, continue_as_new_after_events=50)
+    await wait_for_state(
+        stack.client,
+        CONNECTION,
+        order_id,
+        lambda s: s.status is S.DEAD_LETTERED and s.run_number >= 3,
+        within=60,
+    )
+    box.vtex.clear_faults()
+    await handle_of(stack, order_id).signal(OrderLifecycle.reprocess, ReprocessRequest())
+    state = await reach(stack, order_id, S.DISPATCH_AUTHORIZED)
+    assert len([o for o in box.vtex.orders.values() if o.marketplace_order_id == order_id]) == 1
+    assert state.error_code is None
+    await no_workflow_task_failed(stack, order_id)
+
+
+async def test_a_terminated_order_is_integrated_again_into_its_existing_vtex_order(
+    stack: Stack, box: Sandboxes
+) -> None:
+    order_id = await start(stack, box)
+    first = await reach(stack, order_id, S.DISPATCH_AUTHORIZED)
+    await handle_of(stack, order_id).terminate("operator terminated a jammed order")
+    assert await hand_off(stack, order_id) is Handoff.ACCEPTED
+    again = await wait_for_state(
+        stack.client,
+        CONNECTION,
+        order_id,
+        lambda s: s.status is S.DISPATCH_AUTHORIZED and any("already existed" in e.message for e in s.timeline),
+    )
+    assert again.vtex_order_id == first.vtex_order_id
+    assert len([o for o in box.vtex.orders.values() if o.marketplace_order_id == order_id]) == 1
+
+
+async def test_invoice_forwarding_the_marketplace_refuses_is_parked_with_an_error_code(
+    stack: Stack, box: Sandboxes
+) -> None:
+    order_id = await start(stack, box)
+    state = await reach(stack, order_id, S.DISPATCH_AUTHORIZED)
+    assert state.vtex_order_id is not None
+    box.marketplace.outage(422)
+    await invoice_in_full(box, order_id, state.vtex_order_id)
+    parked = await reach(stack, order_id, S.PARKED)
+    assert parked.error_code == "MARKETPLACE"
+    box.marketplace.end_outage()
+    await handle_of(stack, order_id).signal(OrderLifecycle.reprocess, ReprocessRequest())
+    await reach(stack, order_id, S.COMPLETED)
+    await no_workflow_task_failed(stack, order_id)
+
+
+async def divergent_order(stack: Stack, box: Sandboxes) -> tuple[str, str]:
+    order = box.marketplace.new_order(items=[("2", 1)], unit_prices={"2": 29990 + 500})
+    await hand_off(stack, str(order["id"]), price_divergence_allowance_rate=0.05)
+    state = await reach(stack, str(order["id"]), S.PENDING_APPROVAL)
+    assert state.vtex_order_id is not None
+    return str(order["id"]), state.vtex_order_id
+
+
+async def test_price_approval_needs_a_documented_status_and_a_cancel_never_authorizes(
+    stack: Stack, box: Sandboxes
+) -> None:
+    order_id, vtex_id = await divergent_order(stack, box)
+    box.vtex.orders[vtex_id].status = "some-undocumented-status"
+    await asyncio.sleep(1.0)  # several approval polls
+    assert (await handle_of(stack, order_id).query(OrderLifecycle.status)).status is S.PENDING_APPROVAL
+    await handle_of(stack, order_id).signal(OrderLifecycle.cancel, CancelRequest(reason="buyer gave up"))
+    await reach(stack, order_id, S.CANCELED)
+    assert not requests_to(box, "POST", f"-{order_id}/fulfill")
+    await no_workflow_task_failed(stack, order_id)
+
+
+async def test_a_rejected_price_divergence_ends_canceled_without_authorizing(stack: Stack, box: Sandboxes) -> None:
+    order_id, vtex_id = await divergent_order(stack, box)
+    box.vtex.orders[vtex_id].status = "canceled"  # the seller rejects the divergence in VTEX's admin
+    await reach(stack, order_id, S.CANCELED)
+    assert not requests_to(box, "POST", f"-{order_id}/fulfill")
+    assert box.marketplace.orders[order_id]["status"] == "cancelled"  # told it will not be fulfilled
+
+
+async def test_a_failed_cancel_does_not_send_the_return_invoice_twice(stack: Stack, box: Sandboxes) -> None:
+    order_id = await start(stack, box)
+    state = await reach(stack, order_id, S.DISPATCH_AUTHORIZED)
+    vtex_id = state.vtex_order_id or ""
+    await invoice_in_full(box, order_id, vtex_id, tracking=None)
+    await reach(stack, order_id, S.INVOICED)
+    box.vtex.add_fault(FaultRule(method="POST", path_contains=f"{vtex_id}/cancel", status=503, times=4))
+    await handle_of(stack, order_id).signal(OrderLifecycle.cancel, CancelRequest(reason="returned", source="operator"))
+    await reach(stack, order_id, S.CANCELED)
+    await box.vtex.drain_callbacks()
+    returns = [r for r in requests_to(box, "POST", f"{vtex_id}/invoice") if (r.body or {}).get("type") == "Input"]
+    assert len(returns) == 1
+    assert box.vtex.orders[vtex_id].status == "canceled"
+
+
+async def test_a_cancel_after_a_lost_placement_answer_finds_the_order_over_time(stack: Stack, box: Sandboxes) -> None:
+    # VTEX creates the order but every answer is lost: the outcome of the placement is unknown.
+    box.vtex.add_fault(FaultRule(method="POST", path_contains=PLACE, status=504, times=-1, after_effect=True))
+    box.vtex.add_fault(FaultRule(method="GET", path_contains="/api/oms/pvt/orders", status=503, times=-1))
+    order_id = await start(stack, box)
+    await reach(stack, order_id, S.REPROCESSING)
+    await handle_of(stack, order_id).signal(OrderLifecycle.cancel, CancelRequest(reason="canceled in the marketplace"))
+    await asyncio.sleep(0.5)
+    box.vtex.clear_faults()
+    state = await reach(stack, order_id, S.CANCELED)
+    await box.vtex.drain_callbacks()
+    codes = [e.code for e in state.timeline]
+    assert "C" in codes and "X10" not in codes
+    vtex_orders = [o for o in box.vtex.orders.values() if o.marketplace_order_id == order_id]
+    assert len(vtex_orders) == 1 and vtex_orders[0].status == "canceled"
+    await no_workflow_task_failed(stack, order_id)
