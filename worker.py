@@ -58,7 +58,7 @@ def create_workers(
     marketplace_activities = MarketplaceActivities(adapters, logbook)
     follow_up_activities = MarketplaceFollowUpActivities(adapters, logbook)
     logbook_activities = LogbookActivities(logbook)
-    polling_activities = PollingActivities(connections, adapters, task_queue=task_queue)
+    polling_activities = PollingActivities(connections, adapters, task_queue=task_queue, logbook=logbook)
     main = Worker(
         client,
         task_queue=task_queue,

@@ -10,6 +10,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.failures import marketplace_failure
 from connector.connections import Connection
+from connector.logbook import Logbook
 from connector.marketplaces.base import MarketplaceAdapter, MarketplaceError
 from connector.models import MarketplaceNotification, OrderChange, PollRequest, PollResult
 from connector.starter import hand_off_order
@@ -21,11 +22,17 @@ def change_key(change: OrderChange) -> str:
 
 class PollingActivities:
     def __init__(
-        self, connections: Mapping[str, Connection], adapters: Mapping[str, MarketplaceAdapter], *, task_queue: str
+        self,
+        connections: Mapping[str, Connection],
+        adapters: Mapping[str, MarketplaceAdapter],
+        *,
+        task_queue: str,
+        logbook: Logbook | None = None,
     ) -> None:
         self._connections = connections
         self._adapters = adapters
         self._task_queue = task_queue
+        self._logbook = logbook
 
     @activity.defn(name="poll_marketplace")
     async def poll_marketplace(self, request: PollRequest) -> PollResult:
@@ -55,6 +62,7 @@ class PollingActivities:
                 task_queue=self._task_queue,
                 connection=connection,
                 notification=MarketplaceNotification(marketplace_order_id=change.marketplace_order_id, source="poll"),
+                logbook=self._logbook,
             )
             seen.add(change_key(change))
             handed_off += 1

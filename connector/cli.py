@@ -25,7 +25,7 @@ from connector.http_server import HttpServer
 from connector.intake.logs import parse_statuses
 from connector.metrics import refresh_order_gauges, serve_metrics
 from connector.models import CancelRequest, OrderState, order_workflow_id
-from connector.reprocess import reprocess_matching, reprocess_order
+from connector.reprocess import Reprocessed, reprocess_matching, reprocess_order
 from connector.sandbox.marketplace import MarketplaceSandbox
 from connector.sandbox.vtex import VtexSandbox
 from connector.settings import Settings, SettingsError, load_settings
@@ -365,19 +365,23 @@ async def _reprocess(settings: Settings, args: argparse.Namespace) -> int:
     reason = "reprocess requested from the command line"
     if args.marketplace_order_id:
         connection = args.connection or settings.connection_name
-        try:
-            await reprocess_order(
-                client, connection=connection, marketplace_order_id=args.marketplace_order_id, reason=reason
+        outcome = await reprocess_order(
+            client, connection=connection, marketplace_order_id=args.marketplace_order_id, reason=reason
+        )
+        order = args.marketplace_order_id
+        if outcome is Reprocessed.UNKNOWN:
+            print(f"no order {order} for connection {connection}", file=sys.stderr)
+            return 1
+        if outcome is Reprocessed.FINISHED:
+            print(
+                f"order {order} is finished (its after-sale window passed): act on it in VTEX and the marketplace",
+                file=sys.stderr,
             )
-        except RPCError as exc:
-            if exc.status == RPCStatusCode.NOT_FOUND:
-                print(
-                    f"no running order {args.marketplace_order_id} for connection {connection}",
-                    file=sys.stderr,
-                )
-                return 1
-            raise
-        print(f"reprocess requested for order {args.marketplace_order_id}")
+            return 1
+        if outcome is Reprocessed.RESTARTED:
+            print(f"order {order}'s workflow had ended unfinished: started again; it meets its existing VTEX order")
+            return 0
+        print(f"reprocess requested for order {order}")
         return 0
     if args.status is None and args.code is None:
         print(

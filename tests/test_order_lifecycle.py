@@ -23,6 +23,7 @@ from connector.models import (
     ReprocessRequest,
     order_workflow_id,
 )
+from connector.reprocess import Reprocessed, reprocess_order
 from connector.sandbox.vtex import FaultRule
 from connector.stack import Sandboxes, Stack
 from connector.starter import Handoff, hand_off_order
@@ -332,3 +333,18 @@ async def test_a_cancel_after_a_lost_placement_answer_finds_the_order_over_time(
     vtex_orders = [o for o in box.vtex.orders.values() if o.marketplace_order_id == order_id]
     assert len(vtex_orders) == 1 and vtex_orders[0].status == "canceled"
     await no_workflow_task_failed(stack, order_id)
+
+
+async def test_connector_reprocess_starts_a_terminated_order_again(stack: Stack, box: Sandboxes) -> None:
+    box.vtex.add_fault(FaultRule(method="POST", path_contains=PLACE, status=503, times=-1, after_effect=True))
+    order_id = await start(stack, box)
+    await reach(stack, order_id, S.REPROCESSING)
+    await handle_of(stack, order_id).terminate("operator terminated a jammed order")
+    box.vtex.clear_faults()
+    outcome = await reprocess_order(stack.client, connection=CONNECTION, marketplace_order_id=order_id, reason="fixed")
+    assert outcome is Reprocessed.RESTARTED
+    state = await reach(stack, order_id, S.DISPATCH_AUTHORIZED)
+    vtex_orders = [o for o in box.vtex.orders.values() if o.marketplace_order_id == order_id]
+    assert [o.order_id for o in vtex_orders] == [state.vtex_order_id]
+    unknown = await reprocess_order(stack.client, connection=CONNECTION, marketplace_order_id="nope", reason="x")
+    assert unknown is Reprocessed.UNKNOWN
