@@ -251,7 +251,7 @@ class Cluster:
         await self.worker.start(self.env(**_metrics_env(self.ports.worker_metrics), **overrides))
         deadline = time.monotonic() + START_TIMEOUT
         # `connector worker` prints this once its workers poll.
-        while "worker running on task queue" not in self.worker.tail(5):
+        while "worker running on task queue" not in self.worker.since_start():
             self.worker.check_alive()
             if time.monotonic() > deadline:
                 raise ProcessFailed(f"the worker did not start:\n{self.worker.tail()}")

@@ -36,6 +36,7 @@ class ManagedProcess:
         self.cwd = cwd
         self.log_file = log_file
         self._process: asyncio.subprocess.Process | None = None
+        self._start_offset = 0
 
     @property
     def pid(self) -> int:
@@ -55,6 +56,7 @@ class ManagedProcess:
         with self.log_file.open("ab") as log:
             log.write(f"--- start {' '.join(self.command)}\n".encode())
             log.flush()
+            self._start_offset = log.tell()
             self._process = await asyncio.create_subprocess_exec(
                 *self.command,
                 env=self.env,
@@ -87,6 +89,15 @@ class ManagedProcess:
     def check_alive(self) -> None:
         if not self.running:
             raise ProcessFailed(f"{self.name} exited; last lines of {self.log_file}:\n{self.tail()}")
+
+    def since_start(self) -> str:
+        """Everything this process wrote since its last start (a busy worker logs many lines at once)."""
+        try:
+            with self.log_file.open("rb") as log:
+                log.seek(self._start_offset)
+                return log.read().decode(errors="replace")
+        except OSError:
+            return ""
 
     def tail(self, lines: int = 30) -> str:
         try:

@@ -348,6 +348,7 @@ def format_state(state: OrderState) -> str:
         f"order        {state.marketplace_order_id} ({state.connection})",
         f"status       {state.status.value}",
         f"VTEX order   {state.vtex_order_id or '-'}",
+        f"run          {state.run_number} (continue-as-new starts a new one)",
     ]
     if state.parked_reason:
         lines.append(f"problem      {state.parked_reason}")
