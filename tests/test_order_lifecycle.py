@@ -184,7 +184,13 @@ async def test_an_event_after_the_after_sale_window_is_logged_for_an_operator(st
     assert await hand_off(stack, order_id) is Handoff.ALREADY_FINISHED
     assert stack.store is not None
     logs = await stack.store.logs(account="sandbox", day=final.timeline[-1].at.date(), marketplace_order_id=order_id)
-    assert any(m.code == "X16" and m.status.value == "alert" for m in logs)
+    assert any(m.code == "X16" and m.operation == "Order notification" for m in logs)
+    # A VTEX callback now (the seller updates the tracking): acknowledged to VTEX, logged as an alert.
+    tracking = {"trackingNumber": "TRK-2", "trackingUrl": None, "courier": "Correios", "dispatchedDate": None}
+    response = await seller(box, "PATCH", f"/api/oms/pvt/orders/{state.vtex_order_id}/invoice/NF-{order_id}", tracking)
+    assert response.status_code == 200, response.text
+    logs = await stack.store.logs(account="sandbox", day=final.timeline[-1].at.date(), marketplace_order_id=order_id)
+    assert any(m.code == "X16" and m.operation == "VTEX callback" and m.status.value == "alert" for m in logs)
 
 
 async def test_the_payment_window_tells_the_marketplace_and_a_late_payment_is_flagged(
