@@ -354,3 +354,37 @@ async def test_connector_reprocess_starts_a_terminated_order_again(stack: Stack,
     assert [o.order_id for o in vtex_orders] == [state.vtex_order_id]
     unknown = await reprocess_order(stack.client, connection=CONNECTION, marketplace_order_id="nope", reason="x")
     assert unknown is Reprocessed.UNKNOWN
+
+
+async def test_a_refused_return_invoice_parks_the_cancel_until_reprocessed(stack: Stack, box: Sandboxes) -> None:
+    order_id = await start(stack, box)
+    state = await reach(stack, order_id, S.DISPATCH_AUTHORIZED)
+    vtex_id = state.vtex_order_id or ""
+    await invoice_in_full(box, order_id, vtex_id, tracking=None)
+    await reach(stack, order_id, S.INVOICED)
+    box.vtex.add_fault(
+        FaultRule(method="POST", path_contains=f"{vtex_id}/invoice", status=400, code="ORD999", times=-1)
+    )
+    await handle_of(stack, order_id).signal(OrderLifecycle.cancel, CancelRequest(reason="returned", source="operator"))
+    parked = await reach(stack, order_id, S.PARKED)
+    assert parked.error_code == "ORD999"
+    box.vtex.clear_faults()
+    await handle_of(stack, order_id).signal(OrderLifecycle.reprocess, ReprocessRequest())
+    await reach(stack, order_id, S.CANCELED)
+    await no_workflow_task_failed(stack, order_id)
+
+
+async def test_a_marketplace_outage_in_the_after_sale_window_is_retried(stack: Stack, box: Sandboxes) -> None:
+    order_id = await start(stack, box)
+    state = await reach(stack, order_id, S.DISPATCH_AUTHORIZED)
+    await invoice_in_full(box, order_id, state.vtex_order_id or "")
+    await reach(stack, order_id, S.COMPLETED)
+    box.marketplace.outage(503)
+    await handle_of(stack, order_id).signal(
+        OrderLifecycle.notify, MarketplaceNotification(marketplace_order_id=order_id, source="webhook")
+    )
+    await reach(stack, order_id, S.REPROCESSING)
+    box.marketplace.end_outage()
+    back = await reach(stack, order_id, S.COMPLETED)
+    assert back.error_code is None
+    await no_workflow_task_failed(stack, order_id)
