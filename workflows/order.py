@@ -37,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
     from connector.models import (
         AuthorizeDispatchInput,
         CancelInVtexInput,
+        CancelOutcome,
         CancelRequest,
         FetchOrderInput,
         FindVtexOrderInput,
@@ -598,8 +599,11 @@ class OrderLifecycle:
             ),
             interruptible=False,
         )
-        if getattr(outcome, "already_canceled", False):
+        assert isinstance(outcome, CancelOutcome)  # not interruptible: always an outcome
+        if outcome.already_canceled:
             self._record("cancel", "error", f"{vtex_id} was already canceled in VTEX", "G")
+        elif not outcome.existed:
+            self._record("cancel", "success", f"canceled ({reason}); VTEX no longer shows {vtex_id}", "X10")
         else:
             self._record("cancel", "success", f"{vtex_id} canceled in VTEX: {reason}", "C")
 

@@ -13,7 +13,8 @@ class VtexError(Exception):
     """A VTEX call that did not succeed.
 
     `status` is None for failures with no response (timeout, connection refused). `code` is VTEX's
-    error code (FMT007, ORD027, ...) when the body carries one.
+    error code (FMT007, ORD027, ...) when the body carries one. What it means for the order is decided
+    by the error table (`classify`) and connector/failures.py, nowhere else.
     """
 
     def __init__(
@@ -32,11 +33,6 @@ class VtexError(Exception):
         self.retry_after = retry_after
         where = f"HTTP {status}" if status is not None else "no response"
         super().__init__(f"VTEX {operation} failed ({where}{', ' + code if code else ''}): {message}")
-
-    @property
-    def transient(self) -> bool:
-        """Worth retrying unchanged: VTEX or the network had a problem, not the request."""
-        return self.status is None or self.status == 429 or self.status >= 500
 
 
 def error_from_response(operation: str, response: httpx.Response) -> VtexError:
