@@ -388,3 +388,19 @@ async def test_a_marketplace_outage_in_the_after_sale_window_is_retried(stack: S
     back = await reach(stack, order_id, S.COMPLETED)
     assert back.error_code is None
     await no_workflow_task_failed(stack, order_id)
+
+
+async def test_a_connection_missing_on_the_worker_queues_orders_instead_of_parking_them(
+    stack: Stack, box: Sandboxes
+) -> None:
+    order = box.marketplace.new_order(items=[("1", 1)])
+    ghost = dataclasses.replace(stack.connections[CONNECTION], name="ghost")
+    await hand_off_order(
+        stack.client,
+        task_queue=stack.settings.temporal_task_queue,
+        connection=ghost,
+        notification=MarketplaceNotification(marketplace_order_id=str(order["id"])),
+    )
+    state = await wait_for_state(stack.client, "ghost", str(order["id"]), lambda s: s.status is S.REPROCESSING)
+    assert state.error_code == "UnknownConnection"  # a deployment problem: retried, the seller has nothing to do
+    await stack.client.get_workflow_handle(order_workflow_id("ghost", str(order["id"]))).terminate("test over")
