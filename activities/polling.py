@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import timedelta
 
+from pydantic import ValidationError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -13,6 +14,7 @@ from connector.connections import Connection
 from connector.logbook import Logbook
 from connector.marketplaces.base import MarketplaceAdapter, MarketplaceError
 from connector.models import MarketplaceNotification, OrderChange, PollRequest, PollResult
+from connector.quarantine import quarantine
 from connector.starter import hand_off_order
 
 
@@ -57,11 +59,24 @@ class PollingActivities:
         for change in changes:
             if change_key(change) in seen:
                 continue
+            try:
+                notification = MarketplaceNotification(marketplace_order_id=change.marketplace_order_id, source="poll")
+            except ValidationError as exc:
+                # One bad order must not stall the poller: set it aside, visibly, and go on.
+                await quarantine(
+                    self._logbook,
+                    connection=connection.name,
+                    source="poll",
+                    raw_id=change.marketplace_order_id,
+                    reason=f"order id {exc.errors()[0]['msg']}",
+                )
+                seen.add(change_key(change))
+                continue
             await hand_off_order(
                 activity.client(),
                 task_queue=self._task_queue,
                 connection=connection,
-                notification=MarketplaceNotification(marketplace_order_id=change.marketplace_order_id, source="poll"),
+                notification=notification,
                 logbook=self._logbook,
             )
             seen.add(change_key(change))

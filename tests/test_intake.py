@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -135,3 +136,16 @@ async def test_fuzzing_started_no_workflow(stack: Stack) -> None:
 
 def test_order_workflow_ids_are_per_connection() -> None:
     assert order_workflow_id("a", "1") != order_workflow_id("b", "1")
+
+
+async def test_a_webhook_for_an_unusable_order_id_is_refused_and_logged(stack: Stack) -> None:
+    secret = stack.connections[CONNECTION].webhook_secret
+    body, headers = signed_webhook(secret, notification("bad id/with spaces"))
+    async with httpx.AsyncClient() as http:
+        refused = await http.post(stack.webhook_url(CONNECTION), content=body, headers=headers)
+    assert refused.status_code == 400 and "order_id" in refused.json()["error"]
+    assert stack.store is not None
+    logs = await stack.store.logs(
+        account="sandbox", day=datetime.now(UTC).date(), marketplace_order_id="bad id/with spaces"
+    )
+    assert [m.code for m in logs] == ["X17"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -155,3 +156,21 @@ def suffix_of(stack: Stack) -> str:
     """The seller suffix the VTEX sandbox gives OMS ids (VTEX's choice: not always -01)."""
     assert stack.sandboxes is not None
     return stack.sandboxes.vtex.order_id_suffix
+
+
+async def test_a_poisoned_order_is_quarantined_and_the_poll_moves_on(polled: Stack) -> None:
+    alpha = marketplace(polled, "alpha")
+    before = alpha.new_order(items=[("1", 1)])
+    poisoned = alpha.orders.pop(alpha.new_order(items=[("1", 1)])["id"])
+    bad_id = "bad id/with spaces"  # outside the accepted id pattern
+    poisoned["id"] = bad_id
+    alpha.orders[bad_id] = poisoned
+    after = alpha.new_order(items=[("1", 1)])  # no webhooks: only the poller finds them
+    for order in (before, after):
+        await wait_for_state(polled.client, "alpha", order["id"], lambda s: s.status is OrderStatus.DISPATCH_AUTHORIZED)
+    assert polled.store is not None
+    logs = await polled.store.logs(account="sandbox", day=datetime.now(UTC).date(), connection="alpha")
+    quarantined = [m for m in logs if m.code == "X17"]
+    assert [m.marketplace_order_id for m in quarantined] == [bad_id]
+    assert "bad id/with spaces" in quarantined[0].business_message
+    assert (await poller_state(polled, "alpha")).last_error is None

@@ -25,6 +25,7 @@ from connector.intake.logs import logs_routes
 from connector.logbook import Logbook
 from connector.marketplaces.base import MarketplaceAdapter, NotificationRejected
 from connector.metrics import WEBHOOK_SECONDS, WEBHOOKS
+from connector.quarantine import quarantine
 from connector.starter import Handoff, hand_off_order
 from connector.store.base import OrderStore
 
@@ -73,6 +74,11 @@ def create_intake_app(
         try:
             notification = adapter.parse_notification(dict(request.headers), body)
         except NotificationRejected as exc:
+            if exc.order_id is not None:
+                # A signed notification naming an order the connector cannot take: it must not vanish.
+                await quarantine(logbook, connection=name, source="webhook", raw_id=exc.order_id, reason=str(exc))
+            else:
+                log.warning("refused a webhook for connection %s: %s", name, exc)
             return _error(exc.status, str(exc))
         if notification.delivery_id is not None and not await store.remember_delivery(name, notification.delivery_id):
             # The marketplace redelivered: the first delivery was already handed off.

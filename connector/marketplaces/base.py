@@ -24,9 +24,11 @@ class NotificationRejected(ValueError):
     `status` is 401 for a missing or wrong signature, 400 for a body it cannot use.
     """
 
-    def __init__(self, reason: str, *, status: int = 400) -> None:
+    def __init__(self, reason: str, *, status: int = 400, order_id: object = None) -> None:
         super().__init__(reason)
         self.status = status
+        # The raw order id when the notification named one the connector cannot take (for the log).
+        self.order_id = order_id
 
 
 class MarketplaceAdapter(Protocol):

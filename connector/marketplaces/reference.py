@@ -218,13 +218,15 @@ class ReferenceMarketplace:
             raise NotificationRejected("field 'topic' must be 'orders'")
         order_id = data.get("order_id")
         if not isinstance(order_id, str | int) or isinstance(order_id, bool) or not str(order_id).strip():
-            raise NotificationRejected("field 'order_id' must be a non-empty string")
+            raise NotificationRejected("field 'order_id' must be a non-empty string", order_id=order_id)
         try:
             return MarketplaceNotification(
                 marketplace_order_id=str(order_id).strip(), topic="orders", delivery_id=delivery_id
             )
         except ValidationError as exc:
-            raise NotificationRejected(f"field 'order_id' is invalid: {exc.errors()[0]['msg']}") from None
+            raise NotificationRejected(
+                f"field 'order_id' is invalid: {exc.errors()[0]['msg']}", order_id=order_id
+            ) from None
 
     def _verify_signature(self, header: str | None, body: bytes) -> None:
         """Check X-Reference-Signature over the raw bytes, before anything reads the body."""
