@@ -174,3 +174,26 @@ async def test_a_poisoned_order_is_quarantined_and_the_poll_moves_on(polled: Sta
     assert [m.marketplace_order_id for m in quarantined] == [bad_id]
     assert "bad id/with spaces" in quarantined[0].business_message
     assert (await poller_state(polled, "alpha")).last_error is None
+
+
+async def test_a_new_poller_starts_at_now_and_imports_no_history(
+    temporal_env: WorkflowEnvironment, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    data = tmp_path_factory.mktemp("history")
+    settings = embedded_settings(
+        store_url=f"sqlite:///{data / 'connector.db'}",
+        data_dir=data,
+        connection_name="history",
+        poll_interval_seconds=POLL_INTERVAL,
+        poll_overlap_seconds=1.0,
+    )
+    async with Stack(settings, temporal_env.client, pollers=True) as stack:
+        shop = marketplace(stack, "history")
+        old = shop.new_order(items=[("1", 1)])
+        old["last_updated"] = "2020-01-01T00:00:00+00:00"  # the account's history, from before the connector
+        new = shop.new_order(items=[("1", 1)])
+        await wait_for_state(stack.client, "history", new["id"], lambda s: s.status is OrderStatus.DISPATCH_AUTHORIZED)
+        await asyncio.sleep(POLL_INTERVAL * 3)  # a few more polls
+        assert (await poller_state(stack, "history")).handed_off == 1
+        assert not vtex_orders(stack, old["id"])
+        await stack.client.get_workflow_handle(poller_workflow_id("history")).terminate("test over")
