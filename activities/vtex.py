@@ -105,7 +105,9 @@ class VtexActivities:
             # A retry may follow an attempt whose response was lost after VTEX created the order:
             # look before placing again. The first attempt skips the look-up (one call less per order).
             if activity.info().attempt > 1:
-                existing = await self._existing_order_id(request.connection, order.marketplace_order_id, request)
+                existing = await self._existing_order_id(
+                    request.connection, order.marketplace_order_id, request.affiliate_id
+                )
                 if existing is not None:
                     return await self._placed(request, PlacedOrder(vtex_order_id=existing, already_existed=True))
             placed = await self._place(request, created_async=request.report.price_divergent)
@@ -154,7 +156,7 @@ class VtexActivities:
 
     async def _require_existing(self, request: PlaceOrderInput) -> PlacedOrder:
         marketplace_id = request.order.marketplace_order_id
-        existing = await self._existing_order_id(request.connection, marketplace_id, request)
+        existing = await self._existing_order_id(request.connection, marketplace_id, request.affiliate_id)
         if existing is None:
             # VTEX has the order but OMS does not show it yet (it indexes new orders with a lag).
             raise ApplicationError(
@@ -169,25 +171,25 @@ class VtexActivities:
             )
         return PlacedOrder(vtex_order_id=existing, already_existed=True)
 
-    async def _existing_order_id(
-        self, connection: str, marketplace_order_id: str, request: PlaceOrderInput | FindVtexOrderInput
-    ) -> str | None:
+    async def _existing_order_id(self, connection: str, marketplace_order_id: str, affiliate_id: str) -> str | None:
         """The VTEX id of an order placed before: from our id map, else VTEX's usual id, else OMS's list.
         The seller suffix is VTEX's choice, so the usual `-01` id is only a first guess."""
         mapping = await self._logbook.store.resolve(connection, marketplace_order_id)
         if mapping is not None and mapping.marketplace_order_id == marketplace_order_id:
             return mapping.vtex_order_id
-        guess = await self._vtex.get_order(vtex_order_id(request.affiliate_id, marketplace_order_id))
+        guess = await self._vtex.get_order(vtex_order_id(affiliate_id, marketplace_order_id))
         if guess is not None:
             return guess.order_id
-        found = await self._vtex.find_order_ids(marketplace_order_id, affiliate_id=request.affiliate_id)
+        found = await self._vtex.find_order_ids(marketplace_order_id, affiliate_id=affiliate_id)
         return found[0] if found else None
 
     @activity.defn(name="find_vtex_order")
     async def find_vtex_order(self, request: FindVtexOrderInput) -> str | None:
         """The id of the VTEX order of a marketplace order, or None if VTEX shows none (yet)."""
         try:
-            found = await self._existing_order_id(request.connection, request.marketplace_order_id, request)
+            found = await self._existing_order_id(
+                request.connection, request.marketplace_order_id, request.affiliate_id
+            )
         except VtexError as exc:
             raise vtex_failure(exc, sales_channel="") from None
         if found is not None:

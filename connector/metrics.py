@@ -31,6 +31,11 @@ WEBHOOK_SECONDS = Histogram(
     ["connection"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
 )
+QUARANTINED = Counter(
+    "connector_quarantined_orders",
+    "Orders that could not be handed off, by connection and source",
+    ["connection", "source"],
+)
 ORDERS = Gauge("connector_orders", "Open order workflows by status (from Temporal visibility)", ["status"])
 
 ORDER_STATUS_REFRESH_SECONDS = 30.0

@@ -7,21 +7,14 @@ from __future__ import annotations
 
 import logging
 
-from prometheus_client import Counter
-
 from connector.logbook import Logbook
+from connector.metrics import QUARANTINED
 from connector.store.models import LogStatus
 
 QUARANTINE_CODE = "X17"
 # Raw ids are shown as Python literals, cut to this length: whatever the marketplace sent, the log stays
 # one readable line.
 MAX_RAW_ID = 120
-
-QUARANTINED = Counter(
-    "connector_quarantined_orders",
-    "Orders that could not be handed off, by connection and source",
-    ["connection", "source"],
-)
 
 log = logging.getLogger(__name__)
 

@@ -22,6 +22,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from connector.lifecycle import ORDER_WORKFLOW_TYPES
 from connector.models import (
     OrderSnapshot,
+    OrderStatus,
     OrderWorkflowInput,
     ReprocessRequest,
     Stage,
@@ -99,7 +100,7 @@ async def reprocess_order(client: Client, *, connection: str, marketplace_order_
                 SearchAttributePair(MARKETPLACE_ORDER_ID, marketplace_order_id),
                 SearchAttributePair(CONNECTION, connection),
                 SearchAttributePair(
-                    ORDER_STATUS, request.snapshot.state.status.value if request.snapshot else "received"
+                    ORDER_STATUS, (request.snapshot.state.status if request.snapshot else OrderStatus.RECEIVED).value
                 ),
             ]
         ),

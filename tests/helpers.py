@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
+from typing import Any
 
+import httpx
 from temporalio.client import Client
 
 from connector.models import OrderState, order_workflow_id
 from connector.sandbox.marketplace import sign
+from connector.stack import Sandboxes
 from workflows.order import OrderLifecycle
 
 
@@ -42,3 +45,19 @@ def signed_webhook(secret: str, payload: object, *, delivery_id: str | None = No
     if delivery_id is not None:
         headers["X-Reference-Delivery"] = delivery_id
     return body, headers
+
+
+async def seller(box: Sandboxes, method: str, path: str, body: dict[str, Any]) -> httpx.Response:
+    """The seller acting in VTEX through the OMS API (invoice, tracking, cancel); VTEX's callbacks to the
+    connector are delivered before it returns."""
+    async with httpx.AsyncClient(
+        base_url=box.vtex_server.url,
+        headers={"X-VTEX-API-AppKey": box.vtex.app_key, "X-VTEX-API-AppToken": box.vtex.app_token},
+    ) as http:
+        for _ in range(30):  # OMS shows a new order a moment after it is created
+            response = await http.request(method, path, json=body)
+            if response.status_code != 404:
+                break
+            await asyncio.sleep(0.1)
+    await box.vtex.drain_callbacks()
+    return response

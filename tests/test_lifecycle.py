@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 from collections.abc import AsyncIterator
 from typing import Any
@@ -26,7 +25,7 @@ from connector.sandbox.vtex import FaultRule
 from connector.stack import Sandboxes, Stack
 from connector.starter import hand_off_order
 from tests.contract.openapi import validate_request
-from tests.helpers import wait_for_state
+from tests.helpers import seller, wait_for_state
 from workflows.order import OrderLifecycle
 from workflows.order_v1 import OrderWorkflowV1
 
@@ -60,22 +59,6 @@ async def reach(stack: Stack, order_id: str, status: OrderStatus) -> OrderState:
 def vtex_id_of(state: OrderState) -> str:
     assert state.vtex_order_id is not None
     return state.vtex_order_id
-
-
-async def seller(box: Sandboxes, method: str, path: str, body: dict[str, Any]) -> httpx.Response:
-    """The seller acting in VTEX through the OMS API (invoice, tracking, cancel)."""
-    async with httpx.AsyncClient(
-        base_url=box.vtex_server.url,
-        headers={"X-VTEX-API-AppKey": box.vtex.app_key, "X-VTEX-API-AppToken": box.vtex.app_token},
-    ) as http:
-        response = await http.request(method, path, json=body)
-        for _ in range(20):  # OMS shows a new order a moment after it is created
-            if response.status_code != 404:
-                break
-            await asyncio.sleep(0.1)
-            response = await http.request(method, path, json=body)
-    await box.vtex.drain_callbacks()
-    return response
 
 
 def invoice_body(

@@ -8,7 +8,6 @@ import dataclasses
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
 import pytest_asyncio
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle
@@ -27,7 +26,7 @@ from connector.reprocess import Reprocessed, reprocess_order
 from connector.sandbox.vtex import FaultRule
 from connector.stack import Sandboxes, Stack
 from connector.starter import Handoff, hand_off_order
-from tests.helpers import wait_for_state
+from tests.helpers import seller, wait_for_state
 from workflows.order import OrderLifecycle
 
 CONNECTION = "reference"
@@ -74,21 +73,6 @@ async def no_workflow_task_failed(stack: Stack, order_id: str) -> None:
     handle = stack.client.get_workflow_handle(order_workflow_id(CONNECTION, order_id))
     async for event in handle.fetch_history_events():
         assert event.event_type != EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED, event
-
-
-async def seller(box: Sandboxes, method: str, path: str, body: dict[str, Any]) -> httpx.Response:
-    """The seller acting in VTEX through the OMS API (invoice, cancel)."""
-    async with httpx.AsyncClient(
-        base_url=box.vtex_server.url,
-        headers={"X-VTEX-API-AppKey": box.vtex.app_key, "X-VTEX-API-AppToken": box.vtex.app_token},
-    ) as http:
-        for _ in range(30):  # OMS shows a new order a moment after it is created
-            response = await http.request(method, path, json=body)
-            if response.status_code != 404:
-                break
-            await asyncio.sleep(0.1)
-    await box.vtex.drain_callbacks()
-    return response
 
 
 async def invoice_in_full(box: Sandboxes, order_id: str, vtex_id: str, *, tracking: str | None = "TRK-1") -> None:

@@ -518,24 +518,30 @@ class OrderLifecycle:
             return self._placed.vtex_order_id
         if not self._place_attempted:
             return None
+        found = await self._look_over_window(
+            partial(
+                self._step,
+                "cancel",
+                VtexActivities.find_vtex_order,
+                FindVtexOrderInput(
+                    connection=self._input.connection,
+                    marketplace_order_id=self._input.marketplace_order_id,
+                    affiliate_id=self._input.affiliate_id,
+                ),
+            )
+        )
+        if found is not None:
+            self._state.vtex_order_id = found
+        return found
+
+    async def _look_over_window(self, look: Callable[[], Awaitable[T | Failure | None]]) -> T | None:
+        """Ask VTEX until it shows the order (None: it does not, yet) or the unknown-placement window
+        passes; OMS shows new orders with a lag, so one 404 proves nothing. Logs M once while it waits."""
         deadline = workflow.now() + timedelta(seconds=self._input.unknown_placement_window_seconds)
         told = False
         while True:
-            found = await self._until_done(
-                "cancel",
-                lambda: self._step(
-                    "cancel",
-                    VtexActivities.find_vtex_order,
-                    FindVtexOrderInput(
-                        connection=self._input.connection,
-                        marketplace_order_id=self._input.marketplace_order_id,
-                        affiliate_id=self._input.affiliate_id,
-                    ),
-                ),
-                interruptible=False,
-            )
-            if isinstance(found, str):
-                self._state.vtex_order_id = found
+            found = await self._until_done("cancel", look, interruptible=False)
+            if found is not None and not isinstance(found, _Interrupted):
                 return found
             if workflow.now() >= deadline:
                 return None
@@ -552,16 +558,10 @@ class OrderLifecycle:
     async def _cancel_vtex_order(self, vtex_id: str, reason: str) -> None:
         """Scenario 5, one idempotent step at a time: return invoice (unless VTEX has one), then cancel."""
         self._we_asked_vtex_to_cancel = True
-        info: VtexOrderInfo | None = None
-        deadline = workflow.now() + timedelta(seconds=self._input.unknown_placement_window_seconds)
-        while info is None:
-            looked = await self._until_done("cancel", lambda: self._vtex_order("cancel", vtex_id), interruptible=False)
-            info = looked if isinstance(looked, VtexOrderInfo) else None
-            if info is None:
-                if workflow.now() >= deadline:
-                    self._record("cancel", "success", f"canceled ({reason}); VTEX never showed {vtex_id}", "X10")
-                    return
-                await self._pause(lambda: False, seconds=self._policy.first_delay_seconds)
+        info = await self._look_over_window(partial(self._vtex_order, "cancel", vtex_id))
+        if info is None:
+            self._record("cancel", "success", f"canceled ({reason}); VTEX never showed {vtex_id}", "X10")
+            return
         if info.status == "canceled":
             self._record("cancel", "error", f"{vtex_id} was already canceled in VTEX", "G")
             return
@@ -692,7 +692,7 @@ class OrderLifecycle:
     async def _step(self, step: str, activity: Callable[[Any, A], Awaitable[T]], argument: A) -> T | Failure:
         """One activity call; its failure comes back as a value, classified in one place."""
         policy = self._policy
-        vtex = getattr(activity, "__qualname__", "").startswith(VtexActivities.__name__ + ".")
+        vtex = getattr(VtexActivities, activity.__name__, None) is activity
         try:
             result: T = await workflow.execute_activity_method(
                 activity,
