@@ -388,3 +388,57 @@ async def test_a_connection_missing_on_the_worker_queues_orders_instead_of_parki
     state = await wait_for_state(stack.client, "ghost", str(order["id"]), lambda s: s.status is S.REPROCESSING)
     assert state.error_code == "UnknownConnection"  # a deployment problem: retried, the seller has nothing to do
     await stack.client.get_workflow_handle(order_workflow_id("ghost", str(order["id"]))).terminate("test over")
+
+
+async def test_a_failing_authorize_dispatch_is_queued_then_completes(stack: Stack, box: Sandboxes) -> None:
+    order_id = str(box.marketplace.new_order(items=[("1", 1)])["id"])
+    box.vtex.add_fault(FaultRule(method="POST", path_contains=f"-{order_id}/fulfill", status=503, times=-1))
+    await hand_off(stack, order_id)
+    held = await reach(stack, order_id, S.REPROCESSING)
+    assert held.error_code == "HTTP503" and held.vtex_order_id is not None
+    box.vtex.clear_faults()
+    await reach(stack, order_id, S.DISPATCH_AUTHORIZED)
+    await no_workflow_task_failed(stack, order_id)
+
+
+async def test_a_failing_look_during_price_approval_is_queued_then_waits_again(stack: Stack, box: Sandboxes) -> None:
+    order_id, vtex_id = await divergent_order(stack, box)
+    box.vtex.add_fault(FaultRule(method="GET", path_contains=f"/api/oms/pvt/orders/{vtex_id}", status=503, times=-1))
+    await reach(stack, order_id, S.REPROCESSING)
+    box.vtex.clear_faults()
+    await reach(stack, order_id, S.PENDING_APPROVAL)
+    box.vtex.orders[vtex_id].status = "waiting-ffmt-authorization"  # the seller approves
+    await reach(stack, order_id, S.DISPATCH_AUTHORIZED)
+    await no_workflow_task_failed(stack, order_id)
+
+
+async def test_a_marketplace_outage_during_the_payment_wait_is_queued_then_waits_again(
+    stack: Stack, box: Sandboxes
+) -> None:
+    order_id = await start(stack, box, status="payment_pending", accept_unpaid_orders=True)
+    await reach(stack, order_id, S.AWAITING_PAYMENT)
+    box.marketplace.outage(503)
+    box.marketplace.pay(order_id)  # the admin API is not behind the outage
+    await handle_of(stack, order_id).signal(
+        OrderLifecycle.notify, MarketplaceNotification(marketplace_order_id=order_id, source="webhook")
+    )
+    await reach(stack, order_id, S.REPROCESSING)
+    box.marketplace.end_outage()
+    await reach(stack, order_id, S.DISPATCH_AUTHORIZED)
+    await no_workflow_task_failed(stack, order_id)
+
+
+async def test_a_refused_cancel_parks_the_order_until_reprocessed(stack: Stack, box: Sandboxes) -> None:
+    order_id = await start(stack, box)
+    state = await reach(stack, order_id, S.DISPATCH_AUTHORIZED)
+    vtex_id = state.vtex_order_id or ""
+    box.vtex.add_fault(FaultRule(method="POST", path_contains=f"{vtex_id}/cancel", status=400, code="ORD998", times=-1))
+    await handle_of(stack, order_id).signal(
+        OrderLifecycle.cancel, CancelRequest(reason="buyer regret", source="operator")
+    )
+    parked = await reach(stack, order_id, S.PARKED)
+    assert parked.error_code == "ORD998"
+    box.vtex.clear_faults()
+    await handle_of(stack, order_id).signal(OrderLifecycle.reprocess, ReprocessRequest())
+    await reach(stack, order_id, S.CANCELED)
+    await no_workflow_task_failed(stack, order_id)

@@ -226,6 +226,7 @@ class OrderLifecycle:
                 self._wake = False
                 fetched = await self._fetch()
                 if isinstance(fetched, Failure):
+                    order = None  # what woke the order is read again after the backoff, never dropped
                     await self._hold(fetched)
                     continue
                 order = fetched
