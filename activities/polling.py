@@ -13,7 +13,8 @@ from activities.failures import marketplace_failure
 from connector.connections import Connection
 from connector.logbook import Logbook
 from connector.marketplaces.base import MarketplaceAdapter, MarketplaceError
-from connector.models import MarketplaceNotification, OrderChange, PollRequest, PollResult
+from connector.marketplaces.listing import walk_changes
+from connector.models import ListingPosition, MarketplaceNotification, OrderChange, PollRequest, PollResult
 from connector.quarantine import quarantine
 from connector.starter import hand_off_order
 
@@ -50,10 +51,13 @@ class PollingActivities:
             raise ApplicationError(f"connection {request.connection!r} is not configured", non_retryable=True)
         overlap = timedelta(seconds=request.overlap_seconds)
         since = request.cursor - overlap if request.cursor is not None else None
+        latest: dict[str, OrderChange] = {}
         try:
-            changes = await adapter.list_changed_orders(since)
+            async for page in walk_changes(adapter, ListingPosition(since=since), page_size=100):
+                latest.update((change.marketplace_order_id, change) for change in page.changes)
         except MarketplaceError as exc:
             raise marketplace_failure(exc) from None
+        changes = sorted(latest.values(), key=lambda change: (change.updated_at, change.marketplace_order_id))
         seen = set(request.seen)
         handed_off = 0
         for change in changes:

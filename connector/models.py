@@ -84,6 +84,9 @@ class MarketplaceOrder(BaseModel):
     customer: Customer
     payment_value: int = Field(ge=0, description="What the customer paid the marketplace, in cents.")
     created_at: datetime | None = None
+    # The marketplace's version of the order (its last-updated instant), when its API gives one: the
+    # poller compares it with its listing to skip a change this read already covered.
+    updated_at: datetime | None = None
 
     @property
     def items_total(self) -> int:
@@ -106,6 +109,21 @@ class OrderChange(BaseModel):
 
     marketplace_order_id: str
     updated_at: datetime
+
+
+class ListingPosition(BaseModel):
+    """A place in the changed-orders listing, oldest change first: the changes at or after `since`,
+    minus the first `skip` of those at exactly `since` (already read). None: the listing's start."""
+
+    since: datetime | None = None
+    skip: int = Field(default=0, ge=0)
+
+
+class ChangesPage(BaseModel):
+    changes: list[OrderChange]
+    # Where the page after this one starts; after the last page, where the next walk goes on from.
+    next: ListingPosition
+    last: bool
 
 
 # --- follow-up: invoices, tracking, cancellation ------------------------------------------------------

@@ -5,11 +5,16 @@
 off again (the new run meets its existing VTEX order: placing is idempotent), while an order whose
 workflow completed (its after-sale window passed) is refused: that event is logged at error level for an
 operator, never acknowledged silently.
+
+Every hand-off is noted in the store's hand-off record just before the signal, so the poller can tell an
+order whose workflow is about to read the marketplace anyway from one it must signal (activities/polling.py).
+`if_new` (`connector import`) starts a workflow only for an order the connector does not know yet.
 """
 
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from enum import StrEnum
 
 from temporalio.client import Client
@@ -24,6 +29,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from connector.connections import Connection
 from connector.logbook import Logbook
 from connector.models import MarketplaceNotification, OrderStatus, OrderWorkflowInput, order_workflow_id
+from connector.store.base import OrderStore
 from connector.store.models import LogStatus
 from workflows.order import OrderLifecycle
 from workflows.support import CONNECTION, MARKETPLACE_ORDER_ID, ORDER_STATUS
@@ -34,6 +40,8 @@ log = logging.getLogger(__name__)
 class Handoff(StrEnum):
     ACCEPTED = "accepted"
     ALREADY_FINISHED = "already-finished"
+    # Only with if_new: a workflow for the order exists (running, or closed after its after-sale window).
+    ALREADY_KNOWN = "already-known"
 
 
 # The connector's order-log code for an event that came after the order's workflow closed.
@@ -47,8 +55,13 @@ async def hand_off_order(
     connection: Connection,
     notification: MarketplaceNotification,
     logbook: Logbook | None = None,
+    ledger: OrderStore | None = None,
+    if_new: bool = False,
 ) -> tuple[str, Handoff]:
     workflow_id = order_workflow_id(connection.name, notification.marketplace_order_id)
+    if ledger is not None and not if_new:
+        # Before the signal: a read the workflow begins after it is then always later than this note.
+        await ledger.note_handoff(connection.name, notification.marketplace_order_id, datetime.now(UTC))
     try:
         await client.start_workflow(
             OrderLifecycle.run,
@@ -68,7 +81,7 @@ async def hand_off_order(
             ),
             id=workflow_id,
             task_queue=task_queue,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL if if_new else WorkflowIDConflictPolicy.USE_EXISTING,
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
             start_signal="notify",
             start_signal_args=[notification],
@@ -82,6 +95,8 @@ async def hand_off_order(
             ),
         )
     except WorkflowAlreadyStartedError:
+        if if_new:
+            return workflow_id, Handoff.ALREADY_KNOWN
         log.error(
             "order %s (%s): %s notification after its workflow closed (after-sale window passed); "
             "nothing was done: act on it in VTEX and the marketplace by hand",
@@ -104,4 +119,8 @@ async def hand_off_order(
                 marketplace_order_id=notification.marketplace_order_id,
             )
         return workflow_id, Handoff.ALREADY_FINISHED
+    if ledger is not None and if_new:
+        # After the start, so an order that was already known is not taken for one owed a read. A read
+        # that began in between looks owed for a poll or two: the poller only waits on such an order.
+        await ledger.note_handoff(connection.name, notification.marketplace_order_id, datetime.now(UTC))
     return workflow_id, Handoff.ACCEPTED

@@ -19,6 +19,7 @@ import pytest_asyncio
 from connector.http_pool import pooled_client
 from connector.http_server import HttpServer
 from connector.marketplaces.reference import ReferenceMarketplace
+from connector.models import ListingPosition
 from connector.sandbox.marketplace import MarketplaceSandbox
 from connector.sandbox.vtex import VtexSandbox
 from connector.vtex.client import VtexClient
@@ -64,7 +65,7 @@ async def test_vtex_client_and_reference_adapter_survive_keep_alive_closes() -> 
         try:
             await asyncio.gather(
                 across_keep_alive_closes(lambda: client.get_sku_context("1", sales_channel="1")),
-                across_keep_alive_closes(lambda: adapter.list_changed_orders(None)),
+                across_keep_alive_closes(lambda: adapter.changed_orders_page(ListingPosition(), limit=100)),
             )
         finally:
             await client.aclose()

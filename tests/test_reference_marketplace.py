@@ -34,12 +34,14 @@ from starlette.routing import Route
 
 from connector.http_server import HttpServer
 from connector.marketplaces.base import MarketplaceError, NotificationRejected
+from connector.marketplaces.listing import walk_changes
 from connector.marketplaces.reference import ReferenceMarketplace
 from connector.models import (
     DeliveryChannel,
     Invoice,
     InvoiceItem,
     InvoiceType,
+    ListingPosition,
     MarketplaceNotification,
     MarketplaceOrderStatus,
     OrderChange,
@@ -147,6 +149,14 @@ async def webhook() -> AsyncIterator[Receiver]:
     async with HttpServer(app, port=0, name="webhook-receiver") as server:
         receiver.url = f"{server.url}/webhooks/reference"
         yield receiver
+
+
+async def all_changes(adapter: ReferenceMarketplace, since: datetime | None) -> list[OrderChange]:
+    """Every order changed since `since`, each with its latest change, oldest first (a whole walk)."""
+    latest: dict[str, OrderChange] = {}
+    async for page in walk_changes(adapter, ListingPosition(since=since), page_size=100):
+        latest.update((change.marketplace_order_id, change) for change in page.changes)
+    return sorted(latest.values(), key=lambda change: (change.updated_at, change.marketplace_order_id))
 
 
 def adapter_answering(handler: Callable[[httpx.Request], httpx.Response]) -> ReferenceMarketplace:
@@ -877,7 +887,7 @@ async def test_every_change_moves_last_updated_forward(
     sandbox.receive_invoice(first, invoice_body())
     sandbox.receive_cancellation(first, {"reason": "y"})
     assert sandbox.orders[first]["last_updated"] == stamps[-1]
-    assert await adapter.list_changed_orders(None) == [listed(sandbox, second), listed(sandbox, first)]
+    assert await all_changes(adapter, None) == [listed(sandbox, second), listed(sandbox, first)]
 
 
 async def test_changes_within_one_clock_tick_still_order(
@@ -897,7 +907,7 @@ async def test_changes_within_one_clock_tick_still_order(
         "2025-03-01T12:00:00.000001+00:00",
         "2025-03-01T12:00:00.000002+00:00",
     ]
-    changes = await adapter.list_changed_orders(datetime(2025, 3, 1, 12, 0, 0, 2, tzinfo=UTC))
+    changes = await all_changes(adapter, datetime(2025, 3, 1, 12, 0, 0, 2, tzinfo=UTC))
     assert [change.marketplace_order_id for change in changes] == [a]
 
 
@@ -939,7 +949,7 @@ async def test_listing_pages_over_more_than_a_hundred_orders(
 
     transport = RecordingTransport(sandbox)
     adapter = ReferenceMarketplace(base_url=BASE_URL, webhook_secret=SECRET, transport=transport)
-    changes = await adapter.list_changed_orders(None)
+    changes = await all_changes(adapter, None)
     await adapter.aclose()
     assert changes == [listed(sandbox, order_id) for order_id in ids]
     # Keyset paging: each page starts at the last instant read, skipping the one entry read there.
@@ -957,7 +967,7 @@ async def test_an_order_changed_during_the_walk_hides_no_other_order() -> None:
     # order that was 101st would now be 100th, on the page already read, and missed.
     transport = RecordingTransport(sandbox, after=lambda: sandbox.pay(ids[10]))
     adapter = ReferenceMarketplace(base_url=BASE_URL, webhook_secret=SECRET, transport=transport)
-    changes = await adapter.list_changed_orders(None)
+    changes = await all_changes(adapter, None)
     await adapter.aclose()
     assert changes == [listed(sandbox, order_id) for order_id in ids[:10] + ids[11:] + [ids[10]]]
 
@@ -969,8 +979,8 @@ async def test_listing_from_a_point_returns_the_later_changes_oldest_first(
     ids = [sandbox.new_order(items=[("1", 1)], status="payment_pending")["id"] for _ in range(5)]
     since = listed(sandbox, ids[3]).updated_at
     sandbox.cancel(ids[1])
-    assert await adapter.list_changed_orders(since) == [listed(sandbox, i) for i in (ids[3], ids[4], ids[1])]
-    assert await adapter.list_changed_orders(datetime.now(UTC) + timedelta(hours=1)) == []
+    assert await all_changes(adapter, since) == [listed(sandbox, i) for i in (ids[3], ids[4], ids[1])]
+    assert await all_changes(adapter, datetime.now(UTC) + timedelta(hours=1)) == []
 
 
 @pytest.mark.parametrize(
@@ -1005,7 +1015,7 @@ async def test_a_naive_since_is_a_final_error(
 ) -> None:
     _, adapter = sandbox_and_adapter
     with pytest.raises(MarketplaceError) as caught:
-        await adapter.list_changed_orders(datetime(2025, 3, 1, 12))
+        await all_changes(adapter, datetime(2025, 3, 1, 12))
     assert (caught.value.status, caught.value.transient) == (400, False)
     assert "parameter 'updated_since' must be an ISO 8601 date-time with a UTC offset" in str(caught.value)
 
@@ -1023,7 +1033,7 @@ async def test_a_naive_since_is_a_final_error(
 async def test_listing_errors_are_mapped_like_the_other_calls(response: httpx.Response, transient: bool) -> None:
     adapter = adapter_answering(lambda _: response)
     with pytest.raises(MarketplaceError) as caught:
-        await adapter.list_changed_orders(None)
+        await all_changes(adapter, None)
     await adapter.aclose()
     assert (caught.value.status, caught.value.transient) == (response.status_code, transient)
     assert str(caught.value).startswith(f"marketplace answered HTTP {response.status_code} to the changed-orders")
@@ -1035,7 +1045,7 @@ async def test_listing_transport_errors_are_transient() -> None:
 
     adapter = adapter_answering(refuse)
     with pytest.raises(MarketplaceError) as caught:
-        await adapter.list_changed_orders(None)
+        await all_changes(adapter, None)
     await adapter.aclose()
     assert (caught.value.status, caught.value.transient) == (None, True)
 
@@ -1065,7 +1075,7 @@ def entry(order_id: str, second: int) -> dict[str, str]:
 async def test_an_unusable_listing_is_a_final_error(page: dict[str, Any], message: str) -> None:
     adapter = adapter_answering(lambda _: httpx.Response(200, json=page))
     with pytest.raises(MarketplaceError) as caught:
-        await adapter.list_changed_orders(None)
+        await all_changes(adapter, None)
     await adapter.aclose()
     assert (caught.value.status, caught.value.transient) == (None, False)
     assert message in str(caught.value)
@@ -1101,7 +1111,7 @@ async def test_an_outage_can_last_a_number_of_requests(
     sandbox, adapter = sandbox_and_adapter
     order_id = sandbox.new_order(items=[("1", 1)])["id"]
     sandbox.outage(429, times=2)
-    for call in (adapter.fetch_order(order_id), adapter.list_changed_orders(None)):
+    for call in (adapter.fetch_order(order_id), all_changes(adapter, None)):
         with pytest.raises(MarketplaceError) as caught:
             await call
         assert (caught.value.status, caught.value.transient) == (429, True)
@@ -1281,7 +1291,7 @@ async def test_adapter_requests_match_the_document() -> None:
     await adapter.send_invoice("42", refund)
     await adapter.send_tracking("42", TRACKING)
     await adapter.notify_cancellation("42", "out of stock")
-    await adapter.list_changed_orders(datetime(2025, 3, 1, tzinfo=UTC))
+    await all_changes(adapter, datetime(2025, 3, 1, tzinfo=UTC))
     await adapter.aclose()
     *posts, listing = seen
     for request in posts:

@@ -27,7 +27,7 @@ from connector.logbook import Logbook
 from connector.models import ProblemKind, SkuProblem, ValidationReport
 from connector.store.base import OrderStore, StoreError, open_store
 from connector.store.format import format_logs
-from connector.store.models import IdMapping, LogMessage, LogStatus
+from connector.store.models import HandoffRecord, IdMapping, LogMessage, LogStatus
 
 ACCOUNT = "seller"
 DAY = date(2024, 5, 1)
@@ -389,3 +389,31 @@ def test_validation_line_writes_the_guides_most_specific_code(
     kinds: tuple[ProblemKind, ...], expected: tuple[str, LogStatus]
 ) -> None:
     assert Logbook.validation_line(_report(*kinds)) == expected
+
+
+async def test_hand_offs_and_reads_are_recorded_per_order(store: OrderStore) -> None:
+    t = datetime(2025, 3, 1, 12, tzinfo=UTC)
+    assert await store.handoffs("alpha", ["1", "2"]) == {}
+    await store.note_handoff("alpha", "1", t)
+    await store.note_read("alpha", "1", t + timedelta(seconds=1), t - timedelta(hours=1))
+    await store.note_read("alpha", "2", t, None)  # a read with no hand-off before (a CLI status, say)
+    await store.note_handoff("beta", "1", t + timedelta(seconds=5))
+    assert await store.handoffs("alpha", ["1", "2", "3"]) == {
+        "1": HandoffRecord(notified_at=t, read_at=t + timedelta(seconds=1), version=t - timedelta(hours=1)),
+        "2": HandoffRecord(read_at=t),
+    }
+    # A later hand-off moves only notified_at; an older read finishing late replaces nothing.
+    await store.note_handoff("alpha", "1", t + timedelta(seconds=9))
+    await store.note_read("alpha", "1", t, t - timedelta(hours=2))
+    assert (await store.handoffs("alpha", ["1"]))["1"] == HandoffRecord(
+        notified_at=t + timedelta(seconds=9), read_at=t + timedelta(seconds=1), version=t - timedelta(hours=1)
+    )
+    assert list(await store.handoffs("beta", ["1"])) == ["1"]
+
+
+async def test_hand_off_lookups_take_more_ids_than_one_statement(store: OrderStore) -> None:
+    t = datetime(2025, 3, 1, 12, tzinfo=UTC)
+    ids = [str(n) for n in range(1200)]
+    for order_id in ids[::7]:
+        await store.note_handoff("alpha", order_id, t)
+    assert sorted(await store.handoffs("alpha", ids), key=int) == ids[::7]

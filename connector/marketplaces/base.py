@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
 from typing import Protocol
 
-from connector.models import Invoice, MarketplaceNotification, MarketplaceOrder, OrderChange, Tracking
+from connector.models import ChangesPage, Invoice, ListingPosition, MarketplaceNotification, MarketplaceOrder, Tracking
 
 
 class MarketplaceError(Exception):
@@ -37,9 +36,10 @@ class MarketplaceAdapter(Protocol):
         NotificationRejected. `headers` has lower-case names. Pure: no I/O (the webhook must answer fast)."""
         ...
 
-    async def list_changed_orders(self, since: datetime | None) -> list[OrderChange]:
-        """Every order changed at or after `since` (all pages), oldest change first; None: from the start.
-        MarketplaceError when the marketplace cannot answer."""
+    async def changed_orders_page(self, position: ListingPosition, *, limit: int) -> ChangesPage:
+        """At most `limit` entries of the orders changed from `position` on, oldest change first, and the
+        position after them (`last` when no entry follows). MarketplaceError when the marketplace cannot
+        answer or its listing cannot be walked."""
         ...
 
     async def fetch_order(self, marketplace_order_id: str) -> MarketplaceOrder:

@@ -13,7 +13,6 @@ import hmac
 import json
 import re
 from collections.abc import Mapping
-from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, NoReturn
 from urllib.parse import quote
@@ -25,10 +24,12 @@ from connector.http_pool import pooled_client
 from connector.marketplaces.base import MarketplaceError, NotificationRejected
 from connector.models import (
     Address,
+    ChangesPage,
     Customer,
     DeliveryChannel,
     Invoice,
     InvoiceType,
+    ListingPosition,
     MarketplaceNotification,
     MarketplaceOrder,
     MarketplaceOrderStatus,
@@ -52,7 +53,6 @@ DELIVERY_HEADER = "x-reference-delivery"
 # ASCII hex only: hmac.compare_digest refuses non-ASCII text, and bytes.fromhex must not fail afterwards.
 SIGNATURE = re.compile(r"sha256=([0-9a-fA-F]{64})")
 MAX_DELIVERY_ID = 200
-PAGE_SIZE = 100
 
 
 def to_cents(amount: object) -> int:
@@ -107,6 +107,7 @@ def order_from_reference(data: dict[str, Any]) -> MarketplaceOrder:
         ),
         payment_value=to_cents(data["total_amount"]),
         created_at=data.get("date_created"),
+        updated_at=data.get("last_updated"),
     )
 
 
@@ -242,50 +243,43 @@ class ReferenceMarketplace:
         if not hmac.compare_digest(expected, bytes.fromhex(match.group(1))):
             raise NotificationRejected("header X-Reference-Signature does not match the body", status=401)
 
-    async def list_changed_orders(self, since: datetime | None) -> list[OrderChange]:
-        """Walk `GET /orders` by keyset rather than by offset alone: an order that changes during the walk
-        moves to the end of the listing, which would shift an unread entry back into a page already read.
-        Each request starts at the last instant read (`updated_since`, inclusive) and skips, by `offset`,
-        only the entries already read at exactly that instant. `since` must be timezone-aware."""
-        latest: dict[str, OrderChange] = {}
-        cursor, skip = since, 0
-        while True:
-            params: dict[str, str | int] = {"limit": PAGE_SIZE, "offset": skip}
-            if cursor is not None:
-                params["updated_since"] = cursor.isoformat()
-            response = await self._send("GET", "/orders", what="the changed-orders listing", params=params)
-            try:
-                page = _ListingPage.model_validate_json(response.content)
-            except ValidationError as exc:
-                error = exc.errors()[0]
-                where = ".".join(str(part) for part in error["loc"]) or "body"
-                raise MarketplaceError(
-                    f"the marketplace's changed-orders listing cannot be read: {where}: {error['msg']}",
-                    status=None,
-                    transient=False,
-                ) from None
-            changes = page.changes()
-            instants = [change.updated_at for change in changes]
-            if instants != sorted(instants) or (cursor is not None and instants and instants[0] < cursor):
-                raise MarketplaceError(
-                    "the marketplace's changed-orders listing is not sorted by last_updated from updated_since",
-                    status=None,
-                    transient=False,
-                )
-            fresh = [change for change in changes if latest.get(change.marketplace_order_id) != change]
-            latest.update((change.marketplace_order_id, change) for change in fresh)
-            if not changes or skip + len(changes) >= page.paging.total:
-                break
-            if not fresh:
-                # A full page of entries already read: the marketplace ignores offset or updated_since.
-                raise MarketplaceError(
-                    "the marketplace's changed-orders listing does not advance", status=None, transient=False
-                )
-            last = instants[-1]
-            skip = skip + len(changes) if last == cursor else instants.count(last)
-            cursor = last
-        # One entry per order, its latest change; oldest first.
-        return sorted(latest.values(), key=lambda change: (change.updated_at, change.marketplace_order_id))
+    async def changed_orders_page(self, position: ListingPosition, *, limit: int) -> ChangesPage:
+        """One page of `GET /orders`, walked by keyset rather than by offset alone: an order that changes
+        during a walk moves to the end of the listing, which would shift an unread entry back into a page
+        already read. A page starts at the last instant read (`updated_since`, inclusive) and skips, by
+        `offset`, only the entries already read at exactly that instant."""
+        params: dict[str, str | int] = {"limit": limit, "offset": position.skip}
+        if position.since is not None:
+            params["updated_since"] = position.since.isoformat()
+        response = await self._send("GET", "/orders", what="the changed-orders listing", params=params)
+        try:
+            page = _ListingPage.model_validate_json(response.content)
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            where = ".".join(str(part) for part in error["loc"]) or "body"
+            raise MarketplaceError(
+                f"the marketplace's changed-orders listing cannot be read: {where}: {error['msg']}",
+                status=None,
+                transient=False,
+            ) from None
+        changes = page.changes()
+        instants = [change.updated_at for change in changes]
+        since = position.since
+        if instants != sorted(instants) or (since is not None and instants and instants[0] < since):
+            raise MarketplaceError(
+                "the marketplace's changed-orders listing is not sorted by last_updated from updated_since",
+                status=None,
+                transient=False,
+            )
+        if not changes:
+            return ChangesPage(changes=[], next=position, last=True)
+        newest = instants[-1]
+        skip = position.skip + len(changes) if newest == since else instants.count(newest)
+        return ChangesPage(
+            changes=changes,
+            next=ListingPosition(since=newest, skip=skip),
+            last=position.skip + len(changes) >= page.paging.total,
+        )
 
     async def fetch_order(self, marketplace_order_id: str) -> MarketplaceOrder:
         response = await self._call(

@@ -1,4 +1,4 @@
-"""The order store: VTEX order-log messages and the marketplace ↔ VTEX order id map.
+"""The order store: VTEX order-log messages, the marketplace ↔ VTEX order id map, and what was handed off.
 
 `open_store` picks the backend from a URL: SQLite for one machine (the default), PostgreSQL when several
 workers share the log.
@@ -7,10 +7,10 @@ workers share the log.
 from __future__ import annotations
 
 from collections.abc import Collection
-from datetime import date
+from datetime import date, datetime
 from typing import Protocol
 
-from connector.store.models import IdMapping, LogMessage, LogStatus
+from connector.store.models import HandoffRecord, IdMapping, LogMessage, LogStatus
 
 
 class StoreError(Exception):
@@ -48,6 +48,21 @@ class OrderStore(Protocol):
 
     async def resolve(self, connection: str, order_id: str) -> IdMapping | None:
         """Find a mapping by either its marketplace order id or its VTEX order id."""
+        ...
+
+    async def note_handoff(self, connection: str, marketplace_order_id: str, at: datetime) -> None:
+        """Record that the order was handed to its workflow at `at` (just before the signal)."""
+        ...
+
+    async def note_read(
+        self, connection: str, marketplace_order_id: str, at: datetime, version: datetime | None
+    ) -> None:
+        """Record a marketplace read of the order that began at `at` and saw `version`; an older read
+        finishing late never replaces a newer one."""
+        ...
+
+    async def handoffs(self, connection: str, marketplace_order_ids: Collection[str]) -> dict[str, HandoffRecord]:
+        """The records of those of the orders the connector has handed off or read."""
         ...
 
     async def aclose(self) -> None: ...

@@ -1,4 +1,4 @@
-"""The order log message (VTEX's eight fields plus our keys) and the id map entry."""
+"""The order log message (VTEX's eight fields plus our keys), the id map entry and the hand-off record."""
 
 from __future__ import annotations
 
@@ -48,3 +48,13 @@ class IdMapping(BaseModel):
     connection: str
     marketplace_order_id: str
     vtex_order_id: str
+
+
+class HandoffRecord(BaseModel):
+    """What the connector last did with a marketplace order: when it was handed to its workflow (our
+    clock), when the workflow's latest marketplace read began (our clock) and the version it read
+    (the marketplace's clock, comparable with its changed-orders listing)."""
+
+    notified_at: datetime | None = None
+    read_at: datetime | None = None
+    version: datetime | None = None

@@ -56,6 +56,14 @@ SCHEMA = (
         received_at timestamptz NOT NULL,
         PRIMARY KEY (connection, delivery_id)
     )""",
+    """CREATE TABLE IF NOT EXISTS order_handoffs (
+        connection text NOT NULL,
+        marketplace_order_id text NOT NULL,
+        notified_at timestamptz,
+        read_at timestamptz,
+        version timestamptz,
+        PRIMARY KEY (connection, marketplace_order_id)
+    )""",
 )
 
 

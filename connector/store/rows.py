@@ -1,4 +1,4 @@
-"""What both SQL backends share: row ↔ model mapping, the statements and the four operations.
+"""What both SQL backends share: row ↔ model mapping, the statements and the operations.
 
 SQLite and PostgreSQL accept the same DML here (ON CONFLICT DO NOTHING / DO UPDATE, `excluded`), so a
 backend only supplies its parameter marker, its schema and how to run a statement.
@@ -11,10 +11,11 @@ from collections.abc import Collection, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from connector.store.models import IdMapping, LogMessage, LogStatus
+from connector.store.models import HandoffRecord, IdMapping, LogMessage, LogStatus
 
 DELIVERY_MEMORY = timedelta(days=7)
 DELIVERY_PRUNE_EVERY = 1000
+HANDOFF_LOOKUP_CHUNK = 500
 
 LOG_COLUMNS = (
     "id",
@@ -41,6 +42,13 @@ _ID_LIST = ", ".join(_ID_COLUMNS)
 def as_utc(moment: datetime) -> datetime:
     """Naive datetimes are taken as UTC, so every stored time and every `day` is in UTC."""
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _moment(value: datetime | str | None) -> datetime | None:
+    """A stored time (SQLite gives ISO text, PostgreSQL a datetime) as an aware UTC datetime."""
+    if value is None:
+        return None
+    return as_utc(datetime.fromisoformat(value) if isinstance(value, str) else value)
 
 
 def log_params(message: LogMessage) -> tuple[object, ...]:
@@ -139,6 +147,45 @@ class SqlStore(ABC):
 
     async def map_order(self, mapping: IdMapping) -> None:
         await self._execute(self._upsert_ids, (mapping.connection, mapping.marketplace_order_id, mapping.vtex_order_id))
+
+    async def note_handoff(self, connection: str, marketplace_order_id: str, at: datetime) -> None:
+        m = self._marker
+        await self._execute(
+            f"INSERT INTO order_handoffs (connection, marketplace_order_id, notified_at) VALUES ({m}, {m}, {m}) "
+            "ON CONFLICT (connection, marketplace_order_id) DO UPDATE SET notified_at = excluded.notified_at",
+            (connection, marketplace_order_id, as_utc(at)),
+        )
+
+    async def note_read(
+        self, connection: str, marketplace_order_id: str, at: datetime, version: datetime | None
+    ) -> None:
+        m = self._marker
+        await self._execute(
+            "INSERT INTO order_handoffs (connection, marketplace_order_id, read_at, version) "
+            f"VALUES ({m}, {m}, {m}, {m}) "
+            "ON CONFLICT (connection, marketplace_order_id) DO UPDATE "
+            "SET read_at = excluded.read_at, version = excluded.version "
+            "WHERE order_handoffs.read_at IS NULL OR order_handoffs.read_at < excluded.read_at",
+            (connection, marketplace_order_id, as_utc(at), None if version is None else as_utc(version)),
+        )
+
+    async def handoffs(self, connection: str, marketplace_order_ids: Collection[str]) -> dict[str, HandoffRecord]:
+        m = self._marker
+        wanted = sorted(set(marketplace_order_ids))
+        found: dict[str, HandoffRecord] = {}
+        # Bounded IN lists: SQLite allows 32,766 parameters, and a poll page is far smaller anyway.
+        for start in range(0, len(wanted), HANDOFF_LOOKUP_CHUNK):
+            chunk = wanted[start : start + HANDOFF_LOOKUP_CHUNK]
+            rows = await self._fetch(
+                "SELECT marketplace_order_id, notified_at, read_at, version FROM order_handoffs "
+                f"WHERE connection = {m} AND marketplace_order_id IN ({', '.join([m] * len(chunk))})",
+                (connection, *chunk),
+            )
+            for order_id, notified_at, read_at, version in rows:
+                found[order_id] = HandoffRecord(
+                    notified_at=_moment(notified_at), read_at=_moment(read_at), version=_moment(version)
+                )
+        return found
 
     async def resolve(self, connection: str, order_id: str) -> IdMapping | None:
         rows = await self._fetch(self._resolve, (connection, order_id, order_id, order_id))

@@ -56,6 +56,14 @@ CREATE TABLE IF NOT EXISTS webhook_deliveries (
     received_at TEXT NOT NULL,
     PRIMARY KEY (connection, delivery_id)
 );
+CREATE TABLE IF NOT EXISTS order_handoffs (
+    connection TEXT NOT NULL,
+    marketplace_order_id TEXT NOT NULL,
+    notified_at TEXT,
+    read_at TEXT,
+    version TEXT,
+    PRIMARY KEY (connection, marketplace_order_id)
+);
 COMMIT;
 """
 
