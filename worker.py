@@ -18,6 +18,7 @@ from connector.logbook import Logbook
 from connector.marketplaces.base import MarketplaceAdapter
 from connector.marketplaces.reference import ReferenceMarketplace
 from connector.settings import SettingsError
+from connector.store.base import OrderStore
 from connector.vtex.client import VtexClient
 from workflows.order import OrderLifecycle
 from workflows.order_v1 import OrderWorkflowV1
@@ -44,6 +45,7 @@ def create_workers(
     vtex_activities_per_second: float | None,
     vtex: VtexClient,
     logbook: Logbook,
+    store: OrderStore,
     seller_id: str,
     connections: Mapping[str, Connection],
     adapters: Mapping[str, MarketplaceAdapter],
@@ -55,10 +57,10 @@ def create_workers(
         seller_id=seller_id,
         services_endpoints={name: c.services_endpoint for name, c in connections.items()},
     )
-    marketplace_activities = MarketplaceActivities(adapters, logbook)
+    marketplace_activities = MarketplaceActivities(adapters, logbook, ledger=store)
     follow_up_activities = MarketplaceFollowUpActivities(adapters, logbook)
     logbook_activities = LogbookActivities(logbook)
-    polling_activities = PollingActivities(connections, adapters, task_queue=task_queue, logbook=logbook)
+    polling_activities = PollingActivities(connections, adapters, task_queue=task_queue, logbook=logbook, ledger=store)
     main = Worker(
         client,
         task_queue=task_queue,

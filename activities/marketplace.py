@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -18,6 +19,7 @@ from connector.models import (
     MarketplaceOrder,
     MarketplaceTrackingInput,
 )
+from connector.store.base import OrderStore
 from connector.store.models import LogStatus
 
 OPERATION = "Get marketplace order"
@@ -26,9 +28,10 @@ TO_MARKETPLACE = "Connector to marketplace"
 
 
 class MarketplaceActivities:
-    def __init__(self, adapters: Mapping[str, MarketplaceAdapter], logbook: Logbook) -> None:
+    def __init__(self, adapters: Mapping[str, MarketplaceAdapter], logbook: Logbook, *, ledger: OrderStore) -> None:
         self._adapters = adapters
         self._logbook = logbook
+        self._ledger = ledger
 
     @activity.defn(name="fetch_marketplace_order")
     async def fetch_marketplace_order(self, request: FetchOrderInput) -> MarketplaceOrder:
@@ -39,6 +42,7 @@ class MarketplaceActivities:
                 type=UNKNOWN_CONNECTION,
                 non_retryable=True,
             )
+        began = datetime.now(UTC)
         try:
             order = await adapter.fetch_order(request.marketplace_order_id)
         except MarketplaceError as exc:
@@ -52,6 +56,8 @@ class MarketplaceActivities:
             f"Order {order.marketplace_order_id} read from the marketplace ({order.status.value}).",
             source=order,
         )
+        # The poller skips a listed change this read already covered (activities/polling.py).
+        await self._ledger.note_read(request.connection, request.marketplace_order_id, began, order.updated_at)
         return order
 
     async def _log(

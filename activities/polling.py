@@ -17,6 +17,7 @@ from connector.marketplaces.listing import walk_changes
 from connector.models import ListingPosition, MarketplaceNotification, OrderChange, PollRequest, PollResult
 from connector.quarantine import quarantine
 from connector.starter import hand_off_order
+from connector.store.base import OrderStore
 
 
 def change_key(change: OrderChange) -> str:
@@ -30,12 +31,14 @@ class PollingActivities:
         adapters: Mapping[str, MarketplaceAdapter],
         *,
         task_queue: str,
-        logbook: Logbook | None = None,
+        logbook: Logbook,
+        ledger: OrderStore,
     ) -> None:
         self._connections = connections
         self._adapters = adapters
         self._task_queue = task_queue
         self._logbook = logbook
+        self._ledger = ledger
 
     @activity.defn(name="poll_marketplace")
     async def poll_marketplace(self, request: PollRequest) -> PollResult:
@@ -82,6 +85,7 @@ class PollingActivities:
                 connection=connection,
                 notification=notification,
                 logbook=self._logbook,
+                ledger=self._ledger,
             )
             seen.add(change_key(change))
             handed_off += 1

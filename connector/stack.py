@@ -139,6 +139,7 @@ class Stack:
             vtex_activities_per_second=settings.vtex_activities_per_second,
             vtex=self._vtex,
             logbook=self.logbook,
+            store=self.store,
             seller_id=settings.vtex_seller_id,
             connections=self.connections,
             adapters=self._adapters,

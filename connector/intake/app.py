@@ -86,7 +86,12 @@ def create_intake_app(
         notification = notification.model_copy(update={"received_at": datetime.now(UTC), "source": "webhook"})
         try:
             workflow_id, handoff = await hand_off_order(
-                client, task_queue=task_queue, connection=connection, notification=notification, logbook=logbook
+                client,
+                task_queue=task_queue,
+                connection=connection,
+                notification=notification,
+                logbook=logbook,
+                ledger=store,
             )
         except Exception:
             if notification.delivery_id is not None:
