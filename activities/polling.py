@@ -1,9 +1,17 @@
-"""The poller's one activity: list what changed in the marketplace and hand each order off."""
+"""The poller's one activity: walk what changed in the marketplace, a page at a time, and hand each order off.
+
+A poll reads at most `max_pages` pages and returns where its walk stands, so a backlog of thousands of
+changes is worked through in a few polls with the progress visible in the poller's `status` query. After
+every page it heartbeats a checkpoint (PollProgress): a worker that dies mid-poll is noticed within the
+heartbeat timeout, and the retry goes on from the last page instead of the first. Orders on the page that
+was being handed off when it died are not signaled twice: their hand-off record says they are owed a read
+(connector/redundancy.py).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from pydantic import ValidationError
 from temporalio import activity
@@ -14,14 +22,24 @@ from connector.connections import Connection
 from connector.logbook import Logbook
 from connector.marketplaces.base import MarketplaceAdapter, MarketplaceError
 from connector.marketplaces.listing import walk_changes
-from connector.models import ListingPosition, MarketplaceNotification, OrderChange, PollRequest, PollResult
+from connector.models import ListingPosition, MarketplaceNotification, OrderChange, PollProgress, PollRequest
 from connector.quarantine import quarantine
+from connector.redundancy import Verdict, verdict
 from connector.starter import hand_off_order
 from connector.store.base import OrderStore
+
+# Changes waiting on their workflow's read are kept in the poller's state; past this many, the poller
+# signals instead of waiting (a duplicate signal is harmless, an unbounded state is not).
+MAX_DEFERRED = 1000
+HEARTBEAT_EVERY = 10
 
 
 def change_key(change: OrderChange) -> str:
     return f"{change.marketplace_order_id}@{change.updated_at.isoformat()}"
+
+
+def _key_time(key: str) -> datetime:
+    return datetime.fromisoformat(key.rpartition("@")[2])
 
 
 class PollingActivities:
@@ -41,30 +59,74 @@ class PollingActivities:
         self._ledger = ledger
 
     @activity.defn(name="poll_marketplace")
-    async def poll_marketplace(self, request: PollRequest) -> PollResult:
-        """Hand off every order changed since the cursor, minus the overlap window.
+    async def poll_marketplace(self, request: PollRequest) -> PollProgress:
+        """Hand off every order changed since the cursor, minus the overlap window, or from where an
+        unfinished walk stands.
 
-        Re-reading the overlap catches an order whose change became visible late at the boundary;
-        `seen` keeps those already handed off from being signaled again. Signal-with-start is
-        idempotent, so a retry after a partial run is harmless.
+        Re-reading the overlap catches an order whose change became visible late at the boundary; `seen`
+        keeps those already handed off from being signaled again. Signal-with-start is idempotent, so a
+        retry after a partial page is harmless even without the hand-off record.
         """
         connection = self._connections.get(request.connection)
         adapter = self._adapters.get(request.connection)
         if connection is None or adapter is None:
             raise ApplicationError(f"connection {request.connection!r} is not configured", non_retryable=True)
         overlap = timedelta(seconds=request.overlap_seconds)
-        since = request.cursor - overlap if request.cursor is not None else None
-        latest: dict[str, OrderChange] = {}
+        progress = self._resumed(request)
+        if not progress.deferred_checked:
+            await self._recheck_deferred(connection, progress)
+        start = progress.walk or ListingPosition(since=request.cursor - overlap if request.cursor is not None else None)
+        pages_now = 0
         try:
-            async for page in walk_changes(adapter, ListingPosition(since=since), page_size=100):
-                latest.update((change.marketplace_order_id, change) for change in page.changes)
+            async for page in walk_changes(adapter, start, page_size=request.page_size):
+                await self._hand_off_page(connection, page.changes, progress)
+                progress.pages += 1
+                progress.listed += len(page.changes)
+                if page.changes:
+                    newest = page.changes[-1].updated_at
+                    progress.cursor = newest if progress.cursor is None else max(progress.cursor, newest)
+                progress.walk = None if page.last else page.next
+                progress.seen = _within(progress.seen, progress.cursor, overlap)
+                _checkpoint(progress)
+                pages_now += 1
+                if progress.walk is not None and pages_now >= request.max_pages:
+                    break
         except MarketplaceError as exc:
             raise marketplace_failure(exc) from None
-        changes = sorted(latest.values(), key=lambda change: (change.updated_at, change.marketplace_order_id))
-        seen = set(request.seen)
-        handed_off = 0
+        return progress
+
+    def _resumed(self, request: PollRequest) -> PollProgress:
+        """The last page's checkpoint when this is a retry after a crash; else a fresh start."""
+        details = activity.info().heartbeat_details
+        if details:
+            return PollProgress.model_validate(details[0])
+        return PollProgress(
+            cursor=request.cursor, seen=list(request.seen), walk=request.walk, deferred=list(request.deferred)
+        )
+
+    async def _recheck_deferred(self, connection: Connection, progress: PollProgress) -> None:
+        waiting, progress.deferred = progress.deferred, []
+        await self._hand_off_page(connection, waiting, progress, recheck=True)
+        progress.deferred_checked = True
+        _checkpoint(progress)
+
+    async def _hand_off_page(
+        self, connection: Connection, changes: list[OrderChange], progress: PollProgress, *, recheck: bool = False
+    ) -> None:
+        records = await self._ledger.handoffs(connection.name, {change.marketplace_order_id for change in changes})
+        now = datetime.now(UTC)
+        seen = set(progress.seen)
         for change in changes:
-            if change_key(change) in seen:
+            key = change_key(change)
+            if key in seen and not recheck:
+                continue
+            seen.add(key)
+            decision = verdict(change, records.get(change.marketplace_order_id), now)
+            if decision is Verdict.COVERED:
+                progress.skipped += 1
+                continue
+            if decision is Verdict.OWED and len(progress.deferred) < MAX_DEFERRED:
+                progress.deferred.append(change)
                 continue
             try:
                 notification = MarketplaceNotification(marketplace_order_id=change.marketplace_order_id, source="poll")
@@ -77,7 +139,7 @@ class PollingActivities:
                     raw_id=change.marketplace_order_id,
                     reason=f"order id {exc.errors()[0]['msg']}",
                 )
-                seen.add(change_key(change))
+                progress.quarantined += 1
                 continue
             await hand_off_order(
                 activity.client(),
@@ -87,13 +149,21 @@ class PollingActivities:
                 logbook=self._logbook,
                 ledger=self._ledger,
             )
-            seen.add(change_key(change))
-            handed_off += 1
-        times = [change.updated_at for change in changes]
-        if request.cursor is not None:
-            times.append(request.cursor)
-        if not times:
-            return PollResult(cursor=None, seen=[], handed_off=0)
-        cursor = max(times)
-        keep = {change_key(c) for c in changes if c.updated_at >= cursor - overlap}
-        return PollResult(cursor=cursor, seen=sorted(keep), handed_off=handed_off)
+            progress.handed_off += 1
+            if progress.handed_off % HEARTBEAT_EVERY == 0:
+                # A page of hand-offs takes a while: keep the heartbeat going, with what is done so far.
+                _checkpoint(progress, seen=sorted(seen))
+        progress.seen = sorted(seen)
+
+
+def _checkpoint(progress: PollProgress, *, seen: list[str] | None = None) -> None:
+    # A copy: the SDK encodes heartbeat details later, and the poll goes on changing `progress` meanwhile.
+    update = {} if seen is None else {"seen": seen}
+    activity.heartbeat(progress.model_copy(update=update, deep=True))
+
+
+def _within(seen: list[str], cursor: datetime | None, overlap: timedelta) -> list[str]:
+    """The keys the next overlap re-read can meet again; older ones only cost state."""
+    if cursor is None:
+        return seen
+    return [key for key in seen if _key_time(key) >= cursor - overlap]

@@ -39,6 +39,7 @@ class ConnectionConfig(BaseModel):
     price_divergence_allowance_rate: float | None = Field(default=None, ge=0, le=1)
     poll_interval_seconds: float | None = Field(default=None, gt=0)
     poll_overlap_seconds: float | None = Field(default=None, ge=0)
+    poll_page_size: int | None = Field(default=None, ge=1, le=100)
 
 
 class _ConnectionsFile(BaseModel):
@@ -62,6 +63,8 @@ class Connection:
     payment_window_seconds: float = 86400.0
     poll_interval_seconds: float = 60.0
     poll_overlap_seconds: float = 120.0
+    poll_page_size: int = 100
+    poll_heartbeat_timeout_seconds: float = 30.0
     vtex_task_queue: str | None = None
     policy: ReprocessPolicy = field(default_factory=ReprocessPolicy)
     after_sale_window_seconds: float = 120 * 86400.0
@@ -119,6 +122,8 @@ def build_connections(settings: Settings, *, marketplace_urls: dict[str, str] | 
             payment_window_seconds=_pick(config.payment_window_seconds, settings.payment_window_seconds),
             poll_interval_seconds=_pick(config.poll_interval_seconds, settings.poll_interval_seconds),
             poll_overlap_seconds=_pick(config.poll_overlap_seconds, settings.poll_overlap_seconds),
+            poll_page_size=_pick(config.poll_page_size, settings.poll_page_size),
+            poll_heartbeat_timeout_seconds=settings.poll_heartbeat_timeout_seconds,
             vtex_task_queue=settings.vtex_task_queue,
             policy=settings.reprocess_policy(),
             after_sale_window_seconds=settings.after_sale_window_days * 86400.0,

@@ -540,17 +540,43 @@ def vtex_order_id(affiliate_id: str, marketplace_order_id: str) -> str:
 # --- poller --------------------------------------------------------------------------------------------
 
 
+class PollerSettings(BaseModel):
+    """What an operator may change on a running poller (the `configure` signal; README, "Intake")."""
+
+    interval_seconds: float = Field(gt=0)
+    overlap_seconds: float = Field(ge=0)
+    page_size: int = Field(default=100, ge=1, le=100)
+    heartbeat_timeout_seconds: float = Field(default=30.0, gt=0)
+
+
 class PollerInput(BaseModel):
     connection: str
     interval_seconds: float = Field(gt=0)
     overlap_seconds: float = Field(ge=0)
-    # The newest `updated_at` handed off so far (the marketplace's clock, never ours).
+    page_size: int = Field(default=100, ge=1, le=100)
+    heartbeat_timeout_seconds: float = Field(default=30.0, gt=0)
+    # The newest `updated_at` read so far (the marketplace's clock, never ours).
     cursor: datetime | None = None
+    # Where a walk with pages still unread stands (a backlog being worked through); None: caught up.
+    walk: ListingPosition | None = None
     # Changes already handed off inside the overlap window ("id@updated_at"), so they are not signaled
     # again while the window is re-read.
     seen: list[str] = Field(default_factory=list)
+    # Listed changes whose workflow had just been notified and had not read the order yet: checked again
+    # at the next poll instead of being signaled twice.
+    deferred: list[OrderChange] = Field(default_factory=list)
     handed_off: int = 0
     failures_in_a_row: int = 0
+    skipped: int = 0
+    quarantined: int = 0
+
+    def settings(self) -> PollerSettings:
+        return PollerSettings(
+            interval_seconds=self.interval_seconds,
+            overlap_seconds=self.overlap_seconds,
+            page_size=self.page_size,
+            heartbeat_timeout_seconds=self.heartbeat_timeout_seconds,
+        )
 
 
 class PollRequest(BaseModel):
@@ -558,12 +584,27 @@ class PollRequest(BaseModel):
     cursor: datetime | None
     overlap_seconds: float
     seen: list[str] = Field(default_factory=list)
+    walk: ListingPosition | None = None
+    deferred: list[OrderChange] = Field(default_factory=list)
+    page_size: int = 100
+    max_pages: int = 10
 
 
-class PollResult(BaseModel):
+class PollProgress(BaseModel):
+    """A poll's work so far: its result, and its heartbeat checkpoint after every page."""
+
     cursor: datetime | None
-    seen: list[str]
-    handed_off: int
+    seen: list[str] = Field(default_factory=list)
+    # None once the listing's end was reached.
+    walk: ListingPosition | None = None
+    deferred: list[OrderChange] = Field(default_factory=list)
+    handed_off: int = 0
+    # Listed changes the order's workflow had already read (by webhook, an earlier poll or an import).
+    skipped: int = 0
+    quarantined: int = 0
+    pages: int = 0
+    listed: int = 0
+    deferred_checked: bool = False
 
 
 class PollerState(BaseModel):
@@ -573,6 +614,14 @@ class PollerState(BaseModel):
     last_poll_at: datetime | None = None
     last_error: str | None = None
     failures_in_a_row: int = 0
+    settings: PollerSettings | None = None
+    # A backlog being worked through: where its walk stands, and what this walk has read so far.
+    walk: ListingPosition | None = None
+    walk_pages: int = 0
+    walk_listed: int = 0
+    skipped: int = 0
+    deferred: int = 0
+    quarantined: int = 0
 
 
 def poller_workflow_id(connection: str) -> str:

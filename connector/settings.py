@@ -75,6 +75,11 @@ class Settings(BaseSettings):
     polling_enabled: bool = True
     poll_interval_seconds: float = Field(default=60.0, gt=0)
     poll_overlap_seconds: float = Field(default=120.0, ge=0)
+    # Entries per listing request (the reference marketplace allows 1 to 100).
+    poll_page_size: int = Field(default=100, ge=1, le=100)
+    # A poll heartbeats after every page: a worker that dies mid-poll is noticed this soon, and the poll
+    # goes on from its last page on another worker.
+    poll_heartbeat_timeout_seconds: float = Field(default=30.0, gt=0)
 
     # sqlite:///path or postgresql://user:password@host:port/database
     store_url: str = "sqlite:///data/connector.db"

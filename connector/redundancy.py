@@ -1,0 +1,39 @@
+"""Whether a listed change still needs a hand-off: the poller's guard against signaling an order whose
+workflow already knows, or is about to learn, what the listing shows.
+
+The webhook usually hands an order off first; without this guard the next poll would signal it again and
+the workflow would read the marketplace again, for nothing. The store's hand-off record answers it:
+
+- COVERED: the workflow's latest read saw this version of the order or a newer one; nothing to do.
+- OWED: the order was handed off and its workflow has not begun reading since; that read will see this
+  change, so the poller waits and checks again at its next poll instead of signaling twice. A workflow
+  that does not read within OWED_GRACE (stuck, or terminated) is signaled again.
+- HAND_OFF: a change the connector has not seen (or a marketplace that gives no version): signal it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from connector.models import OrderChange
+from connector.store.models import HandoffRecord
+
+OWED_GRACE = timedelta(minutes=5)
+
+
+class Verdict(StrEnum):
+    HAND_OFF = "hand-off"
+    COVERED = "covered"
+    OWED = "owed"
+
+
+def verdict(change: OrderChange, record: HandoffRecord | None, now: datetime) -> Verdict:
+    if record is None:
+        return Verdict.HAND_OFF
+    if record.version is not None and record.version >= change.updated_at:
+        return Verdict.COVERED
+    notified = record.notified_at
+    if notified is not None and (record.read_at is None or notified > record.read_at) and now - notified < OWED_GRACE:
+        return Verdict.OWED
+    return Verdict.HAND_OFF

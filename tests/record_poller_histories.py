@@ -1,0 +1,63 @@
+"""Record PollerWorkflow histories for the replay test: `.venv/bin/python -m tests.record_poller_histories`.
+
+A poller runs forever, so its recorded history is a running one cut after a few polls: polls that found
+orders, polls during a marketplace outage and polls after it. Run it after a deliberate, patched change
+to PollerWorkflow to add histories of the new version next to the old ones (never replace old ones).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from connector.devserver import temporal_binary
+from connector.models import poller_workflow_id
+from connector.stack import Stack
+from tests.conftest import embedded_settings
+from workflows.poller import PollerWorkflow
+from workflows.support import SEARCH_ATTRIBUTES
+
+HISTORIES = Path(__file__).parent / "histories" / "poller"
+
+
+async def main(name: str) -> None:
+    env = await WorkflowEnvironment.start_local(
+        data_converter=pydantic_data_converter,
+        dev_server_existing_path=temporal_binary(),
+        search_attributes=SEARCH_ATTRIBUTES,
+    )
+    with tempfile.TemporaryDirectory() as folder:
+        settings = embedded_settings(
+            store_url=f"sqlite:///{folder}/connector.db", poll_interval_seconds=0.3, poll_overlap_seconds=1.0
+        )
+        async with Stack(settings, env.client, pollers=True) as stack:
+            assert stack.sandboxes is not None
+            marketplace = stack.sandboxes.marketplace
+            handle = env.client.get_workflow_handle_for(PollerWorkflow.run, poller_workflow_id("reference"))
+            for _ in range(3):
+                marketplace.new_order(items=[("1", 1)])  # found by the poller only
+            await asyncio.sleep(1.5)
+            marketplace.outage(503)
+            await asyncio.sleep(3)
+            marketplace.end_outage()
+            marketplace.new_order(items=[("1", 1)])
+            await asyncio.sleep(3)
+            state = await handle.query(PollerWorkflow.status)
+            assert state.handed_off >= 4, state
+            history = await handle.fetch_history()
+    HISTORIES.mkdir(parents=True, exist_ok=True)
+    (HISTORIES / f"{name}.json").write_text(history.to_json())
+    print(f"recorded {name}: {len(history.events)} events")
+    await env.shutdown()
+
+
+if __name__ == "__main__":
+    asyncio.run(main(sys.argv[1] if len(sys.argv) > 1 else "polls_outage_and_recovery"))
+    sys.stdout.flush()
+    os._exit(0)  # temporalio#300: skip interpreter teardown
