@@ -5,7 +5,8 @@ changes is worked through in a few polls with the progress visible in the poller
 every page it heartbeats a checkpoint (PollProgress): a worker that dies mid-poll is noticed within the
 heartbeat timeout, and the retry goes on from the last page instead of the first. Orders on the page that
 was being handed off when it died are not signaled twice: their hand-off record says they are owed a read
-(connector/redundancy.py).
+(connector/redundancy.py). Changes that must wait (owed a read, or new and younger than the webhook grace)
+are carried to the next poll in `deferred` and checked again there.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from connector.store.base import OrderStore
 
 # Changes waiting on their workflow's read are kept in the poller's state; past this many, the poller
 # signals instead of waiting (a duplicate signal is harmless, an unbounded state is not).
-MAX_DEFERRED = 1000
+MAX_DEFERRED = 500
 HEARTBEAT_EVERY = 10
 
 
@@ -72,14 +73,15 @@ class PollingActivities:
         if connection is None or adapter is None:
             raise ApplicationError(f"connection {request.connection!r} is not configured", non_retryable=True)
         overlap = timedelta(seconds=request.overlap_seconds)
+        grace = timedelta(seconds=request.webhook_grace_seconds)
         progress = self._resumed(request)
         if not progress.deferred_checked:
-            await self._recheck_deferred(connection, progress)
+            await self._recheck_deferred(connection, progress, grace=grace)
         start = progress.walk or ListingPosition(since=request.cursor - overlap if request.cursor is not None else None)
         pages_now = 0
         try:
             async for page in walk_changes(adapter, start, page_size=request.page_size):
-                await self._hand_off_page(connection, page.changes, progress)
+                await self._hand_off_page(connection, page.changes, progress, grace=grace)
                 progress.pages += 1
                 progress.listed += len(page.changes)
                 if page.changes:
@@ -104,14 +106,20 @@ class PollingActivities:
             cursor=request.cursor, seen=list(request.seen), walk=request.walk, deferred=list(request.deferred)
         )
 
-    async def _recheck_deferred(self, connection: Connection, progress: PollProgress) -> None:
+    async def _recheck_deferred(self, connection: Connection, progress: PollProgress, *, grace: timedelta) -> None:
         waiting, progress.deferred = progress.deferred, []
-        await self._hand_off_page(connection, waiting, progress, recheck=True)
+        await self._hand_off_page(connection, waiting, progress, grace=grace, recheck=True)
         progress.deferred_checked = True
         _checkpoint(progress)
 
     async def _hand_off_page(
-        self, connection: Connection, changes: list[OrderChange], progress: PollProgress, *, recheck: bool = False
+        self,
+        connection: Connection,
+        changes: list[OrderChange],
+        progress: PollProgress,
+        *,
+        grace: timedelta,
+        recheck: bool = False,
     ) -> None:
         records = await self._ledger.handoffs(connection.name, {change.marketplace_order_id for change in changes})
         now = datetime.now(UTC)
@@ -121,11 +129,11 @@ class PollingActivities:
             if key in seen and not recheck:
                 continue
             seen.add(key)
-            decision = verdict(change, records.get(change.marketplace_order_id), now)
+            decision = verdict(change, records.get(change.marketplace_order_id), now, webhook_grace=grace)
             if decision is Verdict.COVERED:
                 progress.skipped += 1
                 continue
-            if decision is Verdict.OWED and len(progress.deferred) < MAX_DEFERRED:
+            if decision is Verdict.WAIT and len(progress.deferred) < MAX_DEFERRED:
                 progress.deferred.append(change)
                 continue
             try:

@@ -40,6 +40,7 @@ class ConnectionConfig(BaseModel):
     poll_interval_seconds: float | None = Field(default=None, gt=0)
     poll_overlap_seconds: float | None = Field(default=None, ge=0)
     poll_page_size: int | None = Field(default=None, ge=1, le=100)
+    poll_webhook_grace_seconds: float | None = Field(default=None, ge=0)
 
 
 class _ConnectionsFile(BaseModel):
@@ -65,6 +66,7 @@ class Connection:
     poll_overlap_seconds: float = 120.0
     poll_page_size: int = 100
     poll_heartbeat_timeout_seconds: float = 30.0
+    poll_webhook_grace_seconds: float = 30.0
     vtex_task_queue: str | None = None
     policy: ReprocessPolicy = field(default_factory=ReprocessPolicy)
     after_sale_window_seconds: float = 120 * 86400.0
@@ -124,6 +126,7 @@ def build_connections(settings: Settings, *, marketplace_urls: dict[str, str] | 
             poll_overlap_seconds=_pick(config.poll_overlap_seconds, settings.poll_overlap_seconds),
             poll_page_size=_pick(config.poll_page_size, settings.poll_page_size),
             poll_heartbeat_timeout_seconds=settings.poll_heartbeat_timeout_seconds,
+            poll_webhook_grace_seconds=_pick(config.poll_webhook_grace_seconds, settings.poll_webhook_grace_seconds),
             vtex_task_queue=settings.vtex_task_queue,
             policy=settings.reprocess_policy(),
             after_sale_window_seconds=settings.after_sale_window_days * 86400.0,

@@ -547,6 +547,9 @@ class PollerSettings(BaseModel):
     overlap_seconds: float = Field(ge=0)
     page_size: int = Field(default=100, ge=1, le=100)
     heartbeat_timeout_seconds: float = Field(default=30.0, gt=0)
+    # A listed change the connector never heard of waits this long for its webhook before the poller
+    # hands it off itself (connector/redundancy.py).
+    webhook_grace_seconds: float = Field(default=0.0, ge=0)
 
 
 class PollerInput(BaseModel):
@@ -555,6 +558,7 @@ class PollerInput(BaseModel):
     overlap_seconds: float = Field(ge=0)
     page_size: int = Field(default=100, ge=1, le=100)
     heartbeat_timeout_seconds: float = Field(default=30.0, gt=0)
+    webhook_grace_seconds: float = Field(default=0.0, ge=0)
     # The newest `updated_at` read so far (the marketplace's clock, never ours).
     cursor: datetime | None = None
     # Where a walk with pages still unread stands (a backlog being worked through); None: caught up.
@@ -576,6 +580,7 @@ class PollerInput(BaseModel):
             overlap_seconds=self.overlap_seconds,
             page_size=self.page_size,
             heartbeat_timeout_seconds=self.heartbeat_timeout_seconds,
+            webhook_grace_seconds=self.webhook_grace_seconds,
         )
 
 
@@ -588,6 +593,7 @@ class PollRequest(BaseModel):
     deferred: list[OrderChange] = Field(default_factory=list)
     page_size: int = 100
     max_pages: int = 10
+    webhook_grace_seconds: float = 0.0
 
 
 class PollProgress(BaseModel):

@@ -28,6 +28,7 @@ async def start_pollers(client: Client, *, task_queue: str, connections: Mapping
             overlap_seconds=connection.poll_overlap_seconds,
             page_size=connection.poll_page_size,
             heartbeat_timeout_seconds=connection.poll_heartbeat_timeout_seconds,
+            webhook_grace_seconds=connection.poll_webhook_grace_seconds,
         )
         await client.start_workflow(
             PollerWorkflow.run,

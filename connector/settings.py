@@ -80,6 +80,9 @@ class Settings(BaseSettings):
     # A poll heartbeats after every page: a worker that dies mid-poll is noticed this soon, and the poll
     # goes on from its last page on another worker.
     poll_heartbeat_timeout_seconds: float = Field(default=30.0, gt=0)
+    # A change the poller lists before its webhook arrived waits this long for it (0: hand off at once,
+    # for a marketplace that sends no webhooks).
+    poll_webhook_grace_seconds: float = Field(default=30.0, ge=0)
 
     # sqlite:///path or postgresql://user:password@host:port/database
     store_url: str = "sqlite:///data/connector.db"

@@ -1,4 +1,5 @@
-"""Record PollerWorkflow histories for the replay test: `.venv/bin/python -m tests.record_poller_histories`.
+"""Record PollerWorkflow histories for the replay test:
+`.venv/bin/python -m tests.record_poller_histories SCENARIO FILE_NAME` (SCENARIO: a key of SCENARIOS).
 
 A poller runs forever, so its recorded history is a running one cut after a few polls: polls that found
 orders, polls during a marketplace outage and polls after it. Run it after a deliberate, patched change
@@ -17,7 +18,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from connector.devserver import temporal_binary
-from connector.models import poller_workflow_id
+from connector.models import PollerSettings, poller_workflow_id
 from connector.stack import Stack
 from tests.conftest import embedded_settings
 from workflows.poller import PollerWorkflow
@@ -26,7 +27,36 @@ from workflows.support import SEARCH_ATTRIBUTES
 HISTORIES = Path(__file__).parent / "histories" / "poller"
 
 
-async def main(name: str) -> None:
+async def outage_and_recovery(stack: Stack) -> None:
+    assert stack.sandboxes is not None
+    marketplace = stack.sandboxes.marketplace
+    for _ in range(3):
+        marketplace.new_order(items=[("1", 1)])  # found by the poller only
+    await asyncio.sleep(1.5)
+    marketplace.outage(503)
+    await asyncio.sleep(3)
+    marketplace.end_outage()
+    marketplace.new_order(items=[("1", 1)])
+    await asyncio.sleep(3)
+
+
+async def backlog_and_configure(stack: Stack) -> None:
+    """Settings changed on the running poller, then a backlog longer than one poll's pages."""
+    assert stack.sandboxes is not None
+    handle = stack.client.get_workflow_handle_for(PollerWorkflow.run, poller_workflow_id("reference"))
+    await asyncio.sleep(1)
+    await handle.signal(
+        PollerWorkflow.configure, PollerSettings(interval_seconds=0.5, overlap_seconds=1.0, page_size=10)
+    )
+    for _ in range(150):
+        stack.sandboxes.marketplace.new_order(items=[("1", 1)])
+    await asyncio.sleep(6)
+
+
+SCENARIOS = {"polls_outage_and_recovery": outage_and_recovery, "backlog_and_configure": backlog_and_configure}
+
+
+async def main(scenario: str, name: str) -> None:
     env = await WorkflowEnvironment.start_local(
         data_converter=pydantic_data_converter,
         dev_server_existing_path=temporal_binary(),
@@ -34,20 +64,14 @@ async def main(name: str) -> None:
     )
     with tempfile.TemporaryDirectory() as folder:
         settings = embedded_settings(
-            store_url=f"sqlite:///{folder}/connector.db", poll_interval_seconds=0.3, poll_overlap_seconds=1.0
+            store_url=f"sqlite:///{folder}/connector.db",
+            poll_interval_seconds=0.3,
+            poll_overlap_seconds=1.0,
+            poll_webhook_grace_seconds=0.0,
         )
         async with Stack(settings, env.client, pollers=True) as stack:
-            assert stack.sandboxes is not None
-            marketplace = stack.sandboxes.marketplace
             handle = env.client.get_workflow_handle_for(PollerWorkflow.run, poller_workflow_id("reference"))
-            for _ in range(3):
-                marketplace.new_order(items=[("1", 1)])  # found by the poller only
-            await asyncio.sleep(1.5)
-            marketplace.outage(503)
-            await asyncio.sleep(3)
-            marketplace.end_outage()
-            marketplace.new_order(items=[("1", 1)])
-            await asyncio.sleep(3)
+            await SCENARIOS[scenario](stack)
             state = await handle.query(PollerWorkflow.status)
             assert state.handed_off >= 4, state
             history = await handle.fetch_history()
@@ -58,6 +82,7 @@ async def main(name: str) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1] if len(sys.argv) > 1 else "polls_outage_and_recovery"))
+    # python -m tests.record_poller_histories SCENARIO FILE_NAME
+    asyncio.run(main(sys.argv[1], sys.argv[2]))
     sys.stdout.flush()
     os._exit(0)  # temporalio#300: skip interpreter teardown

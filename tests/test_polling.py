@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -11,10 +12,12 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+from temporalio.api.enums.v1 import EventType
 from temporalio.testing import WorkflowEnvironment
 
 from connector.connections import connection_configs
-from connector.models import OrderStatus, PollerState, poller_workflow_id
+from connector.models import OrderStatus, PollerSettings, PollerState, order_workflow_id, poller_workflow_id
+from connector.poller_start import start_pollers
 from connector.sandbox.marketplace import MarketplaceSandbox
 from connector.settings import SettingsError
 from connector.stack import Stack
@@ -23,6 +26,7 @@ from tests.helpers import wait_for_state
 from workflows.poller import PollerWorkflow
 
 POLL_INTERVAL = 0.3
+WEBHOOK_GRACE = 1.0
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
@@ -45,6 +49,7 @@ async def polled(temporal_env: WorkflowEnvironment, tmp_path_factory: pytest.Tem
         connections_file=connections,
         poll_interval_seconds=POLL_INTERVAL,
         poll_overlap_seconds=1.0,
+        poll_webhook_grace_seconds=WEBHOOK_GRACE,
     )
     async with Stack(settings, temporal_env.client, pollers=True) as stack:
         yield stack
@@ -186,6 +191,7 @@ async def test_a_new_poller_starts_at_now_and_imports_no_history(
         connection_name="history",
         poll_interval_seconds=POLL_INTERVAL,
         poll_overlap_seconds=1.0,
+        poll_webhook_grace_seconds=WEBHOOK_GRACE,
     )
     async with Stack(settings, temporal_env.client, pollers=True) as stack:
         shop = marketplace(stack, "history")
@@ -197,3 +203,119 @@ async def test_a_new_poller_starts_at_now_and_imports_no_history(
         assert (await poller_state(stack, "history")).handed_off == 1
         assert not vtex_orders(stack, old["id"])
         await stack.client.get_workflow_handle(poller_workflow_id("history")).terminate("test over")
+
+
+async def extra_notifications(stack: Stack, connection: str, order_id: str) -> int:
+    """Marketplace notifications an order's workflow received besides the one it was started with (VTEX's
+    callbacks are signals too, but not the poller's)."""
+    history = await stack.client.get_workflow_handle(order_workflow_id(connection, order_id)).fetch_history()
+    signals = [
+        event.workflow_execution_signaled_event_attributes.signal_name
+        for event in history.events
+        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED
+    ]
+    return signals.count("notify") - 1
+
+
+async def test_orders_the_webhook_handed_off_are_not_signaled_again_by_the_poller(polled: Stack) -> None:
+    """Webhook plus poller for the same 200 orders cost what the webhook alone costs: no extra signal."""
+    alpha = marketplace(polled, "alpha")
+    # The production default: 200 webhooks at once take longer than the fixture's short grace to arrive.
+    await reconfigure(polled, "alpha", webhook_grace=30.0)
+    before = await poller_state(polled, "alpha")
+    orders = [alpha.new_order(items=[("1", 1)]) for _ in range(200)]
+    for order in orders:
+        alpha.notify(order["id"])
+    await asyncio.gather(
+        *(
+            wait_for_state(
+                polled.client, "alpha", o["id"], lambda s: s.status is OrderStatus.DISPATCH_AUTHORIZED, within=120
+            )
+            for o in orders
+        )
+    )
+    # Polls that list all 200 orders, with their workflows' reads recorded or still to come.
+    after = before
+    for _ in range(100):
+        after = await poller_state(polled, "alpha")
+        if after.skipped - before.skipped >= len(orders) and after.deferred == 0:
+            break
+        await asyncio.sleep(POLL_INTERVAL)
+    assert after.skipped - before.skipped >= len(orders), after
+    assert after.handed_off == before.handed_off, after
+    assert [await extra_notifications(polled, "alpha", o["id"]) for o in orders] == [0] * len(orders)
+    await reconfigure(polled, "alpha")
+
+
+async def reconfigure(stack: Stack, name: str, *, webhook_grace: float | None = None) -> PollerState:
+    """What a worker start with a changed configuration does; no change: back to the fixture's."""
+    connection = stack.connections[name]
+    if webhook_grace is not None:
+        connection = dataclasses.replace(connection, poll_webhook_grace_seconds=webhook_grace)
+    await start_pollers(stack.client, task_queue=stack.settings.temporal_task_queue, connections={name: connection})
+    for _ in range(50):
+        state = await poller_state(stack, name)
+        if state.settings is not None and state.settings.webhook_grace_seconds == connection.poll_webhook_grace_seconds:
+            return state
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"the poller of {name} was not reconfigured")
+
+
+async def test_a_real_change_the_webhook_missed_is_still_handed_off(polled: Stack) -> None:
+    alpha = marketplace(polled, "alpha")
+    order = alpha.new_order(items=[("1", 1)])
+    alpha.notify(order["id"])
+    await wait_for_state(polled.client, "alpha", order["id"], lambda s: s.status is OrderStatus.DISPATCH_AUTHORIZED)
+    alpha.cancel(order["id"])  # its webhook is lost: only the poller sees the new version
+    await wait_for_state(polled.client, "alpha", order["id"], lambda s: s.status is OrderStatus.CANCELED, within=30)
+    assert await extra_notifications(polled, "alpha", order["id"]) == 1
+
+
+async def test_new_settings_reach_the_running_poller(polled: Stack) -> None:
+    handle = polled.client.get_workflow_handle_for(PollerWorkflow.run, poller_workflow_id("beta"))
+    run_before = (await handle.describe()).run_id
+    state = await poller_state(polled, "beta")
+    assert state.settings == PollerSettings(
+        interval_seconds=POLL_INTERVAL,
+        overlap_seconds=1.0,
+        page_size=100,
+        heartbeat_timeout_seconds=30.0,
+        webhook_grace_seconds=WEBHOOK_GRACE,
+    )
+    changed = {
+        "beta": dataclasses.replace(
+            polled.connections["beta"], poll_interval_seconds=0.5, poll_overlap_seconds=3.0, poll_page_size=20
+        )
+    }
+    # What a worker start with the changed configuration does.
+    await start_pollers(polled.client, task_queue=polled.settings.temporal_task_queue, connections=changed)
+    for _ in range(50):
+        state = await poller_state(polled, "beta")
+        if state.settings is not None and state.settings.page_size == 20:
+            break
+        await asyncio.sleep(0.1)
+    assert state.settings == PollerSettings(
+        interval_seconds=0.5,
+        overlap_seconds=3.0,
+        page_size=20,
+        heartbeat_timeout_seconds=30.0,
+        webhook_grace_seconds=WEBHOOK_GRACE,
+    )
+    assert (await handle.describe()).run_id == run_before  # not terminated, not restarted
+    beta = marketplace(polled, "beta")
+    orders = [beta.new_order(items=[("1", 1)]) for _ in range(45)]  # no webhooks: the poller finds them
+    most_pages = 0
+    for _ in range(100):
+        state = await poller_state(polled, "beta")
+        most_pages = max(most_pages, state.walk_pages)
+        if state.walk_listed >= len(orders):
+            break
+        await asyncio.sleep(0.1)
+    assert most_pages >= 3  # 45 changes or more, 20 a page
+    await asyncio.gather(
+        *(
+            wait_for_state(polled.client, "beta", o["id"], lambda s: s.status is OrderStatus.DISPATCH_AUTHORIZED)
+            for o in orders
+        )
+    )
+    await start_pollers(polled.client, task_queue=polled.settings.temporal_task_queue, connections=polled.connections)

@@ -59,6 +59,7 @@ class PollerWorkflow:
                         deferred=deferred,
                         page_size=settings.page_size,
                         max_pages=PAGES_PER_POLL,
+                        webhook_grace_seconds=settings.webhook_grace_seconds,
                     ),
                     result_type=PollProgress,
                     start_to_close_timeout=timedelta(minutes=5),
@@ -117,8 +118,9 @@ class PollerWorkflow:
     @workflow.signal
     def configure(self, settings: PollerSettings) -> None:
         """New settings from the connector's configuration (sent by every worker start)."""
-        if settings != self._settings:
-            workflow.logger.info("poller of %s reconfigured: %s", self._request.connection, settings)
+        if settings == self._settings:
+            return  # every worker start sends the settings: unchanged ones must not cut the wait short
+        workflow.logger.info("poller of %s reconfigured: %s", self._request.connection, settings)
         self._settings = self._state.settings = settings
         self._reconfigured = True
 
