@@ -168,6 +168,9 @@ class MarketplaceSandbox:
     webhook_timeout_seconds: float = 5.0
     orders: dict[str, dict[str, Any]] = field(default_factory=dict)
     notifications_sent: int = 0
+    # A real listing takes its time (and more for a deep page): tests slow it down to act mid-walk.
+    listing_delay_seconds: float = 0.0
+    listing_requests: int = 0
     _sequence: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
@@ -456,6 +459,9 @@ class MarketplaceSandbox:
         return JSONResponse(order)
 
     async def _list_changes(self, request: Request) -> Response:
+        self.listing_requests += 1
+        if self.listing_delay_seconds:
+            await asyncio.sleep(self.listing_delay_seconds)
         since = _since(request.query_params)
         limit = _count(request.query_params, "limit", default=DEFAULT_PAGE_SIZE, low=1, high=MAX_PAGE_SIZE)
         offset = _count(request.query_params, "offset", default=0, low=0)
