@@ -29,9 +29,13 @@ from connector.redundancy import Verdict, verdict
 from connector.starter import hand_off_order
 from connector.store.base import OrderStore
 
-# Changes waiting on their workflow's read are kept in the poller's state; past this many, the poller
-# signals instead of waiting (a duplicate signal is harmless, an unbounded state is not).
+# Changes waiting to be checked again are kept in the poller's state, this many at most. Past it, a change
+# owed a read is left to that read, and a new one is handed off at once (a bounded state matters more
+# than the webhook's head start).
 MAX_DEFERRED = 500
+# The seen-set travels in every poll's result and heartbeat: past this many keys (a burst of changes inside
+# one overlap window) the oldest are dropped, and the hand-off record keeps those from a second signal.
+MAX_SEEN = 1000
 HEARTBEAT_EVERY = 10
 
 
@@ -133,9 +137,15 @@ class PollingActivities:
             if decision is Verdict.COVERED:
                 progress.skipped += 1
                 continue
-            if decision is Verdict.WAIT and len(progress.deferred) < MAX_DEFERRED:
-                progress.deferred.append(change)
-                continue
+            if decision in (Verdict.OWED, Verdict.NEW):
+                if len(progress.deferred) < MAX_DEFERRED:
+                    if change not in progress.deferred:  # met again in the overlap after the seen-set's cap
+                        progress.deferred.append(change)
+                    continue
+                if decision is Verdict.OWED:
+                    # No room to check it again: the read its workflow owes will see this change anyway.
+                    progress.skipped += 1
+                    continue
             try:
                 notification = MarketplaceNotification(marketplace_order_id=change.marketplace_order_id, source="poll")
             except ValidationError as exc:
@@ -173,5 +183,6 @@ def _checkpoint(progress: PollProgress, *, seen: list[str] | None = None) -> Non
 def _within(seen: list[str], cursor: datetime | None, overlap: timedelta) -> list[str]:
     """The keys the next overlap re-read can meet again; older ones only cost state."""
     if cursor is None:
-        return seen
-    return [key for key in seen if _key_time(key) >= cursor - overlap]
+        return seen[-MAX_SEEN:]
+    recent = sorted((_key_time(key), key) for key in seen if _key_time(key) >= cursor - overlap)
+    return sorted(key for _, key in recent[-MAX_SEEN:])

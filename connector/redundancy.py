@@ -5,11 +5,11 @@ The webhook usually hands an order off first; without this guard the next poll w
 the workflow would read the marketplace again, for nothing. The store's hand-off record answers it:
 
 - COVERED: the workflow's latest read saw this version of the order or a newer one; nothing to do.
-- WAIT: the order was handed off and its workflow has not begun reading since; that read will see this
+- OWED: the order was handed off and its workflow has not begun reading since; that read will see this
   change, so the poller checks again at its next poll instead of signaling twice. A workflow that does
-  not read within OWED_GRACE (stuck, or terminated) is signaled again. A change the connector has never
-  heard of waits too while younger than the webhook grace: its webhook is usually on the way, and the
-  poller is the safety net, not the first path.
+  not read within OWED_GRACE (stuck, or terminated) is signaled again.
+- NEW: a change the connector has never heard of, younger than the webhook grace: its webhook is usually
+  on the way (the poller is the safety net, not the first path), so it waits for the next poll too.
 - HAND_OFF: a change the connector has not seen (or a marketplace that gives no version): signal it.
 """
 
@@ -27,17 +27,18 @@ OWED_GRACE = timedelta(minutes=5)
 class Verdict(StrEnum):
     HAND_OFF = "hand-off"
     COVERED = "covered"
-    WAIT = "wait"
+    OWED = "owed"
+    NEW = "new"
 
 
 def verdict(change: OrderChange, record: HandoffRecord | None, now: datetime, *, webhook_grace: timedelta) -> Verdict:
     """`now` is the connector's clock and `change.updated_at` the marketplace's: a skewed marketplace clock
     only makes a new change wait a little longer or less (never forever: it ages on the next polls)."""
     if record is None:
-        return Verdict.WAIT if now - change.updated_at < webhook_grace else Verdict.HAND_OFF
+        return Verdict.NEW if now - change.updated_at < webhook_grace else Verdict.HAND_OFF
     if record.version is not None and record.version >= change.updated_at:
         return Verdict.COVERED
     notified = record.notified_at
     if notified is not None and (record.read_at is None or notified > record.read_at) and now - notified < OWED_GRACE:
-        return Verdict.WAIT
+        return Verdict.OWED
     return Verdict.HAND_OFF

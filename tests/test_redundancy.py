@@ -27,8 +27,8 @@ S = timedelta(seconds=1)
         # Read before this change: a real change the webhook missed.
         (HandoffRecord(notified_at=NOW - 60 * S, read_at=NOW - 59 * S, version=CHANGED - S), Verdict.HAND_OFF),
         # Handed off, read still to come (or under way): that read will see this change.
-        (HandoffRecord(notified_at=NOW - 2 * S), Verdict.WAIT),
-        (HandoffRecord(notified_at=NOW - 2 * S, read_at=NOW - 9 * S, version=CHANGED - S), Verdict.WAIT),
+        (HandoffRecord(notified_at=NOW - 2 * S), Verdict.OWED),
+        (HandoffRecord(notified_at=NOW - 2 * S, read_at=NOW - 9 * S, version=CHANGED - S), Verdict.OWED),
         # ...but a workflow that has not read for longer than the grace is signaled again.
         (HandoffRecord(notified_at=NOW - OWED_GRACE - S), Verdict.HAND_OFF),
         # A marketplace that gives no version: every listed change after a read is handed off.
@@ -44,6 +44,6 @@ def test_a_listed_change_is_handed_off_only_when_no_read_covers_it(
 
 def test_a_new_change_waits_for_its_webhook_within_the_grace() -> None:
     fresh = OrderChange(marketplace_order_id="1001", updated_at=NOW - 5 * S)
-    assert verdict(fresh, None, NOW, webhook_grace=GRACE) is Verdict.WAIT
+    assert verdict(fresh, None, NOW, webhook_grace=GRACE) is Verdict.NEW
     assert verdict(fresh, None, NOW + GRACE, webhook_grace=GRACE) is Verdict.HAND_OFF
     assert verdict(fresh, None, NOW, webhook_grace=timedelta(0)) is Verdict.HAND_OFF
