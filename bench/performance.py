@@ -4,18 +4,20 @@
 
 Prints a table and writes bench/results/<timestamp>.json: throughput against a plain-asyncio baseline
 from the same run, Temporal actions per order, notification → dispatch latency and webhook
-acknowledgement latency at a fixed offered rate, and thousands of orders parked waiting for payment with
-the worker's peak memory.
+acknowledgement latency at a fixed offered rate, thousands of orders parked waiting for payment with
+the worker's peak memory, and the actions of a paid order handed in by webhook with the poller off and on
+(bench/poller_cost.py: two more clusters). Exits 1 if the poller on costs those orders any action.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from bench import cost
+from bench import cost, poller_cost
 from bench.harness import Cluster, ServerStore
 from bench.load import Latency, Parking, Throughput, park, steady_load, throughput
 from bench.machine import describe
@@ -29,10 +31,11 @@ class Profile:
     rate: float  # offered orders per second for the latency phase
     rate_seconds: float
     parked_orders: int
+    poller_orders: int  # paid orders by webhook on each side of the poller off/on comparison
 
 
-FULL = Profile("full", throughput_orders=300, rate=10.0, rate_seconds=30.0, parked_orders=10_000)
-QUICK = Profile("quick", throughput_orders=100, rate=10.0, rate_seconds=10.0, parked_orders=1_000)
+FULL = Profile("full", throughput_orders=300, rate=10.0, rate_seconds=30.0, parked_orders=10_000, poller_orders=200)
+QUICK = Profile("quick", throughput_orders=100, rate=10.0, rate_seconds=10.0, parked_orders=1_000, poller_orders=50)
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,7 @@ class Report:
     latency: Latency
     actions: dict[str, cost.Actions]
     parking: Parking
+    poller: poller_cost.PollerComparison
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -62,6 +66,7 @@ class Report:
                 for name, a in self.actions.items()
             },
             "parking": {**asdict(self.parking), "per_second": self.parking.per_second},
+            "poller_cost": self.poller.to_json(),
         }
 
     def table(self) -> str:
@@ -104,6 +109,9 @@ class Report:
             ("worker memory, parked", f"peak {p.worker_peak_mib:.0f} MiB, RSS {p.worker_rss_mib:.0f} MiB"),
             ("dev server, parked", f"peak {p.server_peak_mib:.0f} MiB, database {p.server_db_mib:.0f} MiB"),
             ("parked, then paid", f"{p.woken_dispatched} of {p.woken} dispatched"),
+            ("actions per paid order, poller off | on", self.poller.line()),
+            (f"poller ({poller_cost.POLL_INTERVAL_SECONDS:g} s interval)", self.poller.poller_line()),
+            ("poller costs a webhook's order nothing", self.poller.verdict()),
         ]
         width = max(len(name) for name, _ in rows)
         return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
@@ -128,12 +136,14 @@ async def run(profile: Profile, server_store: ServerStore) -> Report:
         actions = await cost.measure(cluster)
         print(f"parking {profile.parked_orders:,} orders...", flush=True)
         parking = await park(cluster, profile.parked_orders)
-    return Report(profile, server_store, describe(), measured_throughput, latency, actions, parking)
+    print("actions per paid order, poller off and on...", flush=True)
+    poller = await poller_cost.compare(logs, profile.poller_orders, server_store=server_store)
+    return Report(profile, server_store, describe(), measured_throughput, latency, actions, parking, poller)
 
 
 async def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench.performance", description="the connector's benchmark")
-    parser.add_argument("--quick", action="store_true", help="smaller counts: about a minute instead of eight")
+    parser.add_argument("--quick", action="store_true", help="smaller counts: about two minutes instead of nine")
     parser.add_argument(
         "--server-store",
         type=ServerStore,
@@ -148,6 +158,12 @@ async def main(argv: list[str] | None = None) -> int:
     path.write_text(json.dumps(report.to_json(), indent=2) + "\n")
     print(report.table())
     print(f"results: {path}")
+    if not report.poller.ok:
+        for problem in report.poller.problems():
+            print(f"FAILED: {problem}", file=sys.stderr)
+        for order_id, signals in list(report.poller.on.signaled.items())[:20]:
+            print(f"  order {order_id}, signaled after its start: {', '.join(signals)}", file=sys.stderr)
+        return 1
     return 0
 
 
