@@ -8,7 +8,8 @@ operator, never acknowledged silently.
 
 Every hand-off is noted in the store's hand-off record just before the signal, so the poller can tell an
 order whose workflow is about to read the marketplace anyway from one it must signal (activities/polling.py).
-`if_new` (`connector import`) starts a workflow only for an order the connector does not know yet.
+`if_new` (`connector import`) starts a workflow only for an order the connector does not know yet, and
+signals none.
 """
 
 from __future__ import annotations
@@ -83,8 +84,10 @@ async def hand_off_order(
             task_queue=task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL if if_new else WorkflowIDConflictPolicy.USE_EXISTING,
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
-            start_signal="notify",
-            start_signal_args=[notification],
+            # The server refuses signal-with-start with the FAIL policy: with if_new the workflow is started
+            # plainly (it reads the order when it starts, signal or not).
+            start_signal=None if if_new else "notify",
+            start_signal_args=[] if if_new else [notification],
             # Given at start, search attributes cost no extra history event.
             search_attributes=TypedSearchAttributes(
                 [
