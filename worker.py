@@ -1,4 +1,4 @@
-"""The Temporal workers: the order and poller workflows with their non-VTEX activities on the main task
+"""The Temporal workers: the order, poller and import workflows with their non-VTEX activities on the main task
 queue, and the VTEX activities on their own queue, rate-limited across all workers by the server."""
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from datetime import timedelta
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.importing import ImportActivities
 from activities.logbook import LogbookActivities
 from activities.marketplace import MarketplaceActivities, MarketplaceFollowUpActivities
 from activities.polling import PollingActivities
@@ -20,6 +21,7 @@ from connector.marketplaces.reference import ReferenceMarketplace
 from connector.settings import SettingsError
 from connector.store.base import OrderStore
 from connector.vtex.client import VtexClient
+from workflows.importer import ImportWorkflow
 from workflows.order import OrderLifecycle
 from workflows.order_v1 import OrderWorkflowV1
 from workflows.poller import PollerWorkflow
@@ -61,6 +63,7 @@ def create_workers(
     follow_up_activities = MarketplaceFollowUpActivities(adapters, logbook)
     logbook_activities = LogbookActivities(logbook)
     polling_activities = PollingActivities(connections, adapters, task_queue=task_queue, logbook=logbook, ledger=store)
+    import_activities = ImportActivities(connections, adapters, task_queue=task_queue, logbook=logbook, ledger=store)
     main = Worker(
         client,
         task_queue=task_queue,
@@ -68,7 +71,7 @@ def create_workers(
         # by another worker): VTEX calls are short, so in-flight work completes instead of being redone.
         graceful_shutdown_timeout=graceful_shutdown,
         # OrderWorkflowV1 stays registered until the orders it started drain (README, "Upgrading").
-        workflows=[OrderLifecycle, OrderWorkflowV1, PollerWorkflow],
+        workflows=[OrderLifecycle, OrderWorkflowV1, PollerWorkflow, ImportWorkflow],
         activities=[
             marketplace_activities.fetch_marketplace_order,
             follow_up_activities.send_invoice_to_marketplace,
@@ -76,6 +79,8 @@ def create_workers(
             follow_up_activities.notify_marketplace_of_cancellation,
             logbook_activities.record_order_log,
             polling_activities.poll_marketplace,
+            import_activities.import_changes_page,
+            import_activities.import_order_ids,
         ],
     )
     vtex_worker = Worker(

@@ -1,0 +1,144 @@
+"""The import's activities: one page of the changed-orders listing, or one slice of order ids, handed off.
+
+Every order goes through `hand_off_order(if_new=True)`: an order the connector already knows (its workflow
+runs or ran) is counted and left alone, so importing twice integrates nothing twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from pydantic import ValidationError
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.failures import marketplace_failure
+from connector.connections import Connection
+from connector.failures import UNKNOWN_CONNECTION
+from connector.importing import ImportPage, ImportPageResult, ImportRefusal
+from connector.logbook import Logbook
+from connector.marketplaces.base import MarketplaceAdapter, MarketplaceError
+from connector.models import MarketplaceNotification
+from connector.quarantine import quarantine
+from connector.starter import Handoff, hand_off_order
+from connector.store.base import OrderStore
+
+SOURCE = "import"
+NOT_FOUND = "not found in the marketplace"
+
+
+class ImportActivities:
+    def __init__(
+        self,
+        connections: Mapping[str, Connection],
+        adapters: Mapping[str, MarketplaceAdapter],
+        *,
+        task_queue: str,
+        logbook: Logbook,
+        ledger: OrderStore,
+    ) -> None:
+        self._connections = connections
+        self._adapters = adapters
+        self._task_queue = task_queue
+        self._logbook = logbook
+        self._ledger = ledger
+
+    @activity.defn(name="import_changes_page")
+    async def import_changes_page(self, page: ImportPage) -> ImportPageResult:
+        """Hand off the orders of one listing page from `page.position`, up to `page.until`."""
+        connection, adapter = self._connection(page.connection)
+        assert page.position is not None and page.until is not None, "a range page names its position and end"
+        try:
+            listed = await adapter.changed_orders_page(page.position, limit=page.page_size)
+        except MarketplaceError as exc:
+            raise marketplace_failure(exc) from None
+        if listed.changes and listed.changes[-1] == page.previous_last:
+            # A marketplace that ignores the position would be walked forever (as in walk_changes).
+            raise marketplace_failure(
+                MarketplaceError(
+                    "the marketplace's changed-orders listing does not advance", status=None, transient=False
+                )
+            )
+        # Oldest first: the first change after the range's end ends the import.
+        in_range = [change for change in listed.changes if change.updated_at <= page.until]
+        refusals: list[ImportRefusal] = []
+        notifications: list[MarketplaceNotification] = []
+        for change in in_range:
+            checked = await self._notification(connection, change.marketplace_order_id)
+            if isinstance(checked, ImportRefusal):
+                refusals.append(checked)
+            else:
+                notifications.append(checked)
+        handed_off, already_known = await self._hand_off(connection, notifications)
+        return ImportPageResult(
+            seen=len(in_range),
+            handed_off=handed_off,
+            already_known=already_known,
+            refusals=refusals,
+            next=listed.next,
+            last_change=listed.changes[-1] if listed.changes else page.previous_last,
+            done=listed.last or len(in_range) < len(listed.changes),
+        )
+
+    @activity.defn(name="import_order_ids")
+    async def import_order_ids(self, page: ImportPage) -> ImportPageResult:
+        """Hand off the ids the marketplace has; refuse, with the reason, those it does not have or that
+        are not order ids. Every id is looked up before any is handed off, so a marketplace outage retries
+        the slice before it changed anything (and the counts stay right)."""
+        connection, adapter = self._connection(page.connection)
+        refusals: list[ImportRefusal] = []
+        found: list[MarketplaceNotification] = []
+        for raw_id in page.order_ids:
+            checked = await self._notification(connection, raw_id)
+            if isinstance(checked, ImportRefusal):
+                refusals.append(checked)
+                continue
+            try:
+                await adapter.fetch_order(raw_id)
+            except MarketplaceError as exc:
+                if exc.transient:
+                    raise marketplace_failure(exc) from None
+                reason = NOT_FOUND if exc.status == 404 else f"the marketplace cannot give it: {exc}"
+                refusals.append(ImportRefusal(marketplace_order_id=raw_id, reason=reason))
+                continue
+            found.append(checked)
+        handed_off, already_known = await self._hand_off(connection, found)
+        return ImportPageResult(
+            seen=len(page.order_ids), handed_off=handed_off, already_known=already_known, refusals=refusals
+        )
+
+    def _connection(self, name: str) -> tuple[Connection, MarketplaceAdapter]:
+        connection, adapter = self._connections.get(name), self._adapters.get(name)
+        if connection is None or adapter is None:
+            raise ApplicationError(
+                f"connection {name!r} is not configured on this worker", type=UNKNOWN_CONNECTION, non_retryable=True
+            )
+        return connection, adapter
+
+    async def _notification(self, connection: Connection, raw_id: str) -> MarketplaceNotification | ImportRefusal:
+        try:
+            return MarketplaceNotification(marketplace_order_id=raw_id, source=SOURCE)
+        except ValidationError as exc:
+            reason = f"not a valid order id: {exc.errors()[0]['msg']}"
+            # Set aside visibly (log, metric, order log X17), as the poller and the webhook do.
+            await quarantine(self._logbook, connection=connection.name, source=SOURCE, raw_id=raw_id, reason=reason)
+            return ImportRefusal(marketplace_order_id=raw_id, reason=reason)
+
+    async def _hand_off(self, connection: Connection, notifications: list[MarketplaceNotification]) -> tuple[int, int]:
+        """(handed off, already known)."""
+        handed_off = already_known = 0
+        for notification in notifications:
+            _, outcome = await hand_off_order(
+                activity.client(),
+                task_queue=self._task_queue,
+                connection=connection,
+                notification=notification,
+                logbook=self._logbook,
+                ledger=self._ledger,
+                if_new=True,
+            )
+            if outcome is Handoff.ACCEPTED:
+                handed_off += 1
+            else:
+                already_known += 1
+        return handed_off, already_known
