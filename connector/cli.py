@@ -1,4 +1,4 @@
-"""The `connector` command: run the stack, inspect an order, create sandbox orders."""
+"""The `connector` command: run the stack, inspect, import and reprocess orders, create sandbox orders."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from datetime import UTC, date, datetime
 from urllib.parse import urlsplit
 
 import httpx
+from rich.console import Console
 from temporalio.client import Client, WorkflowQueryFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -22,6 +23,8 @@ from connector.codec_server import create_codec_app
 from connector.connections import connection_configs
 from connector.devserver import DevServerError, start_dev_server, stop_dev_server
 from connector.http_server import HttpServer
+from connector.import_command import ImportArgumentError, command_for, import_request, start_import, watch_import
+from connector.importing import MAX_PAGE_SIZE, ImportInput
 from connector.intake.logs import parse_statuses
 from connector.metrics import refresh_order_gauges, serve_metrics
 from connector.models import CancelRequest, OrderState, order_workflow_id
@@ -110,6 +113,29 @@ def _parser() -> argparse.ArgumentParser:
     cancel.add_argument("--reason", default="canceled in the marketplace")
     cancel.add_argument("--connection", help="connection name (default: CONNECTION_NAME)")
     cancel.set_defaults(handler=_cancel)
+
+    importing = commands.add_parser(
+        "import",
+        help="bring in orders on purpose: by id, or every order changed in a time range",
+        description=(
+            "Bring in orders on purpose (a new connector polls from the time it starts and imports no history "
+            "by surprise). Give marketplace order ids, or --since for every order whose latest change "
+            "(created, paid, canceled...) falls in the range. An order the connector already knows is left "
+            "alone, so importing again integrates nothing twice. The import runs in Temporal: Ctrl-C leaves it "
+            "running, and the same command attaches to it again."
+        ),
+    )
+    importing.add_argument("order_ids", nargs="*", metavar="ORDER_ID", help="marketplace order ids")
+    importing.add_argument(
+        "--since", help="range start: ISO 8601 with an offset (2026-11-01T00:00:00Z) or a date (midnight UTC)"
+    )
+    importing.add_argument("--until", help="range end, written like --since (default: when the import is asked)")
+    importing.add_argument(
+        "--page-size", type=int, default=MAX_PAGE_SIZE, help=f"orders per page (default and maximum {MAX_PAGE_SIZE})"
+    )
+    importing.add_argument("--connection", help="connection name (default: CONNECTION_NAME)")
+    importing.add_argument("--no-wait", action="store_true", help="start the import, print its id and return")
+    importing.set_defaults(handler=_import)
 
     logs = commands.add_parser("logs", help="show the order log (VTEX's log format) for a day")
     logs.add_argument("--date", type=date.fromisoformat, default=None, help="YYYY-MM-DD (default: today, UTC)")
@@ -417,6 +443,20 @@ async def _cancel(settings: Settings, args: argparse.Namespace) -> int:
         f"{args.marketplace_order_id}"
     )
     return 0
+
+
+async def _import(settings: Settings, args: argparse.Namespace) -> int:
+    try:
+        request = import_request(settings, args)
+    except ImportArgumentError as exc:
+        print(f"connector import: {exc}", file=sys.stderr)
+        return 2
+    client = await connect(settings)
+    handle = await start_import(client, ImportInput(request=request), task_queue=settings.temporal_task_queue)
+    if args.no_wait:
+        print(f"import {handle.id} is running; watch it with: {command_for(request)}")
+        return 0
+    return await watch_import(handle, request, Console())
 
 
 async def _logs(settings: Settings, args: argparse.Namespace) -> int:
