@@ -26,7 +26,7 @@ def shown(raw_id: object) -> str:
 
 async def quarantine(logbook: Logbook | None, *, connection: str, source: str, raw_id: object, reason: str) -> None:
     QUARANTINED.labels(connection=connection, source=source).inc()
-    log.error("quarantined a %s order %s for connection %s: %s", source, shown(raw_id), connection, reason)
+    log.error("quarantined order %s (from the %s) for connection %s: %s", shown(raw_id), source, connection, reason)
     if logbook is None:
         return
     await logbook.record(
