@@ -1,5 +1,6 @@
-"""Record PollerWorkflow histories for the replay test:
-`.venv/bin/python -m tests.record_poller_histories SCENARIO FILE_NAME` (SCENARIO: a key of SCENARIOS).
+"""Record PollerWorkflow (and ImportWorkflow) histories for the replay test:
+`.venv/bin/python -m tests.record_poller_histories SCENARIO FILE_NAME` (SCENARIO: a key of SCENARIOS or
+IMPORT_SCENARIOS).
 
 A poller runs forever, so its recorded history is a running one cut after a few polls: polls that found
 orders, polls during a marketplace outage and polls after it. Run it after a deliberate, patched change
@@ -12,19 +13,24 @@ import asyncio
 import os
 import sys
 import tempfile
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from connector.devserver import temporal_binary
+from connector.importing import ImportInput, ImportRequest, import_workflow_id
 from connector.models import PollerSettings, poller_workflow_id
 from connector.stack import Stack
 from tests.conftest import embedded_settings
+from workflows.importer import ImportWorkflow
 from workflows.poller import PollerWorkflow
 from workflows.support import SEARCH_ATTRIBUTES
 
 HISTORIES = Path(__file__).parent / "histories" / "poller"
+IMPORT_HISTORIES = Path(__file__).parent / "histories" / "importer"
 
 
 async def outage_and_recovery(stack: Stack) -> None:
@@ -53,7 +59,32 @@ async def backlog_and_configure(stack: Stack) -> None:
     await asyncio.sleep(6)
 
 
+async def range_import_through_an_outage(stack: Stack) -> WorkflowHistory:
+    """An import of 35 orders from the past, 10 a page, the marketplace down for a while in the middle."""
+    assert stack.sandboxes is not None
+    marketplace = stack.sandboxes.marketplace
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    for number in range(35):
+        order = marketplace.new_order(items=[("1", 1)])
+        order["last_updated"] = (start + timedelta(seconds=number)).isoformat(timespec="microseconds")
+    request = ImportRequest(connection="reference", since=start, until=start + timedelta(days=1), page_size=10)
+    marketplace.outage(503)  # the first page fails past its attempts, the workflow backs off, then it goes on
+    asyncio.get_running_loop().call_later(4.0, marketplace.end_outage)
+    handle = await stack.client.start_workflow(
+        ImportWorkflow.run,
+        ImportInput(request=request, pages_per_run=3),
+        id=import_workflow_id(request),
+        task_queue=stack.settings.temporal_task_queue,
+    )
+    progress = await handle.result()
+    assert progress.handed_off == 35, progress
+    # The first run: it failed a page, then continued as new after three pages.
+    first_run = await stack.client.get_workflow_handle(handle.id, run_id=handle.first_execution_run_id).fetch_history()
+    return first_run
+
+
 SCENARIOS = {"polls_outage_and_recovery": outage_and_recovery, "backlog_and_configure": backlog_and_configure}
+IMPORT_SCENARIOS = {"range_import_through_an_outage": range_import_through_an_outage}
 
 
 async def main(scenario: str, name: str) -> None:
@@ -70,13 +101,16 @@ async def main(scenario: str, name: str) -> None:
             poll_webhook_grace_seconds=0.0,
         )
         async with Stack(settings, env.client, pollers=True) as stack:
-            handle = env.client.get_workflow_handle_for(PollerWorkflow.run, poller_workflow_id("reference"))
-            await SCENARIOS[scenario](stack)
-            state = await handle.query(PollerWorkflow.status)
-            assert state.handed_off >= 4, state
-            history = await handle.fetch_history()
-    HISTORIES.mkdir(parents=True, exist_ok=True)
-    (HISTORIES / f"{name}.json").write_text(history.to_json())
+            if scenario in IMPORT_SCENARIOS:
+                history, folder = await IMPORT_SCENARIOS[scenario](stack), IMPORT_HISTORIES
+            else:
+                handle = env.client.get_workflow_handle_for(PollerWorkflow.run, poller_workflow_id("reference"))
+                await SCENARIOS[scenario](stack)
+                state = await handle.query(PollerWorkflow.status)
+                assert state.handed_off >= 4, state
+                history, folder = await handle.fetch_history(), HISTORIES
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}.json").write_text(history.to_json())
     print(f"recorded {name}: {len(history.events)} events")
     await env.shutdown()
 

@@ -1,5 +1,6 @@
-"""Recorded histories must replay on the current OrderWorkflowV1: a change that would break running
-orders fails here (guard such changes with `workflow.patched`, then record new histories)."""
+"""Recorded histories must replay on the current definitions (both order workflows, the poller, the
+import): a change that would break running workflows fails here (guard such changes with
+`workflow.patched`, then record new histories)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
+from workflows.importer import ImportWorkflow
 from workflows.order import OrderLifecycle
 from workflows.order_v1 import OrderWorkflowV1
 from workflows.poller import PollerWorkflow
@@ -22,10 +24,11 @@ DEFINITIONS: dict[str, type] = {
     "order_lifecycle": OrderLifecycle,
     "order_workflow_v1": OrderWorkflowV1,
     "poller": PollerWorkflow,
+    "importer": ImportWorkflow,
 }
 # A poller runs forever: its histories are running ones cut after polls of every kind (found orders, an
 # outage, a backlog), so one recording covers what several order histories do.
-AT_LEAST = {"order_lifecycle": 5, "order_workflow_v1": 5, "poller": 2}
+AT_LEAST = {"order_lifecycle": 5, "order_workflow_v1": 5, "poller": 2, "importer": 1}
 HISTORIES = sorted(ROOT.glob("*/*.json"))
 
 
