@@ -102,15 +102,15 @@ async def main(scenario: str, name: str) -> None:
         )
         async with Stack(settings, env.client, pollers=True) as stack:
             if scenario in IMPORT_SCENARIOS:
-                history, folder = await IMPORT_SCENARIOS[scenario](stack), IMPORT_HISTORIES
+                history, target = await IMPORT_SCENARIOS[scenario](stack), IMPORT_HISTORIES
             else:
                 handle = env.client.get_workflow_handle_for(PollerWorkflow.run, poller_workflow_id("reference"))
                 await SCENARIOS[scenario](stack)
                 state = await handle.query(PollerWorkflow.status)
                 assert state.handed_off >= 4, state
-                history, folder = await handle.fetch_history(), HISTORIES
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"{name}.json").write_text(history.to_json())
+                history, target = await handle.fetch_history(), HISTORIES
+    target.mkdir(parents=True, exist_ok=True)
+    (target / f"{name}.json").write_text(history.to_json())
     print(f"recorded {name}: {len(history.events)} events")
     await env.shutdown()
 
