@@ -5,8 +5,9 @@ changes is worked through in a few polls with the progress visible in the poller
 every page it heartbeats a checkpoint (PollProgress): a worker that dies mid-poll is noticed within the
 heartbeat timeout, and the retry goes on from the last page instead of the first. Orders on the page that
 was being handed off when it died are not signaled twice: their hand-off record says they are owed a read
-(connector/redundancy.py). Changes that must wait (owed a read, or new and younger than the webhook grace)
-are carried to the next poll in `deferred` and checked again there.
+(connector/redundancy.py); on such a retry an order owed a read whose workflow does not exist (the poll
+died between noting its hand-off and signaling it) is handed off. Changes that must wait (owed a read, or
+new and younger than the webhook grace) are carried to the next poll in `deferred` and checked again there.
 """
 
 from __future__ import annotations
@@ -17,13 +18,21 @@ from datetime import UTC, datetime, timedelta
 from pydantic import ValidationError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
 
 from activities.failures import marketplace_failure
 from connector.connections import Connection
 from connector.logbook import Logbook
 from connector.marketplaces.base import MarketplaceAdapter, MarketplaceError
 from connector.marketplaces.listing import walk_changes
-from connector.models import ListingPosition, MarketplaceNotification, OrderChange, PollProgress, PollRequest
+from connector.models import (
+    ListingPosition,
+    MarketplaceNotification,
+    OrderChange,
+    PollProgress,
+    PollRequest,
+    order_workflow_id,
+)
 from connector.quarantine import quarantine
 from connector.redundancy import Verdict, verdict
 from connector.starter import hand_off_order
@@ -116,6 +125,16 @@ class PollingActivities:
         progress.deferred_checked = True
         _checkpoint(progress)
 
+    async def _exists(self, connection: Connection, change: OrderChange) -> bool:
+        workflow_id = order_workflow_id(connection.name, change.marketplace_order_id)
+        try:
+            await activity.client().get_workflow_handle(workflow_id).describe()
+        except RPCError as exc:
+            if exc.status is RPCStatusCode.NOT_FOUND:
+                return False
+            raise
+        return True
+
     async def _hand_off_page(
         self,
         connection: Connection,
@@ -134,6 +153,9 @@ class PollingActivities:
                 continue
             seen.add(key)
             decision = verdict(change, records.get(change.marketplace_order_id), now, webhook_grace=grace)
+            if decision is Verdict.OWED and activity.info().attempt > 1 and not await self._exists(connection, change):
+                # The poll before this retry died between noting the hand-off and signaling it.
+                decision = Verdict.HAND_OFF
             if decision is Verdict.COVERED:
                 progress.skipped += 1
                 continue
