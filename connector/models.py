@@ -387,6 +387,10 @@ class OrderWorkflowInput(BaseModel):
     unknown_placement_window_seconds: float = Field(default=600.0, gt=0)
     # Continue as new past this many history events (the server also suggests it; tests set it low).
     continue_as_new_after_events: int = Field(default=2000, ge=50)
+    # Set by every hand-off since search attributes are written at rest and the marketplace read is a
+    # local activity; a run started before keeps its command sequence (replay), so does its continuation.
+    # An input flag rather than workflow.patched: a patch upserts TemporalChangeVersion, one action per order.
+    lean_history: bool = False
     # VTEX activities run on their own task queue, rate-limited server-side across all workers.
     vtex_task_queue: str | None = None
 

@@ -79,6 +79,7 @@ async def hand_off_order(
                 after_sale_window_seconds=connection.after_sale_window_seconds,
                 unknown_placement_window_seconds=connection.unknown_placement_window_seconds,
                 continue_as_new_after_events=connection.continue_as_new_after_events,
+                lean_history=True,
             ),
             id=workflow_id,
             task_queue=task_queue,

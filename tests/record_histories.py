@@ -1,4 +1,4 @@
-"""Record OrderLifecycle histories for the replay test: `.venv/bin/python -m tests.record_histories`.
+"""Record OrderLifecycle histories for the replay test: `.venv/bin/python -m tests.record_histories SUFFIX`.
 
 Run it when a deliberate, patched change to OrderLifecycle ships, to add histories of the new version next
 to the old ones (never replace old ones while such workflows may still be running). The histories of the
@@ -40,6 +40,8 @@ from workflows.order import OrderLifecycle
 from workflows.support import SEARCH_ATTRIBUTES
 
 HISTORIES = Path(__file__).parent / "histories" / "order_lifecycle"
+# `python -m tests.record_histories _v3`: the version's suffix, so new recordings sit next to old ones.
+SUFFIX = sys.argv[1] if len(sys.argv) > 1 else ""
 PLACE = "/api/fulfillment/pvt/orders"
 S = OrderStatus
 
@@ -71,8 +73,8 @@ async def record(
     first_run = (await handle.describe()).raw_description.workflow_execution_info.first_run_id
     history = await stack.client.get_workflow_handle(handle.id, run_id=first_run).fetch_history()
     HISTORIES.mkdir(parents=True, exist_ok=True)
-    (HISTORIES / f"{name}.json").write_text(history.to_json())
-    print(f"recorded {name}")
+    (HISTORIES / f"{name}{SUFFIX}.json").write_text(history.to_json())
+    print(f"recorded {name}{SUFFIX}")
 
 
 async def main() -> None:

@@ -131,6 +131,12 @@ class OrderLifecycle:
         self._we_asked_vtex_to_cancel = snap.we_asked_vtex_to_cancel
         self._return_invoice_number = snap.return_invoice_number
         self._held_step: str | None = None
+        # Search-attribute updates not written yet (see _flush), by attribute name: the last one wins.
+        self._unwritten: dict[str, SearchAttributeUpdate[Any]] = {}
+        # Orders started before `lean_history` replay as they ran: one upsert per status change and the
+        # marketplace read as a regular activity. Later ones write search attributes when the order comes
+        # to rest and read the marketplace in a local activity (README, "Upgrading running orders").
+        self._lean = request.lean_history
 
     @workflow.run
     async def run(self, request: OrderWorkflowInput) -> OrderState:
@@ -145,6 +151,7 @@ class OrderLifecycle:
                 await self._continue_as_new()
             except Exception as bug:
                 await self._contain(bug)
+        self._flush()
         return self._state
 
     async def _run_stage(self, stage: Stage) -> Stage | None:
@@ -694,21 +701,31 @@ class OrderLifecycle:
         """One activity call; its failure comes back as a value, classified in one place."""
         policy = self._policy
         vtex = getattr(VtexActivities, activity.__name__, None) is activity
+        timeout = timedelta(seconds=policy.activity_timeout_seconds)
+        retry = RetryPolicy(
+            initial_interval=timedelta(seconds=policy.activity_initial_interval_seconds),
+            backoff_coefficient=2.0,
+            maximum_interval=timedelta(minutes=1),
+            maximum_attempts=policy.activity_attempts,
+        )
         try:
-            result: T = await workflow.execute_activity_method(
-                activity,
-                argument,
-                task_queue=self._input.vtex_task_queue if vtex else None,
-                start_to_close_timeout=timedelta(seconds=policy.activity_timeout_seconds),
-                retry_policy=RetryPolicy(
-                    initial_interval=timedelta(seconds=policy.activity_initial_interval_seconds),
-                    backoff_coefficient=2.0,
-                    maximum_interval=timedelta(minutes=1),
-                    maximum_attempts=policy.activity_attempts,
-                ),
-            )
-        except ActivityError as exc:
-            failure = self._classify(step, exc)
+            if self._lean and activity is MarketplaceActivities.fetch_marketplace_order:
+                # A read of seconds with no rate limit of ours to respect: one marker event instead of six
+                # and no round trip through the task queue (the VTEX calls keep their rate-limited queue).
+                result: T = await workflow.execute_local_activity_method(  # type: ignore[misc]
+                    activity, argument, start_to_close_timeout=timeout, retry_policy=retry
+                )
+            else:
+                result = await workflow.execute_activity_method(
+                    activity,
+                    argument,
+                    task_queue=self._input.vtex_task_queue if vtex else None,
+                    start_to_close_timeout=timeout,
+                    retry_policy=retry,
+                )
+        except (ActivityError, ApplicationError, StepTimeout) as exc:
+            # A regular activity's failure comes wrapped in an ActivityError; a local activity's bare.
+            failure = self._classify(step, exc.cause if isinstance(exc, ActivityError) else exc)
             self._record(step, "error", failure.reason, failure.code)
             return failure
         if step == self._held_step:
@@ -716,8 +733,7 @@ class OrderLifecycle:
             self._state.reprocess_attempts = 0
         return result
 
-    def _classify(self, step: str, exc: ActivityError) -> Failure:
-        cause = exc.cause
+    def _classify(self, step: str, cause: BaseException | None) -> Failure:
         if isinstance(cause, ApplicationError):
             first = cause.details[0] if cause.details else None
             details: dict[str, Any] = first if isinstance(first, dict) else {}
@@ -726,7 +742,7 @@ class OrderLifecycle:
             return Failure(step, disposition(cause.type), code, reason, cause.type or "")
         if isinstance(cause, StepTimeout):
             return Failure(step, Disposition.RETRY, "TIMEOUT", f"{step} timed out repeatedly; it is retried later")
-        return Failure(step, Disposition.RETRY, "ERROR", str(cause or exc))
+        return Failure(step, Disposition.RETRY, "ERROR", str(cause or f"{step} failed"))
 
     async def _until_done(
         self, step: str, call: Callable[[], Awaitable[T | Failure]], *, interruptible: bool
@@ -795,6 +811,7 @@ class OrderLifecycle:
 
     async def _pause(self, condition: Callable[[], bool], *, seconds: float | None = None) -> None:
         """Every wait of the order. Past it is a safe point to continue as new (all state is in fields)."""
+        self._flush()
         try:
             await workflow.wait_condition(
                 condition, timeout=timedelta(seconds=seconds) if seconds is not None else None
@@ -808,6 +825,7 @@ class OrderLifecycle:
             raise _Restart
 
     async def _continue_as_new(self) -> None:
+        self._flush()  # the next run starts with the search attributes this one has
         await workflow.wait_condition(workflow.all_handlers_finished)
         self._state.timeline = self._state.timeline[-TIMELINE_LIMIT:]
         self._state.run_number += 1
@@ -841,6 +859,7 @@ class OrderLifecycle:
         self._move(S.PARKED, ERROR_CODE.value_set(CONNECTOR_ERROR))
         self._record("parked", "alert", reason, CONNECTOR_ERROR)
         self._reprocess_requested = False
+        self._flush()
         await workflow.wait_condition(lambda: self._reprocess_requested)
 
     # -- steps and bookkeeping ----------------------------------------------------------------------
@@ -891,7 +910,8 @@ class OrderLifecycle:
         self._record("log", status, message, code)
 
     def _move(self, status: OrderStatus, *extra: SearchAttributeUpdate[Any]) -> None:
-        """The one way the status changes: along connector/lifecycle.py, shown in query and search."""
+        """The one way the status changes: along connector/lifecycle.py, shown in query and (once the order
+        rests, see _flush) in search."""
         current = self._state.status
         if status is current and not extra:
             return
@@ -908,7 +928,19 @@ class OrderLifecycle:
             updates.append(ERROR_CODE.value_unset())
         if status is S.VALIDATING and not updates:
             return  # a moment between steps that nobody searches for: no search-attribute update
-        workflow.upsert_search_attributes([ORDER_STATUS.value_set(status.value), *updates])
+        if not self._lean:
+            workflow.upsert_search_attributes([ORDER_STATUS.value_set(status.value), *updates])
+            return
+        for update in (ORDER_STATUS.value_set(status.value), *updates):
+            self._unwritten[update.key.name] = update
+
+    def _flush(self) -> None:
+        """Write the search attributes when the order comes to rest (before every wait, and at the end):
+        a status passed through on the way (placed, on its way to dispatch authorized) costs no upsert,
+        while every status an order stays in is searchable as soon as it stays."""
+        if self._unwritten:
+            workflow.upsert_search_attributes(list(self._unwritten.values()))
+            self._unwritten.clear()
 
     def _record(self, step: str, outcome: str, message: str, code: str | None = None) -> None:
         workflow.logger.info("order %s %s %s: %s", self._input.marketplace_order_id, step, outcome, message)
