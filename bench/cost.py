@@ -2,8 +2,9 @@
 
 Billable (Temporal Cloud, /work/shared/reference/temporal.md §3.1): the workflow start (a signal-with-start
 that starts it is one action with its signal), each activity scheduled plus each retry (the last
-ActivityTaskStarted carries the attempt), each timer started, each signal received, each search-attribute
-upsert. Queries are billable too but leave no history: nothing here queries, it waits on `describe`.
+ActivityTaskStarted carries the attempt), the local activities of one workflow task together (their
+markers between two WorkflowTaskCompleted events), each timer started, each signal received, each
+search-attribute upsert. Queries are billable too but leave no history: nothing here queries, it waits on `describe`.
 """
 
 from __future__ import annotations
@@ -26,12 +27,15 @@ SIMULATION = "/api/checkout/pub/orderForms/simulation"
 # Temporal Cloud's pay-as-you-go price per action.
 DOLLARS_PER_ACTION = 50 / 1_000_000
 SETTLE_SECONDS = 30.0
+# The marker sdk-core records for a local activity's result.
+LOCAL_ACTIVITY_MARKER = "core_local_activity"
 
 
 @dataclass(frozen=True)
 class Actions:
     start: int = 0
     activities: int = 0
+    local_activities: int = 0
     retries: int = 0
     timers: int = 0
     signals: int = 0
@@ -39,7 +43,15 @@ class Actions:
 
     @property
     def total(self) -> int:
-        return self.start + self.activities + self.retries + self.timers + self.signals + self.upserts
+        return (
+            self.start
+            + self.activities
+            + self.local_activities
+            + self.retries
+            + self.timers
+            + self.signals
+            + self.upserts
+        )
 
     @property
     def dollars_per_1000_orders(self) -> float:
@@ -47,10 +59,18 @@ class Actions:
 
 
 def count_actions(history: WorkflowHistory) -> Actions:
-    counts = dict.fromkeys(("start", "activities", "retries", "timers", "signals", "upserts"), 0)
+    counts = dict.fromkeys(("start", "activities", "local_activities", "retries", "timers", "signals", "upserts"), 0)
     events = history.events
+    local_in_this_task = False
     for index, event in enumerate(events):
         kind = event.event_type
+        if kind == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
+            local_in_this_task = False
+        elif kind == EventType.EVENT_TYPE_MARKER_RECORDED:
+            local = event.marker_recorded_event_attributes.marker_name == LOCAL_ACTIVITY_MARKER
+            if local and not local_in_this_task:
+                counts["local_activities"] += 1
+            local_in_this_task = local_in_this_task or local
         if kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
             counts["start"] += 1
         elif kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:

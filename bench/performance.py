@@ -97,7 +97,8 @@ class Report:
             *(
                 (
                     f"actions: {name}",
-                    f"{a.total} (start {a.start}, activities {a.activities}, retries {a.retries}, timers {a.timers}, "
+                    f"{a.total} (start {a.start}, activities {a.activities}, local {a.local_activities}, "
+                    f"retries {a.retries}, timers {a.timers}, "
                     f"signals {a.signals}, upserts {a.upserts}): ${a.dollars_per_1000_orders:.2f} per 1,000 orders",
                 )
                 for name, a in self.actions.items()

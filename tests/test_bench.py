@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import pytest
 from temporalio.api.enums.v1 import EventType
@@ -94,7 +96,15 @@ def test_summarise_sums_by_kind_and_keeps_the_extremes() -> None:
     summary = summarise([PAID, PAID, Actions(start=1, activities=4, retries=1, signals=1, upserts=2)])
     assert (summary.orders, summary.total, summary.max, summary.min) == (3, 23, 9, 7)
     assert summary.mean == pytest.approx(23 / 3)
-    assert summary.by_kind == {"start": 3, "activities": 12, "retries": 1, "timers": 0, "signals": 1, "upserts": 6}
+    assert summary.by_kind == {
+        "start": 3,
+        "activities": 12,
+        "local_activities": 0,
+        "retries": 1,
+        "timers": 0,
+        "signals": 1,
+        "upserts": 6,
+    }
     assert summary.mean_of("signals") == pytest.approx(1 / 3)
     with pytest.raises(ValueError):
         summarise([])
@@ -141,3 +151,18 @@ def test_an_extra_signal_with_the_poller_on_fails_the_claim_loudly() -> None:
 def test_the_claim_is_not_tested_unless_every_order_was_listed_twice_and_nothing_waits() -> None:
     assert not comparison([PAID, PAID], listing_all=1).ok
     assert "still had 3 change(s) waiting" in comparison([PAID, PAID], deferred=3).verdict()
+
+
+def test_local_activities_of_one_workflow_task_are_one_action() -> None:
+    histories = Path(__file__).parent / "histories" / "order_lifecycle"
+
+    def counted(name: str) -> Actions:
+        data = json.loads((histories / f"{name}.json").read_text())
+        return count_actions(WorkflowHistory.from_json(name, data))
+
+    # Before lean_history: four activities and an upsert per status change; after: the marketplace read
+    # is a local activity and the search attributes are written once, at rest.
+    assert counted("paid_order_dispatch_authorized") == Actions(start=1, activities=4, upserts=2)
+    assert counted("paid_order_dispatch_authorized_lean") == Actions(
+        start=1, activities=3, local_activities=1, upserts=1
+    )
