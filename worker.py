@@ -3,8 +3,9 @@ queue, and the VTEX activities on their own queue, rate-limited across all worke
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import timedelta
+from typing import Any
 
 from temporalio.client import Client
 from temporalio.worker import Worker
@@ -21,6 +22,7 @@ from connector.marketplaces.reference import ReferenceMarketplace
 from connector.settings import SettingsError
 from connector.store.base import OrderStore
 from connector.vtex.client import VtexClient
+from connector.vtex.rate_limit import VtexRateLimit
 from workflows.importer import ImportWorkflow
 from workflows.order import OrderLifecycle
 from workflows.order_v1 import OrderWorkflowV1
@@ -48,6 +50,7 @@ def create_workers(
     vtex: VtexClient,
     logbook: Logbook,
     store: OrderStore,
+    vtex_rate_key: str,
     seller_id: str,
     connections: Mapping[str, Connection],
     adapters: Mapping[str, MarketplaceAdapter],
@@ -64,6 +67,33 @@ def create_workers(
     logbook_activities = LogbookActivities(logbook)
     polling_activities = PollingActivities(connections, adapters, task_queue=task_queue, logbook=logbook, ledger=store)
     import_activities = ImportActivities(connections, adapters, task_queue=task_queue, logbook=logbook, ledger=store)
+    # Validation also runs as a local activity of the order workflow (workflows/order.py).
+    local_vtex_steps: list[Callable[..., Any]] = [vtex_activities.validate_order]
+    vtex_steps: list[Callable[..., Any]] = [
+        *local_vtex_steps,
+        vtex_activities.place_order,
+        vtex_activities.authorize_dispatch,
+        vtex_activities.get_vtex_order,
+        vtex_activities.find_vtex_order,
+        vtex_activities.send_return_invoice,
+        vtex_activities.cancel_in_vtex,
+        # Used only by OrderWorkflowV1, until its orders drain.
+        vtex_activities.get_vtex_order_status,
+        vtex_activities.cancel_vtex_order,
+    ]
+    # The rate holds for local activities too: a slot in the shared store before every VTEX step.
+    interceptors = (
+        [
+            VtexRateLimit(
+                store,
+                per_second=vtex_activities_per_second,
+                key=vtex_rate_key,
+                activities=[step.__name__ for step in vtex_steps],
+            )
+        ]
+        if vtex_activities_per_second is not None
+        else []
+    )
     main = Worker(
         client,
         task_queue=task_queue,
@@ -81,25 +111,17 @@ def create_workers(
             polling_activities.poll_marketplace,
             import_activities.import_changes_page,
             import_activities.import_order_ids,
+            *local_vtex_steps,
         ],
+        interceptors=interceptors,
     )
     vtex_worker = Worker(
         client,
         task_queue=vtex_task_queue,
         graceful_shutdown_timeout=graceful_shutdown,
-        # Server-side and per task queue: the limit holds across every worker process of the account.
+        # Server-side: a backlog of queued VTEX steps waits on the server, not in workers.
         max_task_queue_activities_per_second=vtex_activities_per_second,
-        activities=[
-            vtex_activities.validate_order,
-            vtex_activities.place_order,
-            vtex_activities.authorize_dispatch,
-            vtex_activities.get_vtex_order,
-            vtex_activities.find_vtex_order,
-            vtex_activities.send_return_invoice,
-            vtex_activities.cancel_in_vtex,
-            # Used only by OrderWorkflowV1, until its orders drain.
-            vtex_activities.get_vtex_order_status,
-            vtex_activities.cancel_vtex_order,
-        ],
+        activities=vtex_steps,
+        interceptors=interceptors,
     )
     return [main, vtex_worker]

@@ -15,6 +15,9 @@ from connector.vtex.error_table import Handling
 MARKETPLACE_UNAVAILABLE = "MarketplaceUnavailable"
 MARKETPLACE_REJECTED = "MarketplaceRejected"
 UNKNOWN_CONNECTION = "UnknownConnection"
+# The shared VTEX rate had no slot soon enough (connector/vtex/rate_limit.py): a local step moves to the
+# rate-limited queue, a queued one tries again later.
+VTEX_THROTTLED = "VtexThrottled"
 
 
 class Disposition(StrEnum):
@@ -38,6 +41,7 @@ _BY_TYPE: dict[str, Disposition] = {
     MARKETPLACE_REJECTED: Disposition.PARK,
     # A worker deployed without this connection: the next deployment fixes it, no order must act.
     UNKNOWN_CONNECTION: Disposition.RETRY,
+    VTEX_THROTTLED: Disposition.RETRY,
 }
 
 

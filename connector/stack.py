@@ -140,6 +140,7 @@ class Stack:
             vtex=self._vtex,
             logbook=self.logbook,
             store=self.store,
+            vtex_rate_key=f"vtex:{settings.account_name}",
             seller_id=settings.vtex_seller_id,
             connections=self.connections,
             adapters=self._adapters,

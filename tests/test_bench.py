@@ -160,9 +160,9 @@ def test_local_activities_of_one_workflow_task_are_one_action() -> None:
         data = json.loads((histories / f"{name}.json").read_text())
         return count_actions(WorkflowHistory.from_json(name, data))
 
-    # Before lean_history: four activities and an upsert per status change; after: the marketplace read
-    # is a local activity and the search attributes are written once, at rest.
+    # Before lean_history: four activities and an upsert per status change; after: read and validation
+    # are local activities of one workflow task, placement and authorization activities, one upsert.
     assert counted("paid_order_dispatch_authorized") == Actions(start=1, activities=4, upserts=2)
     assert counted("paid_order_dispatch_authorized_lean") == Actions(
-        start=1, activities=3, local_activities=1, upserts=1
+        start=1, activities=2, local_activities=1, upserts=1
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import itertools
 import os
 import subprocess
 import sys
@@ -417,3 +418,20 @@ async def test_hand_off_lookups_take_more_ids_than_one_statement(store: OrderSto
     for order_id in ids[::7]:
         await store.note_handoff("alpha", order_id, t)
     assert sorted(await store.handoffs("alpha", ids), key=int) == ids[::7]
+
+
+async def test_rate_slots_are_handed_out_one_interval_apart_and_never_twice(url: str) -> None:
+    first, second = open_store(url), open_store(url)  # two workers on one store
+    try:
+        waits = await asyncio.gather(*(store.reserve_rate_slot("vtex-a", 0.1, 10.0) for store in [first, second] * 10))
+        assert all(wait is not None for wait in waits)
+        slots = sorted(wait for wait in waits if wait is not None)
+        assert slots[0] < 0.05
+        # Twenty slots, each 0.1 s after the one before (give or take the time the statements took).
+        assert all(0.05 < later - earlier < 0.15 for earlier, later in itertools.pairwise(slots))
+        # A slot further away than asked for is not taken, and takes nothing away.
+        assert await first.reserve_rate_slot("vtex-a", 0.1, 0.5) is None
+        assert await first.reserve_rate_slot("vtex-b", 0.1, 0.5) == pytest.approx(0.0, abs=0.05)
+    finally:
+        await first.aclose()
+        await second.aclose()

@@ -32,7 +32,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.logbook import LogbookActivities
     from activities.marketplace import MarketplaceActivities, MarketplaceFollowUpActivities
     from activities.vtex import VtexActivities
-    from connector.failures import Disposition, disposition
+    from connector.failures import VTEX_THROTTLED, Disposition, disposition
     from connector.lifecycle import HELD, allowed
     from connector.models import (
         AuthorizeDispatchInput,
@@ -81,6 +81,11 @@ APPROVED_STATUSES = frozenset(
 )
 CONNECTOR_ERROR = "CONNECTOR_ERROR"
 LATE_PAYMENT = "LATE_PAYMENT"
+# With lean_history, the marketplace read and the validation run as local activities, in one workflow
+# task. Placement and authorization stay regular activities: a signal waits for the end of a workflow
+# task, and local activities do not end it, so the boundary before each is where a cancel that came in
+# meanwhile is seen. A canceled order is never authorized, and never placed once the cancel is in.
+LOCAL_STEPS = (MarketplaceActivities.fetch_marketplace_order, VtexActivities.validate_order)
 
 
 @dataclass(frozen=True)
@@ -708,14 +713,20 @@ class OrderLifecycle:
             maximum_interval=timedelta(minutes=1),
             maximum_attempts=policy.activity_attempts,
         )
+        local = self._lean and activity in LOCAL_STEPS
         try:
-            if self._lean and activity is MarketplaceActivities.fetch_marketplace_order:
-                # A read of seconds with no rate limit of ours to respect: one marker event instead of six
-                # and no round trip through the task queue (the VTEX calls keep their rate-limited queue).
-                result: T = await workflow.execute_local_activity_method(  # type: ignore[misc]
-                    activity, argument, start_to_close_timeout=timeout, retry_policy=retry
-                )
-            else:
+            if local:
+                try:
+                    # Seconds of work, retries included: one marker event instead of six, and no round trip
+                    # through a task queue. The VTEX rate still holds (connector/vtex/rate_limit.py).
+                    result: T = await workflow.execute_local_activity_method(
+                        activity, argument, start_to_close_timeout=timeout, retry_policy=retry
+                    )
+                except ApplicationError as exc:
+                    if exc.type != VTEX_THROTTLED:
+                        raise
+                    local = False  # the shared rate is busy: this step waits on the rate-limited queue
+            if not local:
                 result = await workflow.execute_activity_method(
                     activity,
                     argument,

@@ -65,6 +65,12 @@ class OrderStore(Protocol):
         """The records of those of the orders the connector has handed off or read."""
         ...
 
+    async def reserve_rate_slot(self, key: str, interval_seconds: float, within_seconds: float) -> float | None:
+        """Take the next free slot of a rate shared by every process on this store (one slot every
+        `interval_seconds`): the seconds to wait for it, or None when it is more than `within_seconds`
+        away (nothing is taken then)."""
+        ...
+
     async def aclose(self) -> None: ...
 
 

@@ -64,6 +64,7 @@ SCHEMA = (
         version timestamptz,
         PRIMARY KEY (connection, marketplace_order_id)
     )""",
+    "CREATE TABLE IF NOT EXISTS rate_slots (key text PRIMARY KEY, next_at double precision NOT NULL)",
 )
 
 

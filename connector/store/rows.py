@@ -6,6 +6,7 @@ backend only supplies its parameter marker, its schema and how to run a statemen
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Sequence
 from datetime import UTC, date, datetime, timedelta
@@ -186,6 +187,21 @@ class SqlStore(ABC):
                     notified_at=_moment(notified_at), read_at=_moment(read_at), version=_moment(version)
                 )
         return found
+
+    async def reserve_rate_slot(self, key: str, interval_seconds: float, within_seconds: float) -> float | None:
+        m = self._marker
+        now = time.time()  # epoch seconds: comparable across processes and machines (NTP)
+        # One statement, so two workers can never take the same slot; the WHERE leaves a slot too far away
+        # untaken (RETURNING then gives no row).
+        rows = await self._fetch(
+            f"INSERT INTO rate_slots (key, next_at) VALUES ({m}, {m}) ON CONFLICT (key) DO UPDATE "
+            f"SET next_at = (CASE WHEN rate_slots.next_at > {m} THEN rate_slots.next_at ELSE {m} END) + {m} "
+            f"WHERE rate_slots.next_at <= {m} RETURNING next_at",
+            (key, now + interval_seconds, now, now, interval_seconds, now + within_seconds),
+        )
+        if not rows:
+            return None
+        return max(0.0, float(rows[0][0]) - interval_seconds - now)
 
     async def resolve(self, connection: str, order_id: str) -> IdMapping | None:
         rows = await self._fetch(self._resolve, (connection, order_id, order_id, order_id))

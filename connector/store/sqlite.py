@@ -64,6 +64,10 @@ CREATE TABLE IF NOT EXISTS order_handoffs (
     version TEXT,
     PRIMARY KEY (connection, marketplace_order_id)
 );
+CREATE TABLE IF NOT EXISTS rate_slots (
+    key TEXT PRIMARY KEY,
+    next_at REAL NOT NULL
+);
 COMMIT;
 """
 
