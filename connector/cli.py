@@ -35,7 +35,7 @@ from connector.settings import Settings, SettingsError, load_settings
 from connector.stack import Stack
 from connector.store.base import open_store
 from connector.store.format import format_logs
-from connector.temporal_client import connect, payload_codec
+from connector.temporal_client import TemporalUnreachable, connect, payload_codec
 from workflows.order import OrderLifecycle
 
 VTEX_SANDBOX_PORT = 8101
@@ -68,6 +68,9 @@ def _main(argv: Sequence[str] | None) -> int:
     try:
         result: int = asyncio.run(args.handler(settings, args))
         return result
+    except TemporalUnreachable as exc:
+        print(f"connector: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 

@@ -43,10 +43,20 @@ def runtime(settings: Settings) -> Runtime | None:
     return _runtime
 
 
+class TemporalUnreachable(RuntimeError):
+    """No Temporal server answers at TEMPORAL_ADDRESS; the message is one sentence for the operator."""
+
+
 async def connect(settings: Settings, *, with_metrics: bool = False) -> Client:
-    return await Client.connect(
-        settings.temporal_address,
-        namespace=settings.temporal_namespace,
-        data_converter=data_converter(settings),
-        runtime=runtime(settings) if with_metrics else None,
-    )
+    try:
+        return await Client.connect(
+            settings.temporal_address,
+            namespace=settings.temporal_namespace,
+            data_converter=data_converter(settings),
+            runtime=runtime(settings) if with_metrics else None,
+        )
+    except RuntimeError as exc:
+        raise TemporalUnreachable(
+            f"cannot reach Temporal at {settings.temporal_address}: start the connector (`make run`) or "
+            "point TEMPORAL_ADDRESS at your Temporal server"
+        ) from exc

@@ -102,3 +102,12 @@ async def test_logs_show_and_filter_the_connection(tmp_path: Path) -> None:
         "logs", "--date", "2024-05-01", "--connection", "acme-market", "--status", "success", env=env, cwd=tmp_path
     )
     assert code == 0 and out.strip() == "no log messages"
+
+
+async def test_a_command_without_a_temporal_server_says_so_in_one_sentence(tmp_path: Path) -> None:
+    env = {"TEMPORAL_ADDRESS": "127.0.0.1:1", "DATA_DIR": str(tmp_path / "data")}  # nothing listens on port 1
+    for command in (["status", "1001"], ["import", "1001"], ["reprocess", "1001"]):
+        code, _, err = await connector(*command, env=env, cwd=tmp_path)
+        assert code == 1, command
+        assert "Traceback" not in err
+        assert err.strip().splitlines()[-1].startswith("connector: cannot reach Temporal at 127.0.0.1:1: start"), err
