@@ -6,43 +6,23 @@ runs or ran) is counted and left alone, so importing twice integrates nothing tw
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from pydantic import ValidationError
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
 from activities.failures import marketplace_failure
+from activities.handoff import HandOffActivities
 from connector.connections import Connection
-from connector.failures import UNKNOWN_CONNECTION
 from connector.importing import ImportPage, ImportPageResult, ImportRefusal
-from connector.logbook import Logbook
-from connector.marketplaces.base import MarketplaceAdapter, MarketplaceError
+from connector.marketplaces.base import MarketplaceError
 from connector.models import MarketplaceNotification
 from connector.quarantine import quarantine
-from connector.starter import Handoff, hand_off_order
-from connector.store.base import OrderStore
+from connector.starter import Handoff
 
 SOURCE = "import"
 NOT_FOUND = "not found in the marketplace"
 
 
-class ImportActivities:
-    def __init__(
-        self,
-        connections: Mapping[str, Connection],
-        adapters: Mapping[str, MarketplaceAdapter],
-        *,
-        task_queue: str,
-        logbook: Logbook,
-        ledger: OrderStore,
-    ) -> None:
-        self._connections = connections
-        self._adapters = adapters
-        self._task_queue = task_queue
-        self._logbook = logbook
-        self._ledger = ledger
-
+class ImportActivities(HandOffActivities):
     @activity.defn(name="import_changes_page")
     async def import_changes_page(self, page: ImportPage) -> ImportPageResult:
         """Hand off the orders of one listing page from `page.position`, up to `page.until`."""
@@ -69,7 +49,7 @@ class ImportActivities:
                 refusals.append(checked)
             else:
                 notifications.append(checked)
-        handed_off, already_known = await self._hand_off(connection, notifications)
+        handed_off, already_known = await self._hand_off_all(connection, notifications)
         return ImportPageResult(
             seen=len(in_range),
             handed_off=handed_off,
@@ -102,18 +82,10 @@ class ImportActivities:
                 refusals.append(ImportRefusal(marketplace_order_id=raw_id, reason=reason))
                 continue
             found.append(checked)
-        handed_off, already_known = await self._hand_off(connection, found)
+        handed_off, already_known = await self._hand_off_all(connection, found)
         return ImportPageResult(
             seen=len(page.order_ids), handed_off=handed_off, already_known=already_known, refusals=refusals
         )
-
-    def _connection(self, name: str) -> tuple[Connection, MarketplaceAdapter]:
-        connection, adapter = self._connections.get(name), self._adapters.get(name)
-        if connection is None or adapter is None:
-            raise ApplicationError(
-                f"connection {name!r} is not configured on this worker", type=UNKNOWN_CONNECTION, non_retryable=True
-            )
-        return connection, adapter
 
     async def _notification(self, connection: Connection, raw_id: str) -> MarketplaceNotification | ImportRefusal:
         try:
@@ -124,19 +96,13 @@ class ImportActivities:
             await quarantine(self._logbook, connection=connection.name, source=SOURCE, raw_id=raw_id, reason=reason)
             return ImportRefusal(marketplace_order_id=raw_id, reason=reason)
 
-    async def _hand_off(self, connection: Connection, notifications: list[MarketplaceNotification]) -> tuple[int, int]:
+    async def _hand_off_all(
+        self, connection: Connection, notifications: list[MarketplaceNotification]
+    ) -> tuple[int, int]:
         """(handed off, already known)."""
         handed_off = already_known = 0
         for notification in notifications:
-            _, outcome = await hand_off_order(
-                activity.client(),
-                task_queue=self._task_queue,
-                connection=connection,
-                notification=notification,
-                logbook=self._logbook,
-                ledger=self._ledger,
-                if_new=True,
-            )
+            outcome = await self._hand_off(connection, notification, if_new=True)
             if outcome is Handoff.ACCEPTED:
                 handed_off += 1
             else:

@@ -12,18 +12,16 @@ new and younger than the webhook grace) are carried to the next poll in `deferre
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
 from pydantic import ValidationError
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.failures import marketplace_failure
+from activities.handoff import HandOffActivities
 from connector.connections import Connection
-from connector.logbook import Logbook
-from connector.marketplaces.base import MarketplaceAdapter, MarketplaceError
+from connector.marketplaces.base import MarketplaceError
 from connector.marketplaces.listing import walk_changes
 from connector.models import (
     ListingPosition,
@@ -35,8 +33,6 @@ from connector.models import (
 )
 from connector.quarantine import quarantine
 from connector.redundancy import Verdict, verdict
-from connector.starter import hand_off_order
-from connector.store.base import OrderStore
 
 # Changes waiting to be checked again are kept in the poller's state, this many at most. Past it, a change
 # owed a read is left to that read, and a new one is handed off at once (a bounded state matters more
@@ -56,22 +52,7 @@ def _key_time(key: str) -> datetime:
     return datetime.fromisoformat(key.rpartition("@")[2])
 
 
-class PollingActivities:
-    def __init__(
-        self,
-        connections: Mapping[str, Connection],
-        adapters: Mapping[str, MarketplaceAdapter],
-        *,
-        task_queue: str,
-        logbook: Logbook,
-        ledger: OrderStore,
-    ) -> None:
-        self._connections = connections
-        self._adapters = adapters
-        self._task_queue = task_queue
-        self._logbook = logbook
-        self._ledger = ledger
-
+class PollingActivities(HandOffActivities):
     @activity.defn(name="poll_marketplace")
     async def poll_marketplace(self, request: PollRequest) -> PollProgress:
         """Hand off every order changed since the cursor, minus the overlap window, or from where an
@@ -81,10 +62,7 @@ class PollingActivities:
         keeps those already handed off from being signaled again. Signal-with-start is idempotent, so a
         retry after a partial page is harmless even without the hand-off record.
         """
-        connection = self._connections.get(request.connection)
-        adapter = self._adapters.get(request.connection)
-        if connection is None or adapter is None:
-            raise ApplicationError(f"connection {request.connection!r} is not configured", non_retryable=True)
+        connection, adapter = self._connection(request.connection)
         overlap = timedelta(seconds=request.overlap_seconds)
         grace = timedelta(seconds=request.webhook_grace_seconds)
         progress = self._resumed(request)
@@ -181,14 +159,7 @@ class PollingActivities:
                 )
                 progress.quarantined += 1
                 continue
-            await hand_off_order(
-                activity.client(),
-                task_queue=self._task_queue,
-                connection=connection,
-                notification=notification,
-                logbook=self._logbook,
-                ledger=self._ledger,
-            )
+            await self._hand_off(connection, notification)
             progress.handed_off += 1
             if progress.handed_off % HEARTBEAT_EVERY == 0:
                 # A page of hand-offs takes a while: keep the heartbeat going, with what is done so far.
