@@ -29,6 +29,7 @@ from connector.models import ProblemKind, SkuProblem, ValidationReport
 from connector.store.base import OrderStore, StoreError, open_store
 from connector.store.format import format_logs
 from connector.store.models import HandoffRecord, IdMapping, LogMessage, LogStatus
+from connector.store.sqlite import SqliteStore
 
 ACCOUNT = "seller"
 DAY = date(2024, 5, 1)
@@ -248,6 +249,14 @@ async def test_another_process_writes_the_same_database_meanwhile(url: str, stor
     _, errors = await child.communicate()
     assert child.returncode == 0, errors.decode()
     assert len(await store.logs(account=ACCOUNT, day=DAY)) == 200
+
+
+async def test_the_sqlite_store_writes_ahead_and_syncs_only_at_checkpoints(tmp_path: Path) -> None:
+    store = SqliteStore(str(tmp_path / "store.db"))
+    # Both are settings of the store's own connection (synchronous is per connection): 1 is NORMAL.
+    assert store._db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    assert store._db.execute("PRAGMA synchronous").fetchone() == (1,)
+    await store.aclose()
 
 
 async def test_sqlite_in_memory_works() -> None:
