@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
 
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowExecutionStatus, WorkflowHistory
@@ -151,11 +153,49 @@ async def canceled_after_dispatch(cluster: Cluster) -> str:
     return order_id
 
 
+def invoice_with_tracking(
+    oms_order: Mapping[str, Any], *, number: str, tracking: str, issued: datetime
+) -> dict[str, Any]:
+    """The seller's invoice for the whole of an OMS order (its `value`, items and shipping, in cents), with
+    the tracking number in it: one callback to the connector, invoice and tracking at once."""
+    return {
+        "type": "Output",
+        "invoiceNumber": number,
+        "invoiceValue": str(oms_order["value"]),
+        "issuanceDate": issued.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "invoiceKey": None,
+        "invoiceUrl": None,
+        "embeddedInvoice": None,
+        "courier": "Correios",
+        "trackingNumber": tracking,
+        "trackingUrl": None,
+        "dispatchedDate": None,
+        "items": [
+            {"id": item["id"], "quantity": item["quantity"], "price": item["price"]} for item in oms_order["items"]
+        ],
+    }
+
+
+async def invoiced_with_tracking(cluster: Cluster) -> str:
+    """Paid and dispatched, then invoiced in full with tracking by the seller through the VTEX sandbox's OMS
+    API: VTEX calls the connector back, which sends invoice and tracking to the marketplace; completed."""
+    order_id = await paid(cluster)
+    vtex_id = await cluster.vtex_order_id(order_id)
+    found = await cluster.seller("GET", f"/api/oms/pvt/orders/{vtex_id}")
+    found.raise_for_status()
+    number, tracking = f"NF-{order_id}", f"TRK-{order_id}"
+    body = invoice_with_tracking(found.json(), number=number, tracking=tracking, issued=datetime.now(UTC))
+    (await cluster.seller("POST", f"/api/oms/pvt/orders/{vtex_id}/invoice", body)).raise_for_status()
+    await _settled(cluster, order_id, _status_is(OrderStatus.COMPLETED))
+    return order_id
+
+
 CASES: dict[str, Callable[[Cluster], Awaitable[str]]] = {
     "paid": paid,
     "paid, one transient retry (one 503)": one_transient_retry,
     "unpaid, then paid (ACCEPT_UNPAID_ORDERS=true)": unpaid_then_paid,
     "paid, dispatched, then canceled": canceled_after_dispatch,
+    "paid, invoiced with tracking, completed": invoiced_with_tracking,
 }
 
 

@@ -398,6 +398,30 @@ class Cluster:
         requests: list[dict[str, Any]] = response.json()
         return requests
 
+    async def vtex_order_id(self, marketplace_order_id: str) -> str:
+        """The OMS id VTEX gave the marketplace order (`{affiliateId}-{marketplaceOrderId}-{NN}`)."""
+        for order in await self.vtex_orders():
+            if order["marketplace_order_id"] == marketplace_order_id:
+                return str(order["order_id"])
+        raise ProcessFailed(f"the VTEX sandbox holds no order for marketplace order {marketplace_order_id}")
+
+    async def seller(
+        self, method: str, path: str, body: Mapping[str, Any] | None = None, *, within: float = 5.0
+    ) -> httpx.Response:
+        """The seller acting in VTEX through its API (OMS: get order, invoice, tracking), with the app key
+        and token; VTEX then calls the connector back on its marketplaceServicesEndpoint, in the
+        background. OMS shows a new order a moment after its placement: a 404 is asked again for
+        `within` seconds."""
+        headers = {"X-VTEX-API-AppKey": APP_KEY, "X-VTEX-API-AppToken": APP_TOKEN}
+        deadline = time.monotonic() + within
+        while True:
+            response = await self.http.request(
+                method, f"{self.vtex_url}{path}", json=None if body is None else dict(body), headers=headers
+            )
+            if response.status_code != 404 or time.monotonic() >= deadline:
+                return response
+            await asyncio.sleep(0.1)
+
     async def dispatch_times(self) -> dict[str, datetime]:
         """Marketplace order id → when VTEX authorized its dispatch (the sandbox's clock)."""
         return {
@@ -427,14 +451,19 @@ class Cluster:
         sent = set(order_ids)
         orders = [order for order in await self.vtex_orders() if order["marketplace_order_id"] in sent]
         per_order = Counter(order["marketplace_order_id"] for order in orders)
-        placed = Counter(
-            (request["body"] or {}).get("marketplaceOrderId")
-            for request in await self.vtex_requests()
-            if request["path"] == PLACE_PATH and 200 <= request["status"] < 300
-        )
+        placed = placements(await self.vtex_requests())
         duplicated = {order_id for order_id in sent if per_order[order_id] > 1 or placed[order_id] > 1}
         completed = len({order["marketplace_order_id"] for order in orders if order["authorized_date"]})
         return Tally(sent=len(sent), completed=completed, duplicated=len(duplicated), lost=len(sent) - completed)
+
+
+def placements(requests: Iterable[Mapping[str, Any]]) -> Counter[str]:
+    """Marketplace order id → placements VTEX answered with a 2xx, from the sandbox's recorded requests."""
+    return Counter(
+        str((request["body"] or {}).get("marketplaceOrderId"))
+        for request in requests
+        if request["path"] == PLACE_PATH and 200 <= request["status"] < 300
+    )
 
 
 def _metrics_env(ports: tuple[int, int]) -> dict[str, str]:

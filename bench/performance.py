@@ -5,8 +5,10 @@
 Prints a table and writes bench/results/<timestamp>.json: throughput against a plain-asyncio baseline
 from the same run, Temporal actions per order, notification → dispatch latency and webhook
 acknowledgement latency at a fixed offered rate, thousands of orders parked waiting for payment with
-the worker's peak memory, and the actions of a paid order handed in by webhook with the poller off and on
-(bench/poller_cost.py: two more clusters). Exits 1 if the poller on costs those orders any action.
+the worker's peak memory, a burst of webhooks within 10 s on a cluster of its own (bench/burst.py), and the
+actions of a paid order handed in by webhook with the poller off and on (bench/poller_cost.py: two more
+clusters). Exits 1 if the burst refused, lost or duplicated any order, or if the poller on costs those
+orders any action.
 """
 
 from __future__ import annotations
@@ -18,6 +20,9 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from bench import cost, poller_cost
+from bench.burst import WINDOW_SECONDS as BURST_SECONDS
+from bench.burst import Burst
+from bench.burst import measure as measure_burst
 from bench.harness import Cluster, ServerStore
 from bench.load import Latency, Parking, Throughput, park, steady_load, throughput
 from bench.machine import describe
@@ -32,10 +37,28 @@ class Profile:
     rate_seconds: float
     parked_orders: int
     poller_orders: int  # paid orders by webhook on each side of the poller off/on comparison
+    burst_orders: int  # paid orders whose webhooks are sent within burst_seconds
+    burst_seconds: float = BURST_SECONDS
 
 
-FULL = Profile("full", throughput_orders=300, rate=10.0, rate_seconds=30.0, parked_orders=10_000, poller_orders=200)
-QUICK = Profile("quick", throughput_orders=100, rate=10.0, rate_seconds=10.0, parked_orders=1_000, poller_orders=50)
+FULL = Profile(
+    "full",
+    throughput_orders=300,
+    rate=10.0,
+    rate_seconds=30.0,
+    parked_orders=10_000,
+    poller_orders=200,
+    burst_orders=2_000,
+)
+QUICK = Profile(
+    "quick",
+    throughput_orders=100,
+    rate=10.0,
+    rate_seconds=10.0,
+    parked_orders=1_000,
+    poller_orders=50,
+    burst_orders=400,
+)
 
 
 @dataclass(frozen=True)
@@ -47,6 +70,7 @@ class Report:
     latency: Latency
     actions: dict[str, cost.Actions]
     parking: Parking
+    burst: Burst
     poller: poller_cost.PollerComparison
 
     def to_json(self) -> dict[str, Any]:
@@ -66,6 +90,7 @@ class Report:
                 for name, a in self.actions.items()
             },
             "parking": {**asdict(self.parking), "per_second": self.parking.per_second},
+            "burst": self.burst.to_json(),
             "poller_cost": self.poller.to_json(),
         }
 
@@ -110,6 +135,9 @@ class Report:
             ("worker memory, parked", f"peak {p.worker_peak_mib:.0f} MiB, RSS {p.worker_rss_mib:.0f} MiB"),
             ("dev server, parked", f"peak {p.server_peak_mib:.0f} MiB, database {p.server_db_mib:.0f} MiB"),
             ("parked, then paid", f"{p.woken_dispatched} of {p.woken} dispatched"),
+            (f"burst: {self.burst.orders:,} webhooks within {self.burst.window:g} s", self.burst.sent_line()),
+            ("burst: drained", self.burst.drain_line()),
+            ("burst: 0 refused, 0 lost, 0 duplicated", self.burst.verdict()),
             ("actions per paid order, poller off | on", self.poller.line()),
             (f"poller ({poller_cost.POLL_INTERVAL_SECONDS:g} s interval)", self.poller.poller_line()),
             ("poller costs a webhook's order nothing", self.poller.verdict()),
@@ -137,14 +165,20 @@ async def run(profile: Profile, server_store: ServerStore) -> Report:
         actions = await cost.measure(cluster)
         print(f"parking {profile.parked_orders:,} orders...", flush=True)
         parking = await park(cluster, profile.parked_orders)
+    print(f"burst of {profile.burst_orders:,} webhooks within {profile.burst_seconds:g} s...", flush=True)
+    measured_burst = await measure_burst(
+        logs, profile.burst_orders, window=profile.burst_seconds, server_store=server_store
+    )
     print("actions per paid order, poller off and on...", flush=True)
     poller = await poller_cost.compare(logs, profile.poller_orders, server_store=server_store)
-    return Report(profile, server_store, describe(), measured_throughput, latency, actions, parking, poller)
+    return Report(
+        profile, server_store, describe(), measured_throughput, latency, actions, parking, measured_burst, poller
+    )
 
 
 async def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench.performance", description="the connector's benchmark")
-    parser.add_argument("--quick", action="store_true", help="smaller counts: about two minutes instead of nine")
+    parser.add_argument("--quick", action="store_true", help="smaller counts: about 3.5 minutes instead of ten or more")
     parser.add_argument(
         "--server-store",
         type=ServerStore,
@@ -159,13 +193,14 @@ async def main(argv: list[str] | None = None) -> int:
     path.write_text(json.dumps(report.to_json(), indent=2) + "\n")
     print(report.table())
     print(f"results: {path}")
+    for problem in report.burst.problems():
+        print(f"FAILED: burst: {problem}", file=sys.stderr)
     if not report.poller.ok:
         for problem in report.poller.problems():
             print(f"FAILED: {problem}", file=sys.stderr)
         for order_id, signals in list(report.poller.on.signaled.items())[:20]:
             print(f"  order {order_id}, signaled after its start: {', '.join(signals)}", file=sys.stderr)
-        return 1
-    return 0
+    return 0 if report.burst.ok and report.poller.ok else 1
 
 
 if __name__ == "__main__":

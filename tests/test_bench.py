@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import json
 import math
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import ActivityTaskStartedEventAttributes, HistoryEvent
 from temporalio.client import WorkflowHistory
 
-from bench.cost import Actions, count_actions
+from bench.burst import drain_within
+from bench.burst import summarise as summarise_burst
+from bench.cost import Actions, count_actions, invoice_with_tracking
 from bench.faults import flaky_vtex_rules
-from bench.load import percentile
+from bench.harness import PLACE_PATH, Webhook, placements
+from bench.load import DRAIN_SECONDS, percentile
 from bench.poller_cost import OrdersRun, PollerComparison, PollerCost, summarise
 
 
@@ -166,3 +171,101 @@ def test_local_activities_of_one_workflow_task_are_one_action() -> None:
     assert counted("paid_order_dispatch_authorized_lean") == Actions(
         start=1, activities=2, local_activities=1, upserts=1
     )
+
+
+def placement(order_id: str, status: int) -> dict[str, Any]:
+    return {"path": PLACE_PATH, "status": status, "body": {"marketplaceOrderId": order_id}}
+
+
+def test_placements_count_only_the_placements_vtex_accepted() -> None:
+    requests = [
+        placement("1", 200),
+        placement("1", 409),  # FMT009: the second placement refused, not a duplicate
+        placement("2", 200),
+        placement("2", 0),  # still being answered
+        {"path": "/api/fulfillment/pvt/orders/MKP-2/fulfill", "status": 201, "body": {"marketplaceOrderId": "2"}},
+        {"path": PLACE_PATH, "status": 200, "body": None},
+    ]
+    assert placements(requests) == {"1": 1, "2": 1, "None": 1}
+
+
+def hooks(*statuses: int, start: float = 1000.0, step: float = 0.01) -> list[Webhook]:
+    return [Webhook(status, 0.010 + index / 1000, start + index * step) for index, status in enumerate(statuses)]
+
+
+def test_a_clean_burst_holds_the_claim() -> None:
+    ids = [str(n) for n in range(1, 5)]
+    result = summarise_burst(
+        ids,
+        hooks(202, 202, 200, 202),
+        window=10.0,
+        dispatch_times={"1": 1001.0, "2": 1003.0, "3": 1004.0, "4": 1005.0, "warm": 2000.0},
+        vtex_orders=[{"marketplace_order_id": n} for n in [*ids, "warm"]],
+        requests=[placement(n, 200) for n in ids],
+    )
+    assert (result.orders, result.accepted, result.refused, result.lost, result.duplicated) == (4, 4, {}, 0, 0)
+    assert result.statuses == {200: 1, 202: 3}
+    assert result.send_seconds == pytest.approx(0.03)
+    assert result.drain_seconds == pytest.approx(5.0) and result.per_second == pytest.approx(0.8)
+    assert result.ack_p50 == pytest.approx(0.011) and result.ack_max == pytest.approx(0.013)
+    assert result.ok and result.verdict() == "ok"
+    assert result.drain_line() == "4 dispatched in 5 s (0.8 orders/s), lost 0, duplicated 0"
+    assert result.sent_line().startswith("4 sent in 0.0 s: accepted 4, refused 0; ack p50 11.0 ms")
+    assert json.loads(json.dumps(result.to_json()))["statuses"] == {"200": 1, "202": 3}
+
+
+def test_a_refused_lost_or_duplicated_order_fails_the_burst() -> None:
+    ids = ["1", "2", "3", "4"]
+    result = summarise_burst(
+        ids,
+        hooks(202, 503, 0, 202),
+        window=10.0,
+        dispatch_times={"1": 1001.0, "4": 1002.0},
+        vtex_orders=[{"marketplace_order_id": n} for n in ("1", "4")],
+        requests=[placement("1", 200), placement("4", 200), placement("4", 200)],
+    )
+    assert result.refused == {0: 1, 503: 1} and result.lost == 2 and result.duplicated == 1
+    problems = result.problems()
+    assert problems == [
+        "2 webhook(s) refused: 1x no answer, 1x 503",
+        "2 of 4 order(s) never dispatch authorized",
+        "1 order(s) placed twice in VTEX",
+    ]
+    assert not result.ok and result.verdict().startswith("FAILED: 2 webhook(s) refused")
+    assert "refused 2 (1x no answer, 1x 503)" in result.sent_line()
+    assert result.to_json()["problems"] == problems
+
+
+def test_a_burst_whose_placements_left_the_request_log_is_not_called_clean() -> None:
+    result = summarise_burst(
+        ["1", "2"],
+        hooks(202, 202),
+        window=10.0,
+        dispatch_times={"1": 1001.0, "2": 1002.0},
+        vtex_orders=[{"marketplace_order_id": "1"}, {"marketplace_order_id": "2"}],
+        requests=[placement("2", 200)],
+    )
+    (problem,) = result.problems()
+    assert "placement of 1 of the 2 dispatched orders" in problem
+    with pytest.raises(ValueError):
+        summarise_burst(["1"], [], window=1.0, dispatch_times={}, vtex_orders=[], requests=[])
+
+
+def test_the_burst_may_drain_for_drain_seconds_or_at_five_orders_a_second() -> None:
+    assert drain_within(400) == DRAIN_SECONDS
+    assert drain_within(2_000) == max(DRAIN_SECONDS, 400.0)
+
+
+def test_the_invoice_covers_the_whole_oms_order_with_its_tracking() -> None:
+    oms_order = {
+        "value": 5490,
+        "items": [{"id": "1", "quantity": 1, "price": 4990, "name": "Camiseta Azul M"}],
+    }
+    issued = datetime(2026, 12, 2, 12, 30, 5, 123456, tzinfo=timezone(timedelta(hours=-3)))
+    body = invoice_with_tracking(oms_order, number="NF-7", tracking="TRK-7", issued=issued)
+    assert body["type"] == "Output" and body["invoiceNumber"] == "NF-7"
+    assert body["invoiceValue"] == "5490"  # items and shipping, in cents as VTEX takes it
+    assert body["issuanceDate"] == "2026-12-02T15:30:05Z"
+    assert (body["trackingNumber"], body["courier"]) == ("TRK-7", "Correios")
+    assert body["items"] == [{"id": "1", "quantity": 1, "price": 4990}]
+    assert datetime.fromisoformat(body["issuanceDate"]).astimezone(UTC).hour == 15
