@@ -184,6 +184,28 @@ async def test_fetch_order_maps_money_to_cents(
 
 
 @pytest.mark.parametrize(
+    ("last_updated", "version"),
+    [
+        ("2026-12-02T12:00:00.000001+00:00", datetime(2026, 12, 2, 12, 0, 0, 1, tzinfo=UTC)),
+        ("2026-12-02T09:00:00-03:00", datetime(2026, 12, 2, 12, tzinfo=UTC)),
+        # Unusable versions: the order is still read, only the poller's shortcut is lost.
+        ("2026-12-02T12:00:00", None),
+        ("yesterday", None),
+        (None, None),
+        (17, None),
+    ],
+)
+async def test_fetch_order_reads_its_version_when_it_can(
+    sandbox_and_adapter: tuple[MarketplaceSandbox, ReferenceMarketplace], last_updated: object, version: object
+) -> None:
+    sandbox, adapter = sandbox_and_adapter
+    created = sandbox.new_order(items=[("1", 1)])
+    created["last_updated"] = last_updated
+    order = await adapter.fetch_order(created["id"])
+    assert order.updated_at == version
+
+
+@pytest.mark.parametrize(
     ("status", "expected"),
     [
         ("paid", MarketplaceOrderStatus.PAID),

@@ -13,6 +13,7 @@ import hmac
 import json
 import re
 from collections.abc import Mapping
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, NoReturn
 from urllib.parse import quote
@@ -107,8 +108,20 @@ def order_from_reference(data: dict[str, Any]) -> MarketplaceOrder:
         ),
         payment_value=to_cents(data["total_amount"]),
         created_at=data.get("date_created"),
-        updated_at=data.get("last_updated"),
+        updated_at=_version(data.get("last_updated")),
     )
+
+
+def _version(value: object) -> datetime | None:
+    """The order's `last_updated`, if usable: it only lets the poller skip a redundant hand-off, so an
+    unreadable one costs a signal, never the order."""
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None
 
 
 def invoice_to_reference(invoice: Invoice) -> dict[str, Any]:
