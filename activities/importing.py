@@ -14,6 +14,7 @@ from activities.handoff import HandOffActivities
 from connector.connections import Connection
 from connector.importing import ImportPage, ImportPageResult, ImportRefusal
 from connector.marketplaces.base import MarketplaceError
+from connector.marketplaces.listing import read_page
 from connector.models import MarketplaceNotification
 from connector.quarantine import quarantine
 from connector.starter import Handoff
@@ -29,16 +30,9 @@ class ImportActivities(HandOffActivities):
         connection, adapter = self._connection(page.connection)
         assert page.position is not None and page.until is not None, "a range page names its position and end"
         try:
-            listed = await adapter.changed_orders_page(page.position, limit=page.page_size)
+            listed = await read_page(adapter, page.position, page_size=page.page_size, previous_last=page.previous_last)
         except MarketplaceError as exc:
             raise marketplace_failure(exc) from None
-        if listed.changes and listed.changes[-1] == page.previous_last:
-            # A marketplace that ignores the position would be walked forever (as in walk_changes).
-            raise marketplace_failure(
-                MarketplaceError(
-                    "the marketplace's changed-orders listing does not advance", status=None, transient=False
-                )
-            )
         # Oldest first: the first change after the range's end ends the import.
         in_range = [change for change in listed.changes if change.updated_at <= page.until]
         refusals: list[ImportRefusal] = []
