@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import httpx
 from temporalio.client import Client
 
-from connector.models import OrderState, order_workflow_id
+from connector.models import OrderState, OrderStatus, order_workflow_id
 from connector.sandbox.marketplace import sign
 from connector.stack import Sandboxes
 from workflows.order import OrderLifecycle
@@ -36,6 +36,20 @@ async def wait_for_state(
             pass
         await asyncio.sleep(0.1)
     raise AssertionError(f"order {marketplace_order_id} did not reach the expected state; last: {last}")
+
+
+async def wait_until_dispatched(
+    client: Client, connection: str, marketplace_order_ids: Iterable[str], *, within: float = 30.0
+) -> list[OrderState]:
+    """Wait until every one of the orders is dispatch authorized (concurrently)."""
+    return await asyncio.gather(
+        *(
+            wait_for_state(
+                client, connection, order_id, lambda s: s.status is OrderStatus.DISPATCH_AUTHORIZED, within=within
+            )
+            for order_id in marketplace_order_ids
+        )
+    )
 
 
 def signed_webhook(secret: str, payload: object, *, delivery_id: str | None = None) -> tuple[bytes, dict[str, str]]:

@@ -27,7 +27,7 @@ from connector.sandbox.marketplace import MarketplaceSandbox
 from connector.settings import Settings
 from connector.stack import Stack
 from tests.conftest import embedded_settings
-from tests.helpers import wait_for_state
+from tests.helpers import wait_for_state, wait_until_dispatched
 from tests.test_cli import connector
 from workflows.importer import ImportWorkflow
 from workflows.poller import PollerWorkflow
@@ -117,12 +117,7 @@ async def all_dispatched(stack: Stack, ids: list[str]) -> None:
         if await order_workflows(stack, OrderStatus.DISPATCH_AUTHORIZED) >= len(ids):
             break
         await asyncio.sleep(0.1)
-    await asyncio.gather(
-        *(
-            wait_for_state(stack.client, CONNECTION, order_id, lambda s: s.status is OrderStatus.DISPATCH_AUTHORIZED)
-            for order_id in ids
-        )
-    )
+    await wait_until_dispatched(stack.client, CONNECTION, ids)
 
 
 def vtex_orders_per_order(stack: Stack, ids: list[str]) -> Counter[str]:

@@ -22,7 +22,7 @@ from connector.sandbox.marketplace import MarketplaceSandbox
 from connector.settings import SettingsError
 from connector.stack import Stack
 from tests.conftest import embedded_settings
-from tests.helpers import wait_for_state
+from tests.helpers import wait_for_state, wait_until_dispatched
 from workflows.poller import PollerWorkflow
 
 POLL_INTERVAL = 0.3
@@ -226,14 +226,7 @@ async def test_orders_the_webhook_handed_off_are_not_signaled_again_by_the_polle
     orders = [alpha.new_order(items=[("1", 1)]) for _ in range(200)]
     for order in orders:
         alpha.notify(order["id"])
-    await asyncio.gather(
-        *(
-            wait_for_state(
-                polled.client, "alpha", o["id"], lambda s: s.status is OrderStatus.DISPATCH_AUTHORIZED, within=120
-            )
-            for o in orders
-        )
-    )
+    await wait_until_dispatched(polled.client, "alpha", (o["id"] for o in orders), within=120)
     # Polls that list all 200 orders, with their workflows' reads recorded or still to come.
     after = before
     for _ in range(100):
@@ -312,10 +305,5 @@ async def test_new_settings_reach_the_running_poller(polled: Stack) -> None:
             break
         await asyncio.sleep(0.1)
     assert most_pages >= 3  # 45 changes or more, 20 a page
-    await asyncio.gather(
-        *(
-            wait_for_state(polled.client, "beta", o["id"], lambda s: s.status is OrderStatus.DISPATCH_AUTHORIZED)
-            for o in orders
-        )
-    )
+    await wait_until_dispatched(polled.client, "beta", (o["id"] for o in orders))
     await start_pollers(polled.client, task_queue=polled.settings.temporal_task_queue, connections=polled.connections)

@@ -13,12 +13,11 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from connector.logbook import Logbook
-from connector.models import OrderStatus
 from connector.stack import Stack
 from connector.store.base import open_store
 from connector.vtex.client import VtexClient
 from tests.conftest import embedded_settings
-from tests.helpers import wait_for_state
+from tests.helpers import wait_until_dispatched
 from worker import build_adapters, create_workers
 
 RATE = 4.0
@@ -41,12 +40,7 @@ async def test_vtex_activities_stay_under_the_configured_rate(limited: Stack) ->
     orders = [marketplace.new_order(items=[("1", 1)]) for _ in range(5)]
     for order in orders:
         marketplace.notify(order["id"])
-    await asyncio.gather(
-        *(
-            wait_for_state(limited.client, "reference", o["id"], lambda s: s.status is OrderStatus.DISPATCH_AUTHORIZED)
-            for o in orders
-        )
-    )
+    await wait_until_dispatched(limited.client, "reference", (o["id"] for o in orders))
     # Simulation (validate), place and authorize each make exactly one such request per activity.
     times = sorted(r.received_at for r in limited.sandboxes.vtex.requests if r.path.startswith(ONE_PER_ACTIVITY))
     assert len(times) == 15
@@ -111,14 +105,7 @@ async def test_two_workers_together_stay_under_the_rate_local_activities_include
     orders = [marketplace.new_order(items=[("1", 1)]) for _ in range(8)]
     for order in orders:
         marketplace.notify(order["id"])
-    await asyncio.gather(
-        *(
-            wait_for_state(
-                limited.client, "reference", o["id"], lambda s: s.status is OrderStatus.DISPATCH_AUTHORIZED, within=60
-            )
-            for o in orders
-        )
-    )
+    await wait_until_dispatched(limited.client, "reference", (o["id"] for o in orders), within=60)
     times = sorted(r.received_at for r in box.vtex.requests[before:] if r.path.startswith(ONE_PER_ACTIVITY))
     assert len(times) == 3 * len(orders)
     # Slots are handed out one every 1/RATE s from one row shared by both workers.

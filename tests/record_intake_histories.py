@@ -1,5 +1,5 @@
 """Record PollerWorkflow (and ImportWorkflow) histories for the replay test:
-`.venv/bin/python -m tests.record_poller_histories SCENARIO FILE_NAME` (SCENARIO: a key of SCENARIOS or
+`.venv/bin/python -m tests.record_intake_histories SCENARIO FILE_NAME` (SCENARIO: a key of SCENARIOS or
 IMPORT_SCENARIOS).
 
 A poller runs forever, so its recorded history is a running one cut after a few polls: polls that found
@@ -116,7 +116,7 @@ async def main(scenario: str, name: str) -> None:
 
 
 if __name__ == "__main__":
-    # python -m tests.record_poller_histories SCENARIO FILE_NAME
+    # python -m tests.record_intake_histories SCENARIO FILE_NAME
     asyncio.run(main(sys.argv[1], sys.argv[2]))
     sys.stdout.flush()
     os._exit(0)  # temporalio#300: skip interpreter teardown
