@@ -9,10 +9,12 @@ from datetime import timedelta
 
 import pytest
 import pytest_asyncio
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from connector.logbook import Logbook
+from connector.models import order_workflow_id
 from connector.stack import Stack
 from connector.store.base import open_store
 from connector.vtex.client import VtexClient
@@ -49,6 +51,15 @@ async def test_vtex_activities_stay_under_the_configured_rate(limited: Stack) ->
     assert times[-1] - times[0] >= (len(times) - RATE) / RATE
     busiest = max(sum(1 for t in times if start <= t < start + 3.0) for start in times)
     assert busiest <= 3 * RATE + RATE
+
+
+async def queued_validations(client: Client, order_id: str) -> int:
+    history = await client.get_workflow_handle(order_workflow_id("reference", order_id)).fetch_history()
+    return sum(
+        event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+        and event.activity_task_scheduled_event_attributes.activity_type.name == "validate_order"
+        for event in history.events
+    )
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
@@ -112,3 +123,7 @@ async def test_two_workers_together_stay_under_the_rate_local_activities_include
     assert times[-1] - times[0] >= (len(times) - RATE) / RATE
     busiest = max(sum(1 for t in times if start <= t < start + 3.0) for start in times)
     assert busiest <= 3 * RATE + RATE
+    # Eight validations at once, four slots a second: those with no slot within a second moved to the
+    # rate-limited queue, and their orders went through all the same.
+    queued = [await queued_validations(limited.client, o["id"]) for o in orders]
+    assert 0 < sum(queued) < len(orders)
