@@ -67,12 +67,15 @@ def create_workers(
     logbook_activities = LogbookActivities(logbook)
     polling_activities = PollingActivities(connections, adapters, task_queue=task_queue, logbook=logbook, ledger=store)
     import_activities = ImportActivities(connections, adapters, task_queue=task_queue, logbook=logbook, ledger=store)
-    # Validation also runs as a local activity of the order workflow (workflows/order.py).
-    local_vtex_steps: list[Callable[..., Any]] = [vtex_activities.validate_order]
-    vtex_steps: list[Callable[..., Any]] = [
-        *local_vtex_steps,
+    # The integration's VTEX steps also run as local activities of the order workflow (workflows/order.py),
+    # so the workflow's worker has them too; as regular activities they run on the VTEX queue only.
+    local_vtex_steps: list[Callable[..., Any]] = [
+        vtex_activities.validate_order,
         vtex_activities.place_order,
         vtex_activities.authorize_dispatch,
+    ]
+    vtex_steps: list[Callable[..., Any]] = [
+        *local_vtex_steps,
         vtex_activities.get_vtex_order,
         vtex_activities.find_vtex_order,
         vtex_activities.send_return_invoice,

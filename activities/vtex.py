@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import UTC, datetime
 from typing import Any
 
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from activities.failures import vtex_failure
-from connector.failures import VTEX_FAILURE_LOG_CODES
+from connector.failures import UNREAD_NOTIFICATION, VTEX_FAILURE_LOG_CODES
 from connector.logbook import Logbook
 from connector.models import (
     AuthorizeDispatchInput,
@@ -28,6 +29,7 @@ from connector.models import (
     VtexOrderInput,
     vtex_order_id,
 )
+from connector.redundancy import unread_notification
 from connector.store.models import IdMapping, LogStatus
 from connector.validation import validate_order
 from connector.vtex.client import VtexClient
@@ -36,6 +38,8 @@ from connector.vtex.errors import VtexError
 from connector.vtex.payloads import fulfillment_order_body, return_invoice_body, simulation_body
 
 TO_VTEX = "Connector to VTEX"
+
+log = logging.getLogger(__name__)
 
 
 class VtexActivities:
@@ -101,6 +105,8 @@ class VtexActivities:
     @activity.defn(name="place_order")
     async def place_order(self, request: PlaceOrderInput) -> PlacedOrder:
         order = request.order
+        if request.refuse_if_unread_notification:
+            await self._refuse_if_unread_notification(request.connection, order.marketplace_order_id)
         try:
             # A retry may follow an attempt whose response was lost after VTEX created the order:
             # look before placing again. The first attempt skips the look-up (one call less per order).
@@ -153,6 +159,25 @@ class VtexActivities:
             return PlacedOrder(vtex_order_id=response.order_id, awaiting_approval=created_async)
         found = await self._require_existing(request)
         return found.model_copy(update={"already_existed": False, "awaiting_approval": created_async})
+
+    async def _refuse_if_unread_notification(self, connection: str, marketplace_order_id: str) -> None:
+        """Act only if no notification (a cancel, a change) came in since the workflow read the order.
+        A store that cannot say lets the step go on: the signal still reaches the workflow, which then
+        cancels what this step did; this check only keeps that from happening in the first place."""
+        try:
+            records = await self._logbook.store.handoffs(connection, [marketplace_order_id])
+        except Exception as exc:  # any store outage (sqlite3, psycopg): the check is advisory, see above
+            log.warning("order %s: could not look for an unread notification (%s); going on", marketplace_order_id, exc)
+            return
+        if unread_notification(records.get(marketplace_order_id)):
+            raise ApplicationError(
+                f"a notification for the order {marketplace_order_id} came in after its marketplace read; "
+                "it is read again first",
+                type=UNREAD_NOTIFICATION,
+                non_retryable=True,
+                # Expected, not a fault: logged by the SDK at debug level, not as a warning with a traceback.
+                category=ApplicationErrorCategory.BENIGN,
+            )
 
     async def _require_existing(self, request: PlaceOrderInput) -> PlacedOrder:
         marketplace_id = request.order.marketplace_order_id
@@ -246,6 +271,8 @@ class VtexActivities:
 
     @activity.defn(name="authorize_dispatch")
     async def authorize_dispatch(self, request: AuthorizeDispatchInput) -> None:
+        if request.refuse_if_unread_notification:
+            await self._refuse_if_unread_notification(request.connection, request.marketplace_order_id)
         try:
             await self._vtex.authorize_dispatch(
                 request.marketplace_order_id,

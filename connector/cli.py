@@ -19,6 +19,7 @@ from rich.console import Console
 from temporalio.client import Client, WorkflowQueryFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from connector.cancel import request_cancel
 from connector.codec_server import create_codec_app
 from connector.connections import connection_configs
 from connector.devserver import DevServerError, start_dev_server, stop_dev_server
@@ -431,16 +432,20 @@ async def _reprocess(settings: Settings, args: argparse.Namespace) -> int:
 async def _cancel(settings: Settings, args: argparse.Namespace) -> int:
     client = await connect(settings)
     connection = args.connection or settings.connection_name
-    handle = client.get_workflow_handle_for(
-        OrderLifecycle.run, order_workflow_id(connection, args.marketplace_order_id)
-    )
+    store = open_store(settings.store_url)
     try:
-        await handle.signal(OrderLifecycle.cancel, CancelRequest(reason=args.reason, source="operator"))
-    except RPCError as exc:
-        if exc.status == RPCStatusCode.NOT_FOUND:
-            print(f"no running order {args.marketplace_order_id} for connection {connection}", file=sys.stderr)
-            return 1
-        raise
+        found = await request_cancel(
+            client,
+            store,
+            connection=connection,
+            marketplace_order_id=args.marketplace_order_id,
+            request=CancelRequest(reason=args.reason, source="operator"),
+        )
+    finally:
+        await store.aclose()
+    if not found:
+        print(f"no running order {args.marketplace_order_id} for connection {connection}", file=sys.stderr)
+        return 1
     print(
         f"cancel requested for order {args.marketplace_order_id}; follow it with: connector status "
         f"{args.marketplace_order_id}"

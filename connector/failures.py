@@ -18,6 +18,10 @@ UNKNOWN_CONNECTION = "UnknownConnection"
 # The shared VTEX rate had no slot soon enough (connector/vtex/rate_limit.py): a local step moves to the
 # rate-limited queue, a queued one tries again later.
 VTEX_THROTTLED = "VtexThrottled"
+# A local placement or authorization refused to act: the connector handed the order a notification (a
+# cancel, a change) after its marketplace read, which the workflow has not seen yet. Not a failure: the
+# workflow waits for that signal and reads the order again (workflows/order.py).
+UNREAD_NOTIFICATION = "UnreadNotification"
 
 
 class Disposition(StrEnum):
@@ -27,6 +31,8 @@ class Disposition(StrEnum):
     PARK = "park"
     # VTEX canceled the order for good (FMT0060): nothing left to integrate.
     CANCELED_IN_VTEX = "canceled-in-vtex"
+    # Not a failure: a notification came in after the order was read; read it again, then go on.
+    READ_AGAIN = "read-again"
 
 
 _BY_TYPE: dict[str, Disposition] = {
@@ -42,6 +48,7 @@ _BY_TYPE: dict[str, Disposition] = {
     # A worker deployed without this connection: the next deployment fixes it, no order must act.
     UNKNOWN_CONNECTION: Disposition.RETRY,
     VTEX_THROTTLED: Disposition.RETRY,
+    UNREAD_NOTIFICATION: Disposition.READ_AGAIN,
 }
 
 

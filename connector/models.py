@@ -391,6 +391,9 @@ class OrderWorkflowInput(BaseModel):
     # local activity; a run started before keeps its command sequence (replay), so does its continuation.
     # An input flag rather than workflow.patched: a patch upserts TemporalChangeVersion, one action per order.
     lean_history: bool = False
+    # Set by every hand-off since placement and authorization joined the read and the validation as local
+    # activities of one workflow task (with lean_history). Same reason for an input flag.
+    local_integration: bool = False
     # VTEX activities run on their own task queue, rate-limited server-side across all workers.
     vtex_task_queue: str | None = None
 
@@ -437,6 +440,9 @@ class PlaceOrderInput(BaseModel):
     connection: str
     price_divergence_allowance_rate: float | None = None
     lock_ttl: str = "1d"
+    # Set when the placement shares a workflow task with the marketplace read (local_integration): a
+    # signal sent meanwhile has not reached the workflow, so the store is asked instead.
+    refuse_if_unread_notification: bool = False
 
 
 class CancelOrderInput(BaseModel):
@@ -480,6 +486,8 @@ class AuthorizeDispatchInput(BaseModel):
     vtex_order_id: str
     affiliate_id: str
     sales_channel: str
+    # As in PlaceOrderInput.
+    refuse_if_unread_notification: bool = False
 
 
 class OrderStatusInput(BaseModel):

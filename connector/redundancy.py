@@ -38,7 +38,13 @@ def verdict(change: OrderChange, record: HandoffRecord | None, now: datetime, *,
         return Verdict.NEW if now - change.updated_at < webhook_grace else Verdict.HAND_OFF
     if record.version is not None and record.version >= change.updated_at:
         return Verdict.COVERED
-    notified = record.notified_at
-    if notified is not None and (record.read_at is None or notified > record.read_at) and now - notified < OWED_GRACE:
+    if unread_notification(record) and record.notified_at is not None and now - record.notified_at < OWED_GRACE:
         return Verdict.OWED
     return Verdict.HAND_OFF
+
+
+def unread_notification(record: HandoffRecord | None) -> bool:
+    """The order was handed off after its workflow's latest marketplace read began (or before any read)."""
+    if record is None or record.notified_at is None:
+        return False
+    return record.read_at is None or record.notified_at > record.read_at

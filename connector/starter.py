@@ -80,6 +80,7 @@ async def hand_off_order(
                 unknown_placement_window_seconds=connection.unknown_placement_window_seconds,
                 continue_as_new_after_events=connection.continue_as_new_after_events,
                 lean_history=True,
+                local_integration=True,
             ),
             id=workflow_id,
             task_queue=task_queue,

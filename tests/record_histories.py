@@ -20,6 +20,7 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from connector.cancel import request_cancel
 from connector.devserver import temporal_binary
 from connector.models import (
     CancelRequest,
@@ -171,6 +172,30 @@ async def main() -> None:
                 "completed_then_canceled_in_after_sale",
                 lambda s: s.status is S.CANCELED,
                 complete_then_cancel,
+            )
+
+            async def cancel_during_placement(order_id: str) -> None:
+                # `connector cancel` while the local placement waits on VTEX: authorization refuses
+                # (the store holds an unread notification) and the workflow waits for the signal.
+                deadline = asyncio.get_running_loop().time() + 10
+                while not [r for r in box.vtex.requests if r.path == PLACE and order_id in str(r.body)]:
+                    assert asyncio.get_running_loop().time() < deadline, "VTEX never received the placement"
+                    await asyncio.sleep(0.02)
+                assert stack.store is not None
+                await request_cancel(
+                    client,
+                    stack.store,
+                    connection="reference",
+                    marketplace_order_id=order_id,
+                    request=CancelRequest(reason="buyer regret", source="operator"),
+                )
+
+            box.vtex.clear_faults()
+            box.vtex.add_fault(
+                FaultRule(method="POST", path_contains=PLACE, status=200, delay_seconds=1.0, after_effect=True)
+            )
+            await record(
+                stack, "cancel_noted_during_placement", lambda s: s.status is S.CANCELED, cancel_during_placement
             )
     await env.shutdown()
 

@@ -165,12 +165,14 @@ def test_local_activities_of_one_workflow_task_are_one_action() -> None:
         data = json.loads((histories / f"{name}.json").read_text())
         return count_actions(WorkflowHistory.from_json(name, data))
 
-    # Before lean_history: four activities and an upsert per status change; after: read and validation
-    # are local activities of one workflow task, placement and authorization activities, one upsert.
+    # Before lean_history: four activities and an upsert per status change; with it: read and validation
+    # are local activities of one workflow task, placement and authorization activities, one upsert; with
+    # local_integration all four steps are local activities of that one workflow task.
     assert counted("paid_order_dispatch_authorized") == Actions(start=1, activities=4, upserts=2)
     assert counted("paid_order_dispatch_authorized_lean") == Actions(
         start=1, activities=2, local_activities=1, upserts=1
     )
+    assert counted("paid_order_dispatch_authorized_local") == Actions(start=1, local_activities=1, upserts=1)
 
 
 def placement(order_id: str, status: int) -> dict[str, Any]:

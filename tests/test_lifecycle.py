@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import AsyncIterator
 from typing import Any
@@ -9,6 +10,8 @@ from typing import Any
 import httpx
 import pytest_asyncio
 
+from connector.cancel import request_cancel
+from connector.failures import UNREAD_NOTIFICATION
 from connector.models import (
     CancelRequest,
     FollowUpState,
@@ -54,6 +57,24 @@ async def start(stack: Stack, box: Sandboxes, *items: tuple[str, int], status: s
 
 async def reach(stack: Stack, order_id: str, status: OrderStatus) -> OrderState:
     return await wait_for_state(stack.client, CONNECTION, order_id, lambda s: s.status is status)
+
+
+async def until_vtex_received(box: Sandboxes, path: str, *, within: float = 10.0) -> None:
+    """Until the VTEX sandbox receives a request to this path from now on (its answer may still be on the
+    way). The sandbox runs on this event loop, so its `received_at` is this loop's clock."""
+    since = asyncio.get_running_loop().time()
+    deadline = since + within
+    while not [r for r in box.vtex.requests if path in r.path and r.received_at >= since]:
+        assert asyncio.get_running_loop().time() < deadline, f"VTEX never received {path}"
+        await asyncio.sleep(0.02)
+
+
+async def cancel(stack: Stack, order_id: str, request: CancelRequest) -> None:
+    """As `connector cancel` does it."""
+    assert stack.store is not None
+    assert await request_cancel(
+        stack.client, stack.store, connection=CONNECTION, marketplace_order_id=order_id, request=request
+    )
 
 
 def vtex_id_of(state: OrderState) -> str:
@@ -118,9 +139,10 @@ async def test_cancel_before_placement_stops_without_touching_vtex(stack: Stack,
             after_effect=True,
         )
     )
+    simulated = asyncio.create_task(until_vtex_received(box, "/orderForms/simulation"))
     order_id = await start(stack, box, ("3", 1))
-    handle = stack.client.get_workflow_handle_for(OrderLifecycle.run, order_workflow_id(CONNECTION, order_id))
-    await handle.signal(OrderLifecycle.cancel, CancelRequest(reason="buyer gave up", source="operator"))
+    await simulated
+    await cancel(stack, order_id, CancelRequest(reason="buyer gave up", source="operator"))
     state = await reach(stack, order_id, OrderStatus.CANCELED)
     assert state.vtex_order_id is None
     assert not [o for o in box.vtex.orders.values() if o.marketplace_order_id == order_id]
@@ -130,16 +152,52 @@ async def test_cancel_before_placement_stops_without_touching_vtex(stack: Stack,
 async def test_cancel_racing_the_placement_still_cancels_the_vtex_order(stack: Stack, box: Sandboxes) -> None:
     # VTEX creates the order but answers a second late: the cancel arrives meanwhile.
     box.vtex.add_fault(FaultRule(method="POST", path_contains=PLACE, status=200, delay_seconds=1.0, after_effect=True))
+    placing = asyncio.create_task(until_vtex_received(box, PLACE))
     order_id = await start(stack, box, ("1", 1))
-    await wait_for_state(stack.client, CONNECTION, order_id, lambda s: any(e.step == "validate" for e in s.timeline))
-    handle = stack.client.get_workflow_handle_for(OrderLifecycle.run, order_workflow_id(CONNECTION, order_id))
-    await handle.signal(OrderLifecycle.cancel, CancelRequest(reason="canceled in the marketplace"))
+    await placing
+    await cancel(stack, order_id, CancelRequest(reason="canceled in the marketplace"))
     state = await reach(stack, order_id, OrderStatus.CANCELED)
     await box.vtex.drain_callbacks()
     vtex_id = f"MKP-{order_id}{box.vtex.order_id_suffix}"
     assert box.vtex.orders[vtex_id].status == "canceled"
     assert not [r for r in box.vtex.requests if r.path.endswith(f"MKP-{order_id}/fulfill")]
     assert "C" in [e.code for e in state.timeline]
+
+
+async def test_marketplace_cancel_racing_the_placement_is_never_authorized(stack: Stack, box: Sandboxes) -> None:
+    # The webhook path: the intake notes the hand-off before its signal, so the local authorization,
+    # in the same workflow task as the placement, sees it and waits for the signal.
+    box.vtex.add_fault(FaultRule(method="POST", path_contains=PLACE, status=200, delay_seconds=1.0, after_effect=True))
+    placing = asyncio.create_task(until_vtex_received(box, PLACE))
+    order_id = await start(stack, box, ("1", 1))
+    await placing
+    box.marketplace.cancel(order_id)
+    box.marketplace.notify(order_id)
+    state = await reach(stack, order_id, OrderStatus.CANCELED)
+    await box.vtex.drain_callbacks()
+    assert box.vtex.orders[vtex_id_of(state)].status == "canceled"
+    assert not [r for r in box.vtex.requests if r.path.endswith(f"MKP-{order_id}/fulfill")]
+    refused = [e for e in state.timeline if e.step == "authorize" and e.code == UNREAD_NOTIFICATION]
+    assert len(refused) == 1 and refused[0].outcome == "pending"
+
+
+async def test_a_bare_cancel_signal_racing_the_placement_cancels_after_the_authorization(
+    stack: Stack, box: Sandboxes
+) -> None:
+    # A signal sent straight to Temporal (not through the connector, so nothing is noted in the store)
+    # reaches the workflow only after the integration's workflow task: the order is authorized, then
+    # canceled in VTEX like any order canceled after dispatch.
+    box.vtex.add_fault(FaultRule(method="POST", path_contains=PLACE, status=200, delay_seconds=1.0, after_effect=True))
+    placing = asyncio.create_task(until_vtex_received(box, PLACE))
+    order_id = await start(stack, box, ("1", 1))
+    await placing
+    handle = stack.client.get_workflow_handle_for(OrderLifecycle.run, order_workflow_id(CONNECTION, order_id))
+    await handle.signal(OrderLifecycle.cancel, CancelRequest(reason="canceled by hand", source="operator"))
+    state = await reach(stack, order_id, OrderStatus.CANCELED)
+    await box.vtex.drain_callbacks()
+    assert box.vtex.orders[vtex_id_of(state)].status == "canceled"
+    steps = [(e.step, e.outcome) for e in state.timeline]
+    assert steps.index(("authorize", "success")) < steps.index(("cancel", "pending"))
 
 
 async def test_cancel_after_dispatch(stack: Stack, box: Sandboxes) -> None:

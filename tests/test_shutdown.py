@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
+from collections.abc import Sequence
 from pathlib import Path
 
 from temporalio.api.enums.v1 import EventType
+from temporalio.api.history.v1 import HistoryEvent
 from temporalio.testing import WorkflowEnvironment
 
 from connector.models import order_workflow_id
@@ -39,14 +42,27 @@ async def test_an_in_flight_placement_completes_during_shutdown(
     finally:
         await stack.stop()  # while the placement is in flight
     history = await temporal_env.client.get_workflow_handle(order_workflow_id("reference", order["id"])).fetch_history()
+    assert "place_order" in finished_steps(history.events)
     types = [event.event_type for event in history.events]
-    assert EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED in types
-    completed = [e for e in history.events if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED]
+    assert EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED not in types
+    assert EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED not in types
+
+
+def finished_steps(events: Sequence[HistoryEvent]) -> set[str]:
+    """The activities completed in a history: regular ones, and local ones (a marker each)."""
     scheduled = {
         e.event_id: e.activity_task_scheduled_event_attributes.activity_type.name
-        for e in history.events
+        for e in events
         if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
     }
-    finished = {scheduled[e.activity_task_completed_event_attributes.scheduled_event_id] for e in completed}
-    assert "place_order" in finished
-    assert EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED not in types
+    finished = {
+        scheduled[e.activity_task_completed_event_attributes.scheduled_event_id]
+        for e in events
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED
+    }
+    for e in events:
+        if e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED:
+            marker = e.marker_recorded_event_attributes
+            if not marker.HasField("failure"):
+                finished.add(json.loads(marker.details["data"].payloads[0].data)["activity_type"])
+    return finished

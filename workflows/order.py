@@ -82,10 +82,19 @@ APPROVED_STATUSES = frozenset(
 CONNECTOR_ERROR = "CONNECTOR_ERROR"
 LATE_PAYMENT = "LATE_PAYMENT"
 # With lean_history, the marketplace read and the validation run as local activities, in one workflow
-# task. Placement and authorization stay regular activities: a signal waits for the end of a workflow
-# task, and local activities do not end it, so the boundary before each is where a cancel that came in
-# meanwhile is seen. A canceled order is never authorized, and never placed once the cancel is in.
+# task; placement and authorization stay regular activities, so the workflow-task boundary before each is
+# where a signal that came in meanwhile (a cancel) is seen.
 LOCAL_STEPS = (MarketplaceActivities.fetch_marketplace_order, VtexActivities.validate_order)
+# With local_integration, placement and authorization join them: read, validate, place and authorize in
+# one workflow task, one action. A signal sent during that task reaches the workflow only after it, so
+# placement and authorization first ask the store whether the connector handed the order a notification
+# since its read (a webhook, the poller, `connector cancel`); if so they refuse (READ_AGAIN) and the
+# workflow waits for that signal, then reads the order again. A canceled order is thus never placed or
+# authorized once its cancel is in the connector's hands.
+INTEGRATION_LOCAL_STEPS = (*LOCAL_STEPS, VtexActivities.place_order, VtexActivities.authorize_dispatch)
+# How long a refused step waits for the notification's signal (sent right after the store noted it) before
+# reading the order again anyway.
+UNREAD_NOTIFICATION_WAIT_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -142,6 +151,7 @@ class OrderLifecycle:
         # marketplace read as a regular activity. Later ones write search attributes when the order comes
         # to rest and read the marketplace in a local activity (README, "Upgrading running orders").
         self._lean = request.lean_history
+        self._local_steps = INTEGRATION_LOCAL_STEPS if request.local_integration else LOCAL_STEPS
 
     @workflow.run
     async def run(self, request: OrderWorkflowInput) -> OrderState:
@@ -254,6 +264,9 @@ class OrderLifecycle:
             if self._placed is None:
                 placed = await self._validate_and_place(order)
                 if isinstance(placed, Failure):
+                    if placed.disposition is Disposition.READ_AGAIN:
+                        await self._await_unread_notification()
+                        continue
                     if placed.disposition is Disposition.CANCELED_IN_VTEX:
                         self._vtex_canceled = VtexCancellation(
                             reason="VTEX canceled this order and will not recreate it"
@@ -278,6 +291,9 @@ class OrderLifecycle:
                 self._record("payment", "success", "the marketplace confirmed the payment")
             authorized = await self._authorize(order, self._placed)
             if isinstance(authorized, Failure):
+                if authorized.disposition is Disposition.READ_AGAIN:
+                    await self._await_unread_notification()
+                    continue
                 await self._hold(authorized)
                 order = None
                 continue
@@ -285,6 +301,12 @@ class OrderLifecycle:
 
     def _woken(self) -> bool:
         return self._wake or self._interrupted() or self._reprocess_requested
+
+    async def _await_unread_notification(self) -> None:
+        """A local step refused: the connector noted a notification this workflow has not seen. Wait for
+        its signal (or a little while), then the integration loop reads the order again."""
+        await self._pause(self._woken, seconds=UNREAD_NOTIFICATION_WAIT_SECONDS)
+        self._wake = True
 
     async def _canceled_in_marketplace(self) -> None:
         if self._state.status in HELD and self._placed is None:
@@ -325,7 +347,7 @@ class OrderLifecycle:
         self._record("validate", "success", "simulation and SKU checks passed")
         if self._interrupted():
             return INTERRUPTED
-        self._place_attempted = True
+        attempted_before, self._place_attempted = self._place_attempted, True
         placed = await self._step(
             "place",
             VtexActivities.place_order,
@@ -337,9 +359,13 @@ class OrderLifecycle:
                 connection=self._input.connection,
                 price_divergence_allowance_rate=self._input.price_divergence_allowance_rate,
                 lock_ttl=lock_ttl(self._input.payment_window_seconds),
+                refuse_if_unread_notification=self._input.local_integration,
             ),
         )
         if isinstance(placed, Failure):
+            if placed.disposition is Disposition.READ_AGAIN:
+                self._place_attempted = attempted_before  # refused before any call to VTEX
+                return placed
             # VTEX answered with a refusal: the order is known not to exist. Without an answer (timeouts,
             # 5xx) it may exist, and a cancel must look for it.
             self._place_attempted = placed.kind in ("", Handling.TRANSIENT.value)
@@ -403,6 +429,7 @@ class OrderLifecycle:
                 vtex_order_id=placed.vtex_order_id,
                 affiliate_id=self._input.affiliate_id,
                 sales_channel=self._input.sales_channel,
+                refuse_if_unread_notification=self._input.local_integration,
             ),
         )
         if isinstance(result, Failure):
@@ -713,7 +740,7 @@ class OrderLifecycle:
             maximum_interval=timedelta(minutes=1),
             maximum_attempts=policy.activity_attempts,
         )
-        local = self._lean and activity in LOCAL_STEPS
+        local = self._lean and activity in self._local_steps
         try:
             if local:
                 try:
@@ -737,7 +764,8 @@ class OrderLifecycle:
         except (ActivityError, ApplicationError, StepTimeout) as exc:
             # A regular activity's failure comes wrapped in an ActivityError; a local activity's bare.
             failure = self._classify(step, exc.cause if isinstance(exc, ActivityError) else exc)
-            self._record(step, "error", failure.reason, failure.code)
+            refused = failure.disposition is Disposition.READ_AGAIN
+            self._record(step, "pending" if refused else "error", failure.reason, failure.code)
             return failure
         if step == self._held_step:
             self._held_step = None
