@@ -18,7 +18,6 @@ ErrorCode CONNECTOR_ERROR until `reprocess`. Every wait may continue as new, car
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
 from typing import Any, TypeVar
@@ -67,6 +66,7 @@ with workflow.unsafe.imports_passed_through():
         WorkflowLogInput,
     )
     from connector.vtex.error_table import Handling
+    from workflows.outcomes import INTERRUPTED, Failure, Interrupted, Restart
     from workflows.support import ERROR_CODE, ORDER_STATUS, TIMELINE_LIMIT, VTEX_ORDER_ID, lock_ttl
 
 S = OrderStatus
@@ -95,27 +95,6 @@ INTEGRATION_LOCAL_STEPS = (*LOCAL_STEPS, VtexActivities.place_order, VtexActivit
 # How long a refused step waits for the notification's signal (sent right after the store noted it) before
 # reading the order again anyway.
 UNREAD_NOTIFICATION_WAIT_SECONDS = 10.0
-
-
-@dataclass(frozen=True)
-class Failure:
-    step: str
-    disposition: Disposition
-    code: str
-    reason: str
-    # The ApplicationError type ("VtexTransient", "VtexBusiness", ...); "" when there was none.
-    kind: str = ""
-
-
-class _Restart(Exception):
-    """The history is long: continue as new at this safe point (raised only from `_pause`)."""
-
-
-class _Interrupted:
-    """A step given up because the order is being canceled."""
-
-
-INTERRUPTED = _Interrupted()
 
 
 @workflow.defn(name="OrderLifecycle")
@@ -162,7 +141,7 @@ class OrderLifecycle:
             self._stage = stage
             try:
                 stage = await self._run_stage(stage)
-            except _Restart:
+            except Restart:
                 await self._continue_as_new()
             except Exception as bug:
                 await self._contain(bug)
@@ -320,7 +299,7 @@ class OrderLifecycle:
         if self._cancel is None:
             self._cancel = CancelRequest(reason="canceled in the marketplace", source="marketplace")
 
-    async def _validate_and_place(self, order: MarketplaceOrder) -> PlacedOrder | Failure | _Interrupted:
+    async def _validate_and_place(self, order: MarketplaceOrder) -> PlacedOrder | Failure | Interrupted:
         self._move(S.VALIDATING)
         report = await self._step(
             "validate",
@@ -581,7 +560,7 @@ class OrderLifecycle:
         told = False
         while True:
             found = await self._until_done("cancel", look, interruptible=False)
-            if found is not None and not isinstance(found, _Interrupted):
+            if found is not None and not isinstance(found, Interrupted):
                 return found
             if workflow.now() >= deadline:
                 return None
@@ -785,7 +764,7 @@ class OrderLifecycle:
 
     async def _until_done(
         self, step: str, call: Callable[[], Awaitable[T | Failure]], *, interruptible: bool
-    ) -> T | _Interrupted:
+    ) -> T | Interrupted:
         """Retry one step through the failure path until it succeeds (or, if interruptible, a cancel
         arrives), then put the order back in the status it was in."""
         resume = self._state.status
@@ -861,7 +840,7 @@ class OrderLifecycle:
         if info.is_continue_as_new_suggested() or info.get_current_history_length() >= (
             self._input.continue_as_new_after_events
         ):
-            raise _Restart
+            raise Restart
 
     async def _continue_as_new(self) -> None:
         self._flush()  # the next run starts with the search attributes this one has
