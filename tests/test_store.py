@@ -259,6 +259,30 @@ async def test_the_sqlite_store_writes_ahead_and_syncs_only_at_checkpoints(tmp_p
     await store.aclose()
 
 
+async def test_the_sqlite_store_commits_statements_queued_together_in_one_transaction(tmp_path: Path) -> None:
+    store = SqliteStore(str(tmp_path / "store.db"))
+    commits: list[str] = []
+    store._db.set_trace_callback(lambda statement: commits.append(statement) if statement == "COMMIT" else None)
+    await asyncio.gather(*(store.write_log(message(f"op-{n:03}")) for n in range(100)))
+    assert len(await store.logs(account=ACCOUNT, day=DAY)) == 100
+    # The first statement runs alone; the 99 queued meanwhile go in one batch, not 99 transactions.
+    assert 1 <= len(commits) <= 3, commits
+    await store.aclose()
+
+
+async def test_a_failing_statement_fails_only_its_caller_and_the_batch_commits(tmp_path: Path) -> None:
+    store = SqliteStore(str(tmp_path / "store.db"))
+    outcomes = await asyncio.gather(
+        *(store.write_log(message(f"op-{n:03}")) for n in range(10)),
+        store._execute("INSERT INTO no_such_table VALUES (?)", [1]),
+        *(store.write_log(message(f"op-{n:03}")) for n in range(10, 20)),
+        return_exceptions=True,
+    )
+    assert [type(outcome).__name__ for outcome in outcomes if outcome is not None] == ["OperationalError"]
+    assert len(await store.logs(account=ACCOUNT, day=DAY)) == 20
+    await store.aclose()
+
+
 async def test_sqlite_in_memory_works() -> None:
     store = open_store("sqlite:///:memory:")
     await store.write_log(message("op-1"))

@@ -1,4 +1,5 @@
-"""The SQLite order store: one file, WAL mode, every call on one worker thread off the event loop.
+"""The SQLite order store: one file, WAL mode, every call on one worker thread off the event loop,
+statements queued meanwhile committed together.
 
 One connection on one thread serialises this process's coroutines; WAL plus a busy timeout lets a
 second process (another worker, the `connector logs` command) read and write the same file meanwhile.
@@ -103,14 +104,44 @@ def _connect(path: str) -> sqlite3.Connection:
 
 
 class SqliteStore(SqlStore):
+    """Statements queued while one batch runs go together in the next: one transaction and one trip to
+    the store's thread for all of them (group commit). Each caller still returns only once its own
+    statement is committed, so nothing a step logged is lost when the process dies after the step."""
+
     def __init__(self, path: str) -> None:
         super().__init__("?")
         self._db = _connect(path)
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-store")
         self._closed = False
+        self._queued: list[tuple[Callable[[], Any], asyncio.Future[Any]]] = []
+        self._batch_running = False
 
     async def _run(self, call: Callable[[], T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._worker, call)
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._queued.append((call, future))
+        self._next_batch()
+        return await future
+
+    def _next_batch(self) -> None:
+        if self._batch_running or not self._queued:
+            return
+        batch, self._queued = self._queued, []
+        self._batch_running = True
+        running = asyncio.get_running_loop().run_in_executor(self._worker, _run_batch, self._db, [c for c, _ in batch])
+        running.add_done_callback(lambda done: self._settle(batch, done))
+
+    def _settle(self, batch: list[tuple[Callable[[], Any], asyncio.Future[Any]]], done: asyncio.Future[Any]) -> None:
+        self._batch_running = False
+        error = done.exception()
+        outcomes: list[tuple[bool, Any]] = [(False, error)] * len(batch) if error else done.result()
+        for (_, future), (ok, value) in zip(batch, outcomes, strict=True):
+            if future.cancelled():
+                continue
+            if ok:
+                future.set_result(value)
+            else:
+                future.set_exception(value)
+        self._next_batch()
 
     async def _execute(self, sql: str, params: Sequence[object]) -> None:
         bound = [_bind(value) for value in params]
@@ -124,5 +155,37 @@ class SqliteStore(SqlStore):
         if self._closed:
             return
         self._closed = True
-        await self._run(self._db.close)
+        await self._run(lambda: None)  # after everything queued before
+        await asyncio.get_running_loop().run_in_executor(self._worker, self._db.close)
         self._worker.shutdown()
+
+
+def _run_batch(db: sqlite3.Connection, calls: list[Callable[[], Any]]) -> list[tuple[bool, Any]]:
+    """On the store's thread: each call's (succeeded, result or exception), all in one transaction."""
+    if len(calls) == 1:
+        return [_outcome(calls[0])]  # autocommit, as a single statement always was
+    # IMMEDIATE: the write lock up front, waited for on the busy timeout (a deferred transaction that
+    # reads first could fail at once when it upgrades to write while another process writes).
+    db.execute("BEGIN IMMEDIATE")
+    outcomes = []
+    for call in calls:
+        outcomes.append(_outcome(call))
+        if not db.in_transaction:
+            # A failure SQLite answers by rolling the whole transaction back (disk full, I/O): nothing
+            # of this batch was kept, so every caller gets the error.
+            error = outcomes[-1][1]
+            return [(False, error)] * len(calls)
+    try:
+        db.execute("COMMIT")
+    except sqlite3.Error as exc:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        return [(False, exc)] * len(calls)
+    return outcomes
+
+
+def _outcome(call: Callable[[], Any]) -> tuple[bool, Any]:
+    try:
+        return True, call()
+    except Exception as exc:  # handed to the caller of this one statement, as a call of its own would
+        return False, exc
