@@ -4,7 +4,7 @@
 
 Prints a table and writes bench/results/<timestamp>.json: throughput against a plain-asyncio baseline
 from the same run, Temporal actions per order, notification → dispatch latency and webhook
-acknowledgement latency at a fixed offered rate, thousands of orders parked waiting for payment with
+acknowledgement latency at a fixed offered rate and at the rate the throughput phase measured, thousands of orders parked waiting for payment with
 the worker's peak memory, a burst of webhooks within 10 s on a cluster of its own (bench/burst.py), and the
 actions of a paid order handed in by webhook with the poller off and on (bench/poller_cost.py: two more
 clusters). Exits 1 if the burst refused, lost or duplicated any order, or if the poller on costs those
@@ -68,6 +68,8 @@ class Report:
     machine: dict[str, str | int | float]
     throughput: Throughput
     latency: Latency
+    # The same open-loop load at the rate the throughput phase measured (the "capacity rate").
+    at_capacity: Latency
     actions: dict[str, cost.Actions]
     parking: Parking
     burst: Burst
@@ -85,6 +87,7 @@ class Report:
                 "ratio": self.throughput.ratio,
             },
             "latency": asdict(self.latency),
+            "at_capacity": asdict(self.at_capacity),
             "actions": {
                 name: {**asdict(a), "total": a.total, "dollars_per_1000_orders": a.dollars_per_1000_orders}
                 for name, a in self.actions.items()
@@ -95,7 +98,7 @@ class Report:
         }
 
     def table(self) -> str:
-        t, lat, p = self.throughput, self.latency, self.parking
+        t, lat, cap, p = self.throughput, self.latency, self.at_capacity, self.parking
         m = self.machine
         rows = [
             ("machine", f"{m['cpus']} CPUs {m['cpu_model']}, {m['memory_gib']} GiB, Python {m['python']}"),
@@ -118,6 +121,14 @@ class Report:
             (
                 f"webhook ack @ {lat.rate:g}/s, {lat.seconds:g} s",
                 f"p50 {lat.ack_p50 * 1000:.1f} ms, p99 {lat.ack_p99 * 1000:.1f} ms, {lat.refused} refused",
+            ),
+            (
+                f"at capacity, {cap.rate:g}/s for {cap.seconds:g} s: dispatch",
+                f"p50 {cap.dispatch_p50 * 1000:.0f} ms, p99 {cap.dispatch_p99 * 1000:.0f} ms ({cap.orders} orders)",
+            ),
+            (
+                "at capacity: webhook ack",
+                f"p50 {cap.ack_p50 * 1000:.1f} ms, p99 {cap.ack_p99 * 1000:.1f} ms, {cap.refused} refused",
             ),
             *(
                 (
@@ -161,6 +172,9 @@ async def run(profile: Profile, server_store: ServerStore) -> Report:
         measured_throughput = await throughput(cluster, profile.throughput_orders)
         print("latency...", flush=True)
         latency = await steady_load(cluster, rate=profile.rate, seconds=profile.rate_seconds)
+        capacity = max(1.0, float(int(measured_throughput.connector_per_second)))
+        print(f"at capacity ({capacity:g}/s)...", flush=True)
+        at_capacity = await steady_load(cluster, rate=capacity, seconds=profile.rate_seconds)
         print("actions per order...", flush=True)
         actions = await cost.measure(cluster)
         print(f"parking {profile.parked_orders:,} orders...", flush=True)
@@ -172,7 +186,16 @@ async def run(profile: Profile, server_store: ServerStore) -> Report:
     print("actions per paid order, poller off and on...", flush=True)
     poller = await poller_cost.compare(logs, profile.poller_orders, server_store=server_store)
     return Report(
-        profile, server_store, describe(), measured_throughput, latency, actions, parking, measured_burst, poller
+        profile,
+        server_store,
+        describe(),
+        measured_throughput,
+        latency,
+        at_capacity,
+        actions,
+        parking,
+        measured_burst,
+        poller,
     )
 
 
