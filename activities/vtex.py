@@ -82,6 +82,10 @@ class VtexActivities:
             sales_channel=request.sales_channel,
             price_divergence_allowance_rate=request.price_divergence_allowance_rate,
         )
+        if not report.ok and request.look_for_placed_order:
+            placed = await self._placed_before(request)
+            if placed is not None:
+                return report.model_copy(update={"problems": [], "placed_vtex_order_id": placed})
         ok = report.ok
         # F (SKU inactive), D (SKU information missing) or I (every other or mixed list), all problems at
         # once as the guide asks: see Logbook.validation_line.
@@ -101,6 +105,33 @@ class VtexActivities:
             destination=simulation,
         )
         return report
+
+    async def _placed_before(self, request: ValidateOrderInput) -> str | None:
+        """The VTEX id of this order if an earlier attempt placed it (its problems are then its own)."""
+        marketplace_id = request.order.marketplace_order_id
+        try:
+            existing = await self._existing_order_id(request.connection, marketplace_id, request.affiliate_id)
+        except VtexError:
+            return None  # the failed validation stands; the order is retried and looks again
+        if existing is None:
+            return None
+        await self._logbook.store.map_order(
+            IdMapping(connection=request.connection, marketplace_order_id=marketplace_id, vtex_order_id=existing)
+        )
+        await self._logbook.record(
+            code="A",
+            operation="Validate order",
+            direction=TO_VTEX,
+            status=LogStatus.SUCCESS,
+            business_message=(
+                f"The order {marketplace_id} already exists in VTEX under the ID {existing} (an earlier attempt "
+                "placed it); it is followed, not placed again."
+            ),
+            connection=request.connection,
+            marketplace_order_id=marketplace_id,
+            vtex_order_id=existing,
+        )
+        return existing
 
     @activity.defn(name="place_order")
     async def place_order(self, request: PlaceOrderInput) -> PlacedOrder:

@@ -4,11 +4,11 @@
 
 Prints a table and writes bench/results/<timestamp>.json: throughput against a plain-asyncio baseline
 from the same run, Temporal actions per order, notification → dispatch latency and webhook
-acknowledgement latency at a fixed offered rate and at the rate the throughput phase measured, thousands of orders parked waiting for payment with
-the worker's peak memory, a burst of webhooks within 10 s on a cluster of its own (bench/burst.py), and the
-actions of a paid order handed in by webhook with the poller off and on (bench/poller_cost.py: two more
-clusters). Exits 1 if the burst refused, lost or duplicated any order, or if the poller on costs those
-orders any action.
+acknowledgement latency at a fixed offered rate and at the rate the throughput phase measured,
+thousands of orders parked waiting for payment with the worker's peak memory, a burst of webhooks within
+10 s on a cluster of its own (bench/burst.py), and the actions of a paid order handed in by webhook with
+the poller off and on (bench/poller_cost.py: two more clusters). Exits 1 if the burst refused, lost or
+duplicated any order, or if the poller on costs those orders any action.
 """
 
 from __future__ import annotations

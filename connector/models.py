@@ -214,6 +214,8 @@ class ValidationReport(BaseModel):
     sla_choices: list[SlaChoice] = Field(default_factory=list)
     # Item prices differ from VTEX's within the connection's allowance: place for manual approval.
     price_divergent: bool = False
+    # The order turned out to exist in VTEX already (ValidateOrderInput.look_for_placed_order): follow it.
+    placed_vtex_order_id: str | None = None
 
     @property
     def needs_seller_action(self) -> bool:
@@ -430,6 +432,10 @@ class ValidateOrderInput(BaseModel):
     affiliate_id: str
     sales_channel: str
     price_divergence_allowance_rate: float | None = None
+    # With local_integration a worker that dies after the placement but before the workflow task ends
+    # leaves no record of it: the next worker validates again, and the order's own reservation can then
+    # fail the stock check. So a failed validation first looks for the order in VTEX.
+    look_for_placed_order: bool = False
 
 
 class PlaceOrderInput(BaseModel):

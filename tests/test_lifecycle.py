@@ -55,6 +55,15 @@ async def start(stack: Stack, box: Sandboxes, *items: tuple[str, int], status: s
     return str(order["id"])
 
 
+async def start_again(stack: Stack, order_id: str) -> None:
+    await hand_off_order(
+        stack.client,
+        task_queue=stack.settings.temporal_task_queue,
+        connection=stack.connections[CONNECTION],
+        notification=MarketplaceNotification(marketplace_order_id=order_id),
+    )
+
+
 async def reach(stack: Stack, order_id: str, status: OrderStatus) -> OrderState:
     return await wait_for_state(stack.client, CONNECTION, order_id, lambda s: s.status is status)
 
@@ -372,3 +381,26 @@ async def test_a_continued_run_picks_the_follow_up_up_where_it_was(stack: Stack,
     assert state.status is OrderStatus.COMPLETED
     assert [i["number"] for i in box.marketplace.orders[order_id]["invoices"]] == ["NF-77"]
     assert state.timeline[-1].step == "complete"
+
+
+async def test_an_order_placed_by_an_earlier_run_is_followed_even_when_its_own_reservation_fails_validation(
+    stack: Stack, box: Sandboxes
+) -> None:
+    # A run that placed the order but never recorded it (here: terminated while authorization failed; a
+    # worker killed inside the integration's workflow task is the same) leaves the order in VTEX holding
+    # the last unit. The next run's validation then fails on stock: it must find the order and follow it.
+    box.vtex.add_fault(FaultRule(method="POST", path_contains="fulfillment/pvt/orders/MKP-", status=503, times=-1))
+    order_id = await start(stack, box, ("1", 1))
+    first = await wait_for_state(stack.client, CONNECTION, order_id, lambda s: s.vtex_order_id is not None)
+    handle = stack.client.get_workflow_handle_for(OrderLifecycle.run, order_workflow_id(CONNECTION, order_id))
+    await handle.terminate("the run is lost")
+    box.vtex.clear_faults()
+    in_stock, box.vtex.stock["1"] = box.vtex.stock["1"], 0
+    try:
+        await start_again(stack, order_id)
+        state = await reach(stack, order_id, OrderStatus.DISPATCH_AUTHORIZED)
+    finally:
+        box.vtex.stock["1"] = in_stock  # the sandbox is shared with the tests after this one
+    assert state.vtex_order_id == first.vtex_order_id
+    assert len([o for o in box.vtex.orders.values() if o.marketplace_order_id == order_id]) == 1
+    assert any("already existed" in e.message for e in state.timeline if e.step == "place")

@@ -310,6 +310,7 @@ class OrderLifecycle:
                 affiliate_id=self._input.affiliate_id,
                 sales_channel=self._input.sales_channel,
                 price_divergence_allowance_rate=self._input.price_divergence_allowance_rate,
+                look_for_placed_order=self._input.local_integration,
             ),
         )
         if isinstance(report, Failure):
@@ -323,6 +324,9 @@ class OrderLifecycle:
                 "VALIDATION",
                 reason,
             )
+        if report.placed_vtex_order_id is not None:
+            # A worker died after placing it, before its workflow task was recorded: follow that order.
+            return self._took_placed(PlacedOrder(vtex_order_id=report.placed_vtex_order_id, already_existed=True))
         self._record("validate", "success", "simulation and SKU checks passed")
         if self._interrupted():
             return INTERRUPTED
@@ -349,6 +353,9 @@ class OrderLifecycle:
             # 5xx) it may exist, and a cancel must look for it.
             self._place_attempted = placed.kind in ("", Handling.TRANSIENT.value)
             return placed
+        return self._took_placed(placed)
+
+    def _took_placed(self, placed: PlacedOrder) -> PlacedOrder:
         self._placed = placed
         self._state.vtex_order_id = placed.vtex_order_id
         self._move(
