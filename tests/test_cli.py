@@ -70,6 +70,27 @@ async def test_status_logs_and_reprocess_commands(
     assert code == 2 and "--status" in err
 
 
+async def test_cancel_notes_the_cancel_in_the_store_then_cancels_the_order(
+    stack: Stack, temporal_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    assert stack.sandboxes is not None and stack.store is not None
+    order = stack.sandboxes.marketplace.new_order(items=[("1", 1)])
+    stack.sandboxes.marketplace.notify(order["id"])
+    await wait_for_state(stack.client, "reference", order["id"], lambda s: s.status is OrderStatus.DISPATCH_AUTHORIZED)
+    env = cli_env(stack, temporal_env)
+    before = (await stack.store.handoffs("reference", [order["id"]]))[order["id"]].notified_at
+
+    code, out, _ = await connector("cancel", order["id"], env=env, cwd=tmp_path)
+    assert code == 0 and f"cancel requested for order {order['id']}" in out
+    # Noted before the signal: a local placement or authorization still running would stop for it.
+    after = (await stack.store.handoffs("reference", [order["id"]]))[order["id"]].notified_at
+    assert after is not None and (before is None or after > before)
+    await wait_for_state(stack.client, "reference", order["id"], lambda s: s.status is OrderStatus.CANCELED)
+
+    code, _, err = await connector("cancel", "no-such-order", env=env, cwd=tmp_path)
+    assert code == 1 and err.strip() == "no running order no-such-order for connection reference"
+
+
 async def test_a_bad_setting_stops_the_command_naming_the_variable(tmp_path: Path) -> None:
     code, _, err = await connector("status", "1", env={"VTEX_AFFILIATE_ID": "TOOLONG"}, cwd=tmp_path)
     assert code == 2 and "VTEX_AFFILIATE_ID" in err
