@@ -20,6 +20,7 @@ from temporalio.worker import Worker
 from connector.connections import Connection, build_connections, connection_configs
 from connector.http_server import HttpServer
 from connector.intake.app import create_intake_app
+from connector.intake.handoff_queue import HandOffQueue
 from connector.logbook import Logbook
 from connector.marketplaces.base import MarketplaceAdapter
 from connector.poller_start import start_pollers
@@ -84,6 +85,7 @@ class Stack:
         self.store: OrderStore | None = None
         self.logbook: Logbook | None = None
         self._intake: HttpServer | None = None
+        self._handoffs: HandOffQueue | None = None
         self._workers: list[Worker] = []
         self._worker_tasks: list[asyncio.Task[None]] = []
 
@@ -115,9 +117,16 @@ class Stack:
         self._vtex = self._vtex_client(settings)
         self.store = open_store(settings.store_url)
         self.logbook = Logbook(self.store, account=settings.account_name)
-        intake_app = create_intake_app(
+        self._handoffs = HandOffQueue(
             self.client,
             task_queue=settings.temporal_task_queue,
+            connections=self.connections,
+            store=self.store,
+            logbook=self.logbook,
+        )
+        intake_app = create_intake_app(
+            self.client,
+            handoffs=self._handoffs,
             connections=self.connections,
             adapters=self._adapters,
             store=self.store,
@@ -125,6 +134,7 @@ class Stack:
         )
         if self._run_intake:
             self._intake = HttpServer(intake_app, host=settings.intake_host, port=intake_port, name="intake")
+            self._handoffs.start()
             await self._intake.start()
         if self.sandboxes is not None:
             for name, marketplace in self.sandboxes.marketplaces.items():
@@ -160,6 +170,8 @@ class Stack:
             self.sandboxes.vtex.reset()
         if self._intake is not None:
             await self._intake.stop()
+        if self._handoffs is not None:
+            await self._handoffs.stop()  # after the server: what it accepted last is queued, kept for the next start
         for adapter in self._adapters.values():
             await adapter.aclose()
         if self._vtex is not None:

@@ -6,15 +6,20 @@ import asyncio
 import json
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from connector.models import OrderStatus, order_workflow_id
+from connector.intake.handoff_queue import HandOffQueue
+from connector.logbook import Logbook
+from connector.models import MarketplaceNotification, OrderStatus, order_workflow_id
 from connector.sandbox.marketplace import sign
 from connector.stack import Stack
+from connector.store.base import open_store
 from tests.helpers import signed_webhook, wait_for_state
 
 CONNECTION = "reference"
@@ -149,3 +154,42 @@ async def test_a_webhook_for_an_unusable_order_id_is_refused_and_logged(stack: S
         account="sandbox", day=datetime.now(UTC).date(), marketplace_order_id="bad id/with spaces"
     )
     assert [m.code for m in logs] == ["X17"]
+
+
+async def test_a_notification_queued_by_an_intake_that_died_is_handed_off_by_the_next(stack: Stack) -> None:
+    # The webhook was answered once its notification was in the store's queue; the intake died before
+    # handing it off. The next intake's queue (here: this stack's) hands it off from the store.
+    assert stack.sandboxes is not None and stack.store is not None
+    order = stack.sandboxes.marketplace.new_order(items=[("1", 1)])
+    queued = MarketplaceNotification(marketplace_order_id=order["id"])
+    await stack.store.queue_handoff(CONNECTION, queued.model_dump_json())
+    await wait_for_state(stack.client, CONNECTION, order["id"], lambda s: s.status is OrderStatus.DISPATCH_AUTHORIZED)
+    assert await stack.store.claim_handoffs(10, lease_seconds=0) == []  # handed off, then removed
+
+
+async def test_a_queued_notification_that_cannot_be_handed_off_stays_queued_and_is_logged(
+    stack: Stack, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    queue = HandOffQueue(
+        stack.client,
+        task_queue=stack.settings.temporal_task_queue,
+        connections=stack.connections,
+        store=store,
+        logbook=Logbook(store, account="sandbox"),
+    )
+    await queue.put("no-such-connection", MarketplaceNotification(marketplace_order_id="1"))
+    queue.start()
+    try:
+        deadline = asyncio.get_running_loop().time() + 10
+        while "connection no-such-connection, which this intake does not have" not in caplog.text:
+            assert asyncio.get_running_loop().time() < deadline, "the queue never tried it"
+            await asyncio.sleep(0.05)
+    finally:
+        await queue.stop()
+    # Kept, due again after a backoff (2 s after the first attempt), never dropped.
+    assert await store.claim_handoffs(10, lease_seconds=60) == []
+    await asyncio.sleep(2.1)
+    kept = await store.claim_handoffs(10, lease_seconds=60)
+    assert [(entry.connection, entry.attempts) for entry in kept] == [("no-such-connection", 2)]
+    await store.aclose()

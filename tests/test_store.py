@@ -468,3 +468,39 @@ async def test_rate_slots_are_handed_out_one_interval_apart_and_never_twice(url:
     finally:
         await first.aclose()
         await second.aclose()
+
+
+async def test_queued_hand_offs_are_claimed_oldest_first_under_a_lease(store: OrderStore) -> None:
+    for n in range(5):
+        await store.queue_handoff("reference", f'{{"marketplace_order_id": "{n}"}}')
+    first = await store.claim_handoffs(3, lease_seconds=60)
+    assert [entry.notification for entry in first] == [f'{{"marketplace_order_id": "{n}"}}' for n in range(3)]
+    assert {entry.attempts for entry in first} == {1}
+    # Leased entries are not claimed again; the rest are.
+    rest = await store.claim_handoffs(10, lease_seconds=60)
+    assert [entry.notification for entry in rest] == [f'{{"marketplace_order_id": "{n}"}}' for n in (3, 4)]
+    assert await store.claim_handoffs(10, lease_seconds=60) == []
+    await store.handoff_done(first[0].id)
+    await store.handoff_later(first[1].id, 0)
+    again = await store.claim_handoffs(10, lease_seconds=60)
+    assert [(entry.id, entry.attempts) for entry in again] == [(first[1].id, 2)]
+
+
+async def test_concurrent_claims_never_take_the_same_hand_off(url: str) -> None:
+    first, second = open_store(url), open_store(url)
+    try:
+        for n in range(200):
+            await first.queue_handoff("reference", f'{{"marketplace_order_id": "{n}"}}')
+        ids: list[int] = []
+
+        async def drain(store: OrderStore) -> None:
+            # A claim racing another may come back short (rows taken meanwhile are skipped): claim until empty.
+            while claimed := await store.claim_handoffs(7, lease_seconds=60):
+                ids.extend(entry.id for entry in claimed)
+
+        await asyncio.gather(*(drain(store) for store in (first, second) for _ in range(5)))
+        await drain(first)  # in case every racer came back short at once
+        assert len(ids) == len(set(ids)) == 200
+    finally:
+        await first.aclose()
+        await second.aclose()

@@ -1,9 +1,11 @@
-"""The intake ASGI app: marketplace webhooks in, signal-with-start out; VTEX callbacks; the order log.
+"""The intake ASGI app: marketplace webhooks in, queued for hand-off; VTEX callbacks; the order log.
 
-The webhook handler only verifies, deduplicates and signals; it never calls VTEX or the marketplace, so
-it answers well within a marketplace's budget (Mercado Libre's is 500 ms) and a slow VTEX never makes a
-marketplace give up on a notification. It answers 4xx with a reason for what is wrong with the request,
-and 503 with Retry-After (never 500) when something on our side fails, so the marketplace delivers again.
+The webhook handler only verifies, deduplicates and queues the notification in the store (its hand-off
+queue signals-with-start right after: connector/intake/handoff_queue.py); it never waits on Temporal,
+VTEX or the marketplace, so it answers well within a marketplace's budget (Mercado Libre's is 500 ms)
+even under a burst, and a slow VTEX never makes a marketplace give up on a notification. It answers 4xx
+with a reason for what is wrong with the request, and 503 with Retry-After (never 500) when something on
+our side fails (the store), so the marketplace delivers again.
 """
 
 from __future__ import annotations
@@ -21,12 +23,13 @@ from temporalio.client import Client
 
 from connector.connections import Connection
 from connector.intake.callbacks import callback_routes
+from connector.intake.handoff_queue import HandOffQueue
 from connector.intake.logs import logs_routes
 from connector.logbook import Logbook
 from connector.marketplaces.base import MarketplaceAdapter, NotificationRejected
 from connector.metrics import WEBHOOK_SECONDS, WEBHOOKS
+from connector.models import order_workflow_id
 from connector.quarantine import quarantine
-from connector.starter import Handoff, hand_off_order
 from connector.store.base import OrderStore
 
 log = logging.getLogger(__name__)
@@ -42,7 +45,7 @@ def _error(status: int, reason: str) -> JSONResponse:
 def create_intake_app(
     client: Client,
     *,
-    task_queue: str,
+    handoffs: HandOffQueue,
     connections: Mapping[str, Connection],
     adapters: Mapping[str, MarketplaceAdapter],
     store: OrderStore,
@@ -85,27 +88,20 @@ def create_intake_app(
             return JSONResponse({"status": "duplicate-delivery"}, status_code=200)
         notification = notification.model_copy(update={"received_at": datetime.now(UTC), "source": "webhook"})
         try:
-            workflow_id, handoff = await hand_off_order(
-                client,
-                task_queue=task_queue,
-                connection=connection,
-                notification=notification,
-                logbook=logbook,
-                ledger=store,
-            )
+            await handoffs.put(name, notification)
         except Exception:
             if notification.delivery_id is not None:
                 # The redelivery the 503 asks for must not be taken for a duplicate.
                 await store.forget_delivery(name, notification.delivery_id)
             raise
-        status = 202 if handoff is Handoff.ACCEPTED else 200
-        return JSONResponse({"status": handoff.value, "workflowId": workflow_id}, status_code=status)
+        workflow_id = order_workflow_id(name, notification.marketplace_order_id)
+        return JSONResponse({"status": "queued", "workflowId": workflow_id}, status_code=202)
 
     async def health(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
     async def unavailable(request: Request, exc: Exception) -> Response:
-        # Temporal or the store failed us: the marketplace must deliver again, nothing may be dropped.
+        # The store (or, for a VTEX callback, Temporal) failed us: the sender must deliver again, nothing dropped.
         log.error("intake could not process %s %s: %r", request.method, request.url.path, exc)
         return JSONResponse(
             {"error": "temporarily unable to accept this request; deliver it again"},

@@ -10,7 +10,7 @@ from collections.abc import Collection
 from datetime import date, datetime
 from typing import Protocol
 
-from connector.store.models import HandoffRecord, IdMapping, LogMessage, LogStatus
+from connector.store.models import HandoffRecord, IdMapping, LogMessage, LogStatus, QueuedHandoff
 
 
 class StoreError(Exception):
@@ -63,6 +63,24 @@ class OrderStore(Protocol):
 
     async def handoffs(self, connection: str, marketplace_order_ids: Collection[str]) -> dict[str, HandoffRecord]:
         """The records of those of the orders the connector has handed off or read."""
+        ...
+
+    async def queue_handoff(self, connection: str, notification: str) -> None:
+        """Queue a notification (JSON) for hand-off, due at once."""
+        ...
+
+    async def claim_handoffs(self, limit: int, lease_seconds: float) -> list[QueuedHandoff]:
+        """Up to `limit` due queued hand-offs, oldest first, each made due again only after `lease_seconds`
+        (so a process that dies holding them leaves them to another); one statement, so two processes
+        never claim the same entry."""
+        ...
+
+    async def handoff_done(self, entry_id: int) -> None:
+        """Remove a queued hand-off that was handed off."""
+        ...
+
+    async def handoff_later(self, entry_id: int, delay_seconds: float) -> None:
+        """Make a queued hand-off due again in `delay_seconds`."""
         ...
 
     async def reserve_rate_slot(self, key: str, interval_seconds: float, within_seconds: float) -> float | None:

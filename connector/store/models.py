@@ -1,4 +1,5 @@
-"""The order log message (VTEX's eight fields plus our keys), the id map entry and the hand-off record."""
+"""The order log message (VTEX's eight fields plus our keys), the id map entry, the hand-off record and
+a queued hand-off."""
 
 from __future__ import annotations
 
@@ -58,3 +59,12 @@ class HandoffRecord(BaseModel):
     notified_at: datetime | None = None
     read_at: datetime | None = None
     version: datetime | None = None
+
+
+class QueuedHandoff(BaseModel):
+    """A notification the intake accepted and queued, waiting to be handed to its order's workflow."""
+
+    id: int
+    connection: str
+    notification: str  # MarketplaceNotification as JSON (the store does not depend on connector.models)
+    attempts: int

@@ -65,6 +65,14 @@ SCHEMA = (
         PRIMARY KEY (connection, marketplace_order_id)
     )""",
     "CREATE TABLE IF NOT EXISTS rate_slots (key text PRIMARY KEY, next_at double precision NOT NULL)",
+    """CREATE TABLE IF NOT EXISTS handoff_queue (
+        id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        connection text NOT NULL,
+        notification text NOT NULL,
+        attempts integer NOT NULL DEFAULT 0,
+        due_at double precision NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS handoff_queue_by_due ON handoff_queue (due_at, id)",
 )
 
 

@@ -12,7 +12,7 @@ from collections.abc import Collection, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from connector.store.models import HandoffRecord, IdMapping, LogMessage, LogStatus
+from connector.store.models import HandoffRecord, IdMapping, LogMessage, LogStatus, QueuedHandoff
 
 DELIVERY_MEMORY = timedelta(days=7)
 DELIVERY_PRUNE_EVERY = 1000
@@ -187,6 +187,36 @@ class SqlStore(ABC):
                     notified_at=_moment(notified_at), read_at=_moment(read_at), version=_moment(version)
                 )
         return found
+
+    async def queue_handoff(self, connection: str, notification: str) -> None:
+        m = self._marker
+        await self._execute(
+            f"INSERT INTO handoff_queue (connection, notification, due_at) VALUES ({m}, {m}, {m})",
+            (connection, notification, time.time()),
+        )
+
+    async def claim_handoffs(self, limit: int, lease_seconds: float) -> list[QueuedHandoff]:
+        m = self._marker
+        now = time.time()
+        # The outer `due_at <= now` is re-checked on a row another process updated meanwhile (PostgreSQL
+        # re-evaluates it on the new row version), so a row is never claimed twice.
+        rows = await self._fetch(
+            f"UPDATE handoff_queue SET due_at = {m}, attempts = attempts + 1 WHERE due_at <= {m} AND id IN "
+            f"(SELECT id FROM handoff_queue WHERE due_at <= {m} ORDER BY id LIMIT {m}) "
+            "RETURNING id, connection, notification, attempts",
+            (now + lease_seconds, now, now, limit),
+        )
+        claimed = [QueuedHandoff(id=r[0], connection=r[1], notification=r[2], attempts=r[3]) for r in rows]
+        return sorted(claimed, key=lambda entry: entry.id)
+
+    async def handoff_done(self, entry_id: int) -> None:
+        await self._execute(f"DELETE FROM handoff_queue WHERE id = {self._marker}", (entry_id,))
+
+    async def handoff_later(self, entry_id: int, delay_seconds: float) -> None:
+        m = self._marker
+        await self._execute(
+            f"UPDATE handoff_queue SET due_at = {m} WHERE id = {m}", (time.time() + delay_seconds, entry_id)
+        )
 
     async def reserve_rate_slot(self, key: str, interval_seconds: float, within_seconds: float) -> float | None:
         m = self._marker

@@ -69,6 +69,14 @@ CREATE TABLE IF NOT EXISTS rate_slots (
     key TEXT PRIMARY KEY,
     next_at REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS handoff_queue (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    connection TEXT NOT NULL,
+    notification TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    due_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS handoff_queue_by_due ON handoff_queue (due_at, id);
 COMMIT;
 """
 
