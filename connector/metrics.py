@@ -36,6 +36,10 @@ QUARANTINED = Counter(
     "Orders that could not be handed off, by connection and source",
     ["connection", "source"],
 )
+HANDOFF_QUEUE = Gauge(
+    "connector_handoff_queue",
+    "Notifications the intake accepted and has not handed to their workflows yet (its queue in the store)",
+)
 ORDERS = Gauge("connector_orders", "Open order workflows by status (from Temporal visibility)", ["status"])
 
 ORDER_STATUS_REFRESH_SECONDS = 30.0

@@ -13,6 +13,7 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from prometheus_client import REGISTRY
 
 from connector.intake.handoff_queue import HandOffQueue
 from connector.logbook import Logbook
@@ -185,6 +186,11 @@ async def test_a_queued_notification_that_cannot_be_handed_off_stays_queued_and_
         while "connection no-such-connection, which this intake does not have" not in caplog.text:
             assert asyncio.get_running_loop().time() < deadline, "the queue never tried it"
             await asyncio.sleep(0.05)
+        # Counted once the queue is idle between attempts (this stack's own queue sets it to 0 meanwhile).
+        while (REGISTRY.get_sample_value("connector_handoff_queue") or 0) < 1:
+            assert asyncio.get_running_loop().time() < deadline, "the queue's depth was never counted"
+            await asyncio.sleep(0.02)
+        assert await store.handoff_queue_depth() == 1
     finally:
         await queue.stop()
     # Kept, due again after a backoff (2 s after the first attempt), never dropped.

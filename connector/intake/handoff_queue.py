@@ -21,6 +21,7 @@ from temporalio.client import Client
 
 from connector.connections import Connection
 from connector.logbook import Logbook
+from connector.metrics import HANDOFF_QUEUE
 from connector.models import MarketplaceNotification
 from connector.starter import hand_off_order
 from connector.store.base import OrderStore
@@ -78,9 +79,18 @@ class HandOffQueue:
             if claimed:
                 await asyncio.gather(*(self._hand_off(entry) for entry in claimed))
                 continue
+            await self._count()
             self._queued.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._queued.wait(), IDLE_POLL_SECONDS)
+
+    async def _count(self) -> None:
+        """The queue's depth for the connector_handoff_queue gauge: above zero for long, something (Temporal)
+        keeps notifications from their workflows; the warnings say what."""
+        try:
+            HANDOFF_QUEUE.set(await self._store.handoff_queue_depth())
+        except Exception as exc:  # the claim just before says the same, at error level
+            log.debug("hand-off queue: depth not counted (%s)", exc)
 
     async def _hand_off(self, entry: QueuedHandoff) -> None:
         connection = self._connections.get(entry.connection)

@@ -83,6 +83,10 @@ class OrderStore(Protocol):
         """Make a queued hand-off due again in `delay_seconds`."""
         ...
 
+    async def handoff_queue_depth(self) -> int:
+        """How many notifications are queued, due or not."""
+        ...
+
     async def reserve_rate_slot(self, key: str, interval_seconds: float, within_seconds: float) -> float | None:
         """Take the next free slot of a rate shared by every process on this store (one slot every
         `interval_seconds`): the seconds to wait for it, or None when it is more than `within_seconds`

@@ -218,6 +218,10 @@ class SqlStore(ABC):
             f"UPDATE handoff_queue SET due_at = {m} WHERE id = {m}", (time.time() + delay_seconds, entry_id)
         )
 
+    async def handoff_queue_depth(self) -> int:
+        rows = await self._fetch("SELECT count(*) FROM handoff_queue", ())
+        return int(rows[0][0])
+
     async def reserve_rate_slot(self, key: str, interval_seconds: float, within_seconds: float) -> float | None:
         m = self._marker
         now = time.time()  # epoch seconds: comparable across processes and machines (NTP)
