@@ -33,6 +33,7 @@ BATCH = 100
 LEASE_SECONDS = 60.0
 IDLE_POLL_SECONDS = 1.0  # entries queued by another intake process, or due again after a failure
 MAX_RETRY_DELAY_SECONDS = 60.0
+STOP_GRACE_SECONDS = 5.0
 
 
 class HandOffQueue:
@@ -52,6 +53,7 @@ class HandOffQueue:
         self._logbook = logbook
         self._queued = asyncio.Event()
         self._pump: asyncio.Task[None] | None = None
+        self._stopping = False
 
     async def put(self, connection: str, notification: MarketplaceNotification) -> None:
         """Durably queued when this returns."""
@@ -59,18 +61,26 @@ class HandOffQueue:
         self._queued.set()
 
     def start(self) -> None:
+        self._stopping = False
         self._pump = asyncio.create_task(self._run(), name="hand-off queue")
 
     async def stop(self) -> None:
-        """What is still queued stays in the store for the next start."""
-        if self._pump is not None:
+        """The batch being handed off gets STOP_GRACE_SECONDS to finish (else its entries wait out their
+        lease); what is still queued stays in the store for the next start."""
+        if self._pump is None:
+            return
+        self._stopping = True
+        self._queued.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(self._pump), STOP_GRACE_SECONDS)
+        except TimeoutError:
             self._pump.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._pump
-            self._pump = None
+        self._pump = None
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 claimed = await self._store.claim_handoffs(BATCH, LEASE_SECONDS)
             except Exception as exc:  # the store is down: nothing is lost, it is all still queued there
