@@ -23,6 +23,7 @@ from temporalio.service import RPCError
 
 from bench.harness import CONNECTION, Cluster
 from connector.models import OrderStatus, order_workflow_id
+from connector.sandbox.seller import invoice_notification
 
 ORDER_STATUS = SearchAttributeKey.for_keyword("OrderStatus")
 SIMULATION = "/api/checkout/pub/orderForms/simulation"
@@ -158,22 +159,8 @@ def invoice_with_tracking(
 ) -> dict[str, Any]:
     """The seller's invoice for the whole of an OMS order (its `value`, items and shipping, in cents), with
     the tracking number in it: one callback to the connector, invoice and tracking at once."""
-    return {
-        "type": "Output",
-        "invoiceNumber": number,
-        "invoiceValue": str(oms_order["value"]),
-        "issuanceDate": issued.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "invoiceKey": None,
-        "invoiceUrl": None,
-        "embeddedInvoice": None,
-        "courier": "Correios",
-        "trackingNumber": tracking,
-        "trackingUrl": None,
-        "dispatchedDate": None,
-        "items": [
-            {"id": item["id"], "quantity": item["quantity"], "price": item["price"]} for item in oms_order["items"]
-        ],
-    }
+    items = [{"id": item["id"], "quantity": item["quantity"], "price": item["price"]} for item in oms_order["items"]]
+    return invoice_notification(number, int(oms_order["value"]), items=items, tracking=tracking, issued=issued)
 
 
 async def invoiced_with_tracking(cluster: Cluster) -> str:

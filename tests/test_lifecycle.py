@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -24,6 +25,7 @@ from connector.models import (
     PlacedOrder,
     order_workflow_id,
 )
+from connector.sandbox.seller import invoice_notification
 from connector.sandbox.vtex import FaultRule
 from connector.stack import Sandboxes, Stack
 from connector.starter import hand_off_order
@@ -34,6 +36,8 @@ from workflows.order_v1 import OrderWorkflowV1
 
 CONNECTION = "reference"
 PLACE = "/api/fulfillment/pvt/orders"
+
+ISSUED = datetime(2026, 11, 28, 10, tzinfo=UTC)  # the invoices' issuance date
 
 
 @pytest_asyncio.fixture
@@ -94,18 +98,7 @@ def vtex_id_of(state: OrderState) -> str:
 def invoice_body(
     number: str, value: int, *, items: list[dict[str, Any]], tracking: str | None = None
 ) -> dict[str, Any]:
-    return {
-        "type": "Output",
-        "invoiceNumber": number,
-        "invoiceValue": str(value),
-        "issuanceDate": "2026-11-28T10:00:00Z",
-        "invoiceKey": None,
-        "invoiceUrl": f"https://nfe.example/{number}",
-        "courier": "Correios" if tracking else "",
-        "trackingNumber": tracking,
-        "trackingUrl": f"https://track.example/{tracking}" if tracking else None,
-        "items": items,
-    }
+    return invoice_notification(number, value, items=items, tracking=tracking, issued=ISSUED)
 
 
 async def test_unpaid_order_is_placed_then_authorized_once_paid(stack: Stack, box: Sandboxes) -> None:

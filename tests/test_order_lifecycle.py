@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest_asyncio
@@ -23,6 +24,7 @@ from connector.models import (
     order_workflow_id,
 )
 from connector.reprocess import Reprocessed, reprocess_order
+from connector.sandbox.seller import invoice_notification
 from connector.sandbox.vtex import FaultRule
 from connector.stack import Sandboxes, Stack
 from connector.starter import Handoff, hand_off_order
@@ -32,6 +34,8 @@ from workflows.order import OrderLifecycle
 CONNECTION = "reference"
 PLACE = "/api/fulfillment/pvt/orders"
 S = OrderStatus
+
+ISSUED = datetime(2026, 12, 1, 10, tzinfo=UTC)  # the invoices' issuance date
 
 
 @pytest_asyncio.fixture
@@ -77,20 +81,8 @@ async def no_workflow_task_failed(stack: Stack, order_id: str) -> None:
 
 async def invoice_in_full(box: Sandboxes, order_id: str, vtex_id: str, *, tracking: str | None = "TRK-1") -> None:
     value = int(box.marketplace.orders[order_id]["total_amount"].replace(".", ""))
-    body: dict[str, Any] = {
-        "type": "Output",
-        "invoiceNumber": f"NF-{order_id}",
-        "invoiceValue": str(value),
-        "issuanceDate": "2026-12-01T10:00:00Z",
-        "invoiceKey": None,
-        "invoiceUrl": None,
-        "embeddedInvoice": None,
-        "courier": "Correios",
-        "trackingNumber": tracking,
-        "trackingUrl": None,
-        "dispatchedDate": None,
-        "items": [{"id": "1", "quantity": 1, "price": value}],
-    }
+    items = [{"id": "1", "quantity": 1, "price": value}]
+    body = invoice_notification(f"NF-{order_id}", value, items=items, tracking=tracking, issued=ISSUED)
     response = await seller(box, "POST", f"/api/oms/pvt/orders/{vtex_id}/invoice", body)
     assert response.status_code == 200, response.text
 
