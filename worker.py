@@ -55,6 +55,7 @@ def create_workers(
     connections: Mapping[str, Connection],
     adapters: Mapping[str, MarketplaceAdapter],
     graceful_shutdown: timedelta = timedelta(seconds=30),
+    max_cached_workflows: int,
 ) -> list[Worker]:
     vtex_activities = VtexActivities(
         vtex,
@@ -103,6 +104,7 @@ def create_workers(
         # On shutdown running activities get this long to finish before they are cancelled (and retried
         # by another worker): VTEX calls are short, so in-flight work completes instead of being redone.
         graceful_shutdown_timeout=graceful_shutdown,
+        max_cached_workflows=max_cached_workflows,
         # OrderWorkflowV1 stays registered until the orders it started drain (README, "Upgrading").
         workflows=[OrderLifecycle, OrderWorkflowV1, PollerWorkflow, ImportWorkflow],
         activities=[

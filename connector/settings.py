@@ -105,6 +105,10 @@ class Settings(BaseSettings):
     intake_metrics_port: int = Field(default=9466, ge=0, le=65535)
 
     worker_graceful_shutdown_seconds: float = Field(default=30.0, ge=0)
+    # Workflows the worker keeps in memory between their tasks (Temporal's sticky cache). Each costs about
+    # 0.25 MiB (the sandbox re-imports the workflow module per run); one that is evicted replays its
+    # history on its next task, a few milliseconds for an order.
+    worker_max_cached_workflows: int = Field(default=500, ge=0)
 
     intake_host: str = "127.0.0.1"
     intake_port: int = Field(default=8000, ge=0, le=65535, description="0 picks a free port.")

@@ -155,6 +155,7 @@ class Stack:
             connections=self.connections,
             adapters=self._adapters,
             graceful_shutdown=timedelta(seconds=settings.worker_graceful_shutdown_seconds),
+            max_cached_workflows=settings.worker_max_cached_workflows,
         )
         self._worker_tasks = [asyncio.create_task(worker.run(), name="worker") for worker in self._workers]
         if self._pollers and settings.polling_enabled:

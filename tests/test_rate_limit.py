@@ -93,6 +93,7 @@ async def second_worker(limited: Stack) -> AsyncIterator[None]:
         connections=limited.connections,
         adapters=adapters,
         graceful_shutdown=timedelta(seconds=1),
+        max_cached_workflows=settings.worker_max_cached_workflows,
     )
     tasks = [asyncio.create_task(worker.run()) for worker in workers]
     yield
