@@ -36,7 +36,9 @@ def build_adapters(connections: Mapping[str, Connection]) -> dict[str, Marketpla
         if connection.marketplace != "reference" or connection.marketplace_base_url is None:
             raise SettingsError(f"connection {name}: unknown marketplace {connection.marketplace!r} (known: reference)")
         adapters[name] = ReferenceMarketplace(
-            base_url=connection.marketplace_base_url, webhook_secret=connection.webhook_secret
+            base_url=connection.marketplace_base_url,
+            webhook_secret=connection.webhook_secret,
+            replay_window_seconds=connection.webhook_replay_window_seconds,
         )
     return adapters
 

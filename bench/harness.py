@@ -31,7 +31,7 @@ from temporalio.client import Client
 
 from bench.processes import ManagedProcess, ProcessFailed
 from connector.devserver import dev_server_command
-from connector.sandbox.marketplace import DELIVERY_HEADER, SIGNATURE_HEADER, sign
+from connector.sandbox.marketplace import DELIVERY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 
 CONNECTION = "reference"
 AFFILIATE = "MKP"
@@ -349,12 +349,18 @@ class Cluster:
         body = json.dumps(
             {"topic": "orders", "resource": f"/orders/{order_id}", "order_id": order_id, "sent_at": time.time()}
         ).encode()
-        headers = {"Content-Type": "application/json", SIGNATURE_HEADER: sign(WEBHOOK_SECRET, body)}
-        if delivery_id is not None:
-            headers[DELIVERY_HEADER] = delivery_id
+        delivery_id = delivery_id or str(uuid.uuid4())
         sent_at = time.time()
         give_up = time.monotonic() + redeliver_for
         while True:
+            # Each attempt signed afresh, as the marketplace signs it (its timestamp is covered).
+            timestamp = str(int(time.time()))
+            headers = {
+                "Content-Type": "application/json",
+                DELIVERY_HEADER: delivery_id,
+                TIMESTAMP_HEADER: timestamp,
+                SIGNATURE_HEADER: sign(WEBHOOK_SECRET, timestamp, delivery_id, body),
+            }
             started = time.perf_counter()
             try:
                 response = await self.http.post(self.webhook_url, content=body, headers=headers)

@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from connector.models import ReprocessPolicy
-from connector.settings import Settings, SettingsError
+from connector.secret_strength import require_strong
+from connector.settings import Settings, SettingsError, callback_tokens
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,40}$"
 T = TypeVar("T")
@@ -32,8 +33,9 @@ class ConnectionConfig(BaseModel):
     marketplace_base_url: str | None = None
     affiliate_id: str | None = Field(default=None, pattern=r"^[A-Za-z]{3}$")
     sales_channel: str | None = Field(default=None, pattern=r"^\d+$")
-    webhook_secret: str | None = Field(default=None, min_length=16)
-    callback_token: str | None = Field(default=None, min_length=16)
+    webhook_secret: str | None = None
+    # Comma-separated to rotate, like CALLBACK_TOKEN: the first for new orders, all accepted.
+    callback_token: str | None = None
     accept_unpaid_orders: bool | None = None
     payment_window_seconds: float | None = Field(default=None, gt=0)
     price_divergence_allowance_rate: float | None = Field(default=None, ge=0, le=1)
@@ -41,6 +43,20 @@ class ConnectionConfig(BaseModel):
     poll_overlap_seconds: float | None = Field(default=None, ge=0)
     poll_page_size: int | None = Field(default=None, ge=1, le=100)
     poll_webhook_grace_seconds: float | None = Field(default=None, ge=0)
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _strong_webhook_secret(cls, value: str | None) -> str | None:
+        if value is not None:
+            require_strong("webhook_secret", value)
+        return value
+
+    @field_validator("callback_token")
+    @classmethod
+    def _strong_callback_tokens(cls, value: str | None) -> str | None:
+        if value is not None:
+            callback_tokens(value, variable="callback_token")
+        return value
 
 
 class _ConnectionsFile(BaseModel):
@@ -57,7 +73,8 @@ class Connection:
     sales_channel: str
     marketplace_base_url: str | None
     services_endpoint: str = field(repr=False)
-    callback_token: str = field(repr=False)
+    # Every token VTEX may call back with; the first is the one new orders are given.
+    callback_tokens: tuple[str, ...] = field(repr=False)
     webhook_secret: str = field(repr=False)
     price_divergence_allowance_rate: float | None = None
     accept_unpaid_orders: bool = False
@@ -67,6 +84,7 @@ class Connection:
     poll_page_size: int = 100
     poll_heartbeat_timeout_seconds: float = 30.0
     poll_webhook_grace_seconds: float = 30.0
+    webhook_replay_window_seconds: float = 300.0
     vtex_task_queue: str | None = None
     policy: ReprocessPolicy = field(default_factory=ReprocessPolicy)
     after_sale_window_seconds: float = 120 * 86400.0
@@ -107,15 +125,19 @@ def build_connections(settings: Settings, *, marketplace_urls: dict[str, str] | 
         base_url = (marketplace_urls or {}).get(config.name) or config.marketplace_base_url
         if base_url is None:
             raise SettingsError(f"connection {config.name}: no marketplace base URL (MARKETPLACE_BASE_URL)")
-        token = config.callback_token or _secret(settings, config.name, "callback-token", "CALLBACK_TOKEN")
+        tokens = (
+            callback_tokens(config.callback_token, variable="CALLBACK_TOKEN")
+            if config.callback_token
+            else (_secret(settings, config.name, "callback-token", "CALLBACK_TOKEN"),)
+        )
         connections[config.name] = Connection(
             name=config.name,
             marketplace=config.marketplace,
             affiliate_id=config.affiliate_id or settings.vtex_affiliate_id,
             sales_channel=config.sales_channel or settings.vtex_sales_channel,
             marketplace_base_url=base_url.rstrip("/"),
-            services_endpoint=settings.marketplace_services_endpoint(config.name, token),
-            callback_token=token,
+            services_endpoint=settings.marketplace_services_endpoint(config.name, tokens[0]),
+            callback_tokens=tokens,
             webhook_secret=config.webhook_secret or _secret(settings, config.name, "webhook-secret", "WEBHOOK_SECRET"),
             price_divergence_allowance_rate=_pick(
                 config.price_divergence_allowance_rate, settings.price_divergence_allowance_rate
@@ -127,6 +149,7 @@ def build_connections(settings: Settings, *, marketplace_urls: dict[str, str] | 
             poll_page_size=_pick(config.poll_page_size, settings.poll_page_size),
             poll_heartbeat_timeout_seconds=settings.poll_heartbeat_timeout_seconds,
             poll_webhook_grace_seconds=_pick(config.poll_webhook_grace_seconds, settings.poll_webhook_grace_seconds),
+            webhook_replay_window_seconds=settings.webhook_replay_window_seconds,
             vtex_task_queue=settings.vtex_task_queue,
             policy=settings.reprocess_policy(),
             after_sale_window_seconds=settings.after_sale_window_days * 86400.0,

@@ -12,6 +12,7 @@ from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, model_valida
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from connector.models import ReprocessPolicy
+from connector.secret_strength import require_strong
 
 
 class SettingsError(Exception):
@@ -67,9 +68,13 @@ class Settings(BaseSettings):
     # An order's workflow continues as new past this many history events (the server suggests it too).
     continue_as_new_after_events: int = Field(default=2000, ge=50)
     # Secret part of marketplaceServicesEndpoint: VTEX does not sign its callbacks, so the URL is the key.
-    callback_token: SecretStr | None = Field(default=None, min_length=16)
+    # Comma-separated to rotate: the first is given to new orders, every one is accepted (placed orders
+    # keep the URL they were given).
+    callback_token: SecretStr | None = None
     # HMAC-SHA256 key the marketplace signs its webhooks with.
-    webhook_secret: SecretStr | None = Field(default=None, min_length=16)
+    webhook_secret: SecretStr | None = None
+    # A signed webhook is accepted this long around its timestamp; a replay after it gets 401.
+    webhook_replay_window_seconds: float = Field(default=300.0, gt=0)
     # Several connections: a JSON file (README, "Connections"); otherwise one, from the variables above.
     connections_file: Path | None = None
     polling_enabled: bool = True
@@ -114,6 +119,19 @@ class Settings(BaseSettings):
     intake_port: int = Field(default=8000, ge=0, le=65535, description="0 picks a free port.")
     data_dir: Path = Path("data")
     demo_order_interval_seconds: float = Field(default=5.0, ge=0)
+
+    @model_validator(mode="after")
+    def _secrets_are_strong(self) -> Settings:
+        for variable, secret in (
+            ("WEBHOOK_SECRET", self.webhook_secret),
+            ("CODEC_AUTH_TOKEN", self.codec_auth_token),
+            ("VTEX_APP_TOKEN", self.vtex_app_token),
+        ):
+            if secret is not None:
+                require_strong(variable, secret.get_secret_value())
+        if self.callback_token is not None:
+            callback_tokens(self.callback_token.get_secret_value(), variable="CALLBACK_TOKEN")
+        return self
 
     @model_validator(mode="after")
     def _credentials_are_complete(self) -> Settings:
@@ -171,6 +189,16 @@ class Settings(BaseSettings):
     def marketplace_services_endpoint(self, connection: str, callback_token: str) -> str:
         """The URL VTEX will call for invoices, tracking and cancellations of a connection's orders."""
         return f"{str(self.connector_public_url).rstrip('/')}/vtex/{connection}/{callback_token}"
+
+
+def callback_tokens(text: str, *, variable: str) -> tuple[str, ...]:
+    """`new,old,...`: each a strong secret; ValueError naming the variable otherwise."""
+    tokens = tuple(token.strip() for token in text.split(",") if token.strip())
+    if not tokens:
+        raise ValueError(f"{variable} is empty")
+    for token in tokens:
+        require_strong(variable, token)
+    return tokens
 
 
 def load_settings(**overrides: object) -> Settings:

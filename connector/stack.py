@@ -131,6 +131,7 @@ class Stack:
             adapters=self._adapters,
             store=self.store,
             account=settings.account_name,
+            vtex=self._vtex,
         )
         if self._run_intake:
             self._intake = HttpServer(intake_app, host=settings.intake_host, port=intake_port, name="intake")

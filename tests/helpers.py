@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
+import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -52,13 +54,27 @@ async def wait_until_dispatched(
     )
 
 
-def signed_webhook(secret: str, payload: object, *, delivery_id: str | None = None) -> tuple[bytes, dict[str, str]]:
-    """A reference-marketplace webhook body and headers, signed as the marketplace signs them."""
+def signed_headers(
+    secret: str, body: bytes, *, delivery_id: str | None = None, timestamp: float | None = None
+) -> dict[str, str]:
+    """Headers of a reference-marketplace webhook signed as the marketplace signs it (now, with a fresh
+    delivery id, unless told otherwise)."""
+    delivery = delivery_id or str(uuid.uuid4())
+    sent = str(int(time.time() if timestamp is None else timestamp))
+    return {
+        "Content-Type": "application/json",
+        "X-Reference-Delivery": delivery,
+        "X-Reference-Timestamp": sent,
+        "X-Reference-Signature": sign(secret, sent, delivery, body),
+    }
+
+
+def signed_webhook(
+    secret: str, payload: object, *, delivery_id: str | None = None, timestamp: float | None = None
+) -> tuple[bytes, dict[str, str]]:
+    """A reference-marketplace webhook body and its signed headers."""
     body = json.dumps(payload).encode()
-    headers = {"Content-Type": "application/json", "X-Reference-Signature": sign(secret, body)}
-    if delivery_id is not None:
-        headers["X-Reference-Delivery"] = delivery_id
-    return body, headers
+    return body, signed_headers(secret, body, delivery_id=delivery_id, timestamp=timestamp)
 
 
 async def seller(box: Sandboxes, method: str, path: str, body: dict[str, Any]) -> httpx.Response:

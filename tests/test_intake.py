@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,10 +19,9 @@ from prometheus_client import REGISTRY
 from connector.intake.handoff_queue import HandOffQueue
 from connector.logbook import Logbook
 from connector.models import MarketplaceNotification, OrderStatus, order_workflow_id
-from connector.sandbox.marketplace import sign
 from connector.stack import Stack
 from connector.store.base import open_store
-from tests.helpers import signed_webhook, wait_for_state
+from tests.helpers import signed_headers, signed_webhook, wait_for_state
 
 CONNECTION = "reference"
 
@@ -40,7 +40,7 @@ async def test_bad_requests_get_a_4xx_with_a_reason(stack: Stack) -> None:
         forged = await http.post(webhook, content=body, headers=headers)
         body, headers = signed_webhook(secret, notification("1"))
         tampered = await http.post(webhook, content=body.replace(b'"1"', b'"2"'), headers=headers)
-        not_json = await http.post(webhook, content=b"{nope", headers={"X-Reference-Signature": sign(secret, b"{nope")})
+        not_json = await http.post(webhook, content=b"{nope", headers=signed_headers(secret, b"{nope"))
         body, headers = signed_webhook(secret, {"topic": "orders"})
         no_id = await http.post(webhook, content=body, headers=headers)
         body, headers = signed_webhook(secret, {"topic": "questions", "order_id": "1"})
@@ -109,7 +109,9 @@ MALFORMED_BODIES = st.one_of(
     .map(lambda topic: json.dumps({"topic": topic, "order_id": "123"}).encode()),
 )
 HEADERS = st.dictionaries(
-    st.sampled_from(["X-Reference-Signature", "X-Reference-Delivery", "Content-Type", "X-Other"]),
+    st.sampled_from(
+        ["X-Reference-Signature", "X-Reference-Delivery", "X-Reference-Timestamp", "Content-Type", "X-Other"]
+    ),
     # Printable ASCII without edge spaces: what an HTTP client can put in a header at all.
     st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=80).map(str.strip),
     max_size=4,
@@ -124,7 +126,7 @@ async def test_malformed_webhooks_only_get_4xx(
     stack: Stack, body: bytes, headers: dict[str, str], sign_it: bool
 ) -> None:
     if sign_it:  # a correctly signed malformed body must be refused for its content
-        headers = {**headers, "X-Reference-Signature": sign(stack.connections[CONNECTION].webhook_secret, body)}
+        headers = {**headers, **signed_headers(stack.connections[CONNECTION].webhook_secret, body)}
     async with httpx.AsyncClient() as http:
         response = await http.post(stack.webhook_url(CONNECTION), content=body, headers=headers)
     assert 400 <= response.status_code < 500, (response.status_code, body, headers)
@@ -199,3 +201,42 @@ async def test_a_queued_notification_that_cannot_be_handed_off_stays_queued_and_
     kept = await store.claim_handoffs(10, lease_seconds=60)
     assert [(entry.connection, entry.attempts) for entry in kept] == [("no-such-connection", 2)]
     await store.aclose()
+
+
+async def test_a_captured_webhook_cannot_be_replayed(stack: Stack) -> None:
+    """The issue's attack: one captured delivery, replayed later or under fresh delivery ids."""
+    assert stack.sandboxes is not None
+    order = stack.sandboxes.marketplace.new_order(items=[("1", 1)])
+    secret = stack.connections[CONNECTION].webhook_secret
+    body, captured = signed_webhook(secret, notification(order["id"]))
+    _, stale = signed_webhook(secret, notification(order["id"]), timestamp=time.time() - 301)
+    async with httpx.AsyncClient() as http:
+        first = await http.post(stack.webhook_url(CONNECTION), content=body, headers=captured)
+        assert first.status_code == 202
+        await wait_for_state(
+            stack.client, CONNECTION, order["id"], lambda s: s.status is OrderStatus.DISPATCH_AUTHORIZED
+        )
+        requests_before = about(stack, order["id"])
+        fresh_ids = [
+            await http.post(
+                stack.webhook_url(CONNECTION),
+                content=body,
+                headers={**captured, "X-Reference-Delivery": str(uuid.uuid4())},
+            )
+            for _ in range(20)
+        ]
+        same_id = await http.post(stack.webhook_url(CONNECTION), content=body, headers=captured)
+        late = await http.post(stack.webhook_url(CONNECTION), content=body, headers=stale)
+    assert {r.status_code for r in fresh_ids} == {401}
+    assert "does not match" in fresh_ids[0].json()["error"]
+    assert (same_id.status_code, same_id.json()["status"]) == (200, "duplicate-delivery")  # within the window
+    assert late.status_code == 401 and "s old" in late.json()["error"]
+    state = await wait_for_state(stack.client, CONNECTION, order["id"], lambda s: True)
+    assert state.notifications_received == 1
+    assert about(stack, order["id"]) == requests_before  # no replay reached VTEX
+
+
+def about(stack: Stack, order_id: str) -> int:
+    """How many requests the VTEX sandbox received that name the order (path or body)."""
+    assert stack.sandboxes is not None
+    return sum(order_id in r.path or order_id in json.dumps(r.body) for r in stack.sandboxes.vtex.requests)

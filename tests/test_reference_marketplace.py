@@ -83,16 +83,31 @@ CALLS: dict[str, Call] = {
 }
 
 
-def sign(body: bytes, secret: str = SECRET) -> str:
-    """Computed here rather than with the sandbox's helper, so a bug in one side cannot hide in both."""
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+def sign(body: bytes, *, timestamp: str, delivery_id: str, secret: str = SECRET) -> str:
+    """Computed here rather than with the sandbox's helper, so a bug in one side cannot hide in both:
+    the spec's `{timestamp}\\n{delivery id}\\n{body}`."""
+    signed_bytes = f"{timestamp}\n{delivery_id}\n".encode() + body
+    return "sha256=" + hmac.new(secret.encode(), signed_bytes, hashlib.sha256).hexdigest()
 
 
-def signed(body: bytes, delivery_id: str | None = None) -> dict[str, str]:
-    headers = {"x-reference-signature": sign(body)}
-    if delivery_id is not None:
-        headers["x-reference-delivery"] = delivery_id
-    return headers
+def signed(
+    body: bytes, delivery_id: str = "d-1", *, timestamp: str | None = None, secret: str = SECRET
+) -> dict[str, str]:
+    sent = timestamp if timestamp is not None else str(int(time.time()))
+    return {
+        "x-reference-signature": sign(body, timestamp=sent, delivery_id=delivery_id.strip(), secret=secret),
+        "x-reference-delivery": delivery_id,
+        "x-reference-timestamp": sent,
+    }
+
+
+def verifies(delivery: Any) -> bool:
+    """The delivery's signature is the spec's over its own timestamp, delivery id and body."""
+    headers = delivery.headers
+    expected = sign(
+        delivery.body, timestamp=headers["x-reference-timestamp"], delivery_id=headers["x-reference-delivery"]
+    )
+    return bool(headers["x-reference-signature"] == expected)
 
 
 def notification(order_id: object = "1001", **extra: object) -> bytes:
@@ -565,7 +580,7 @@ async def test_admin_pay_and_cancel_change_the_order_and_notify(
         "sent_at": body["sent_at"],
     }
     assert abs(datetime.fromisoformat(body["sent_at"]) - datetime.now(UTC)) < timedelta(seconds=5)
-    assert paid.headers["x-reference-signature"] == sign(paid.body)
+    assert verifies(paid)
     assert abs(int(paid.headers["x-reference-timestamp"]) - time.time()) < 5
     assert uuid.UUID(paid.headers["x-reference-delivery"])
     parsed = PARSER.parse_notification(paid.headers, paid.body)
@@ -623,7 +638,7 @@ def test_sandbox_python_api_raises_for_unknown_orders_and_conflicts() -> None:
 # --- webhook deliveries -------------------------------------------------------------------------------
 
 
-async def test_a_retried_delivery_repeats_its_id_body_and_signature(webhook: Receiver) -> None:
+async def test_a_retried_delivery_repeats_its_id_and_body_signed_afresh(webhook: Receiver) -> None:
     sandbox = MarketplaceSandbox(webhook_url=webhook.url, webhook_secret=SECRET)
     order_id = sandbox.new_order(items=[("1", 1)])["id"]
     webhook.failures = 1
@@ -631,7 +646,7 @@ async def test_a_retried_delivery_repeats_its_id_body_and_signature(webhook: Rec
     first, retry = await webhook.next(), await webhook.next()
     assert first.headers["x-reference-delivery"] == retry.headers["x-reference-delivery"] == delivery_id
     assert first.body == retry.body
-    assert first.headers["x-reference-signature"] == retry.headers["x-reference-signature"] == sign(first.body)
+    assert verifies(first) and verifies(retry)  # each attempt signed over its own timestamp
     await asyncio.sleep(0.05)  # let the sandbox count the answered retry
     assert sandbox.notifications_sent == 1
 
@@ -690,50 +705,68 @@ def test_parse_notification_accepts_a_signed_body_and_passes_the_delivery_id_on(
     body = notification()
     parsed = PARSER.parse_notification(signed(body, delivery_id=" d-42 "), body)
     assert parsed == MarketplaceNotification(marketplace_order_id="1001", delivery_id="d-42")
-    assert PARSER.parse_notification(signed(body), body).delivery_id is None
     # Hex digits in either case are the same digest.
-    upper = {"x-reference-signature": "sha256=" + sign(body).removeprefix("sha256=").upper()}
+    headers = signed(body)
+    upper = {**headers, "x-reference-signature": "sha256=" + headers["x-reference-signature"][7:].upper()}
     assert PARSER.parse_notification(upper, body).marketplace_order_id == "1001"
+
+
+def _with(body: bytes = b"", **changes: str | None) -> dict[str, str]:
+    """Headers signed for `notification()` (or `body`), then changed: None drops a header."""
+    headers = signed(body or notification())
+    for name, value in changes.items():
+        header = "x-reference-" + name.replace("_", "-")
+        if value is None:
+            headers.pop(header)
+        else:
+            headers[header] = value
+    return headers
+
+
+NOW = str(int(time.time()))
 
 
 @pytest.mark.parametrize(
     ("headers", "body", "message"),
     [
         ({}, notification(), "header X-Reference-Signature is missing"),
-        ({"X-Reference-Signature": sign(notification())}, notification(), "header X-Reference-Signature is missing"),
-        ({"x-reference-signature": "sha256="}, notification(), "must be 'sha256=' and 64 hexadecimal digits"),
         (
-            {"x-reference-signature": sign(notification()).removeprefix("sha256=")},
+            {k.title(): v for k, v in signed(notification()).items()},
+            notification(),
+            "header X-Reference-Signature is missing",
+        ),
+        (_with(signature="sha256="), notification(), "must be 'sha256=' and 64 hexadecimal digits"),
+        (_with(signature="0" * 64), notification(), "must be 'sha256=' and 64 hexadecimal digits"),
+        (
+            _with(signature="sha1=" + hashlib.sha1(notification()).hexdigest()),
             notification(),
             "must be 'sha256=' and 64 hexadecimal digits",
         ),
-        (
-            {"x-reference-signature": "sha1=" + hashlib.sha1(notification()).hexdigest()},
-            notification(),
-            "must be 'sha256=' and 64 hexadecimal digits",
-        ),
-        ({"x-reference-signature": "sha256=" + "g" * 64}, notification(), "must be 'sha256=' and 64 hexadecimal"),
-        ({"x-reference-signature": "sha256=" + "é" * 64}, notification(), "must be 'sha256=' and 64 hexadecimal"),
-        ({"x-reference-signature": "sha256=" + "\u0663" * 64}, notification(), "must be 'sha256=' and 64 hexadecimal"),
-        ({"x-reference-signature": sign(notification()) + "00"}, notification(), "must be 'sha256=' and 64"),
-        (
-            {"x-reference-signature": sign(notification(), secret="another-secret")},
-            notification(),
-            "header X-Reference-Signature does not match the body",
-        ),
-        (
-            {"x-reference-signature": sign(notification("1001"))},
-            notification("1002"),
-            "header X-Reference-Signature does not match the body",
-        ),
+        (_with(signature="sha256=" + "g" * 64), notification(), "must be 'sha256=' and 64 hexadecimal"),
+        (_with(signature="sha256=" + "é" * 64), notification(), "must be 'sha256=' and 64 hexadecimal"),
+        (_with(signature="sha256=" + "\u0663" * 64), notification(), "must be 'sha256=' and 64 hexadecimal"),
+        (_with(signature=signed(notification())["x-reference-signature"] + "00"), notification(), "must be"),
+        (signed(notification(), secret="another-secret-value"), notification(), "does not match"),
+        (signed(notification("1001")), notification("1002"), "does not match"),
         # Signed, then re-serialized on the way: the same JSON, other bytes.
         (
-            {"x-reference-signature": sign(notification())},
+            signed(notification()),
             json.dumps(json.loads(notification()), separators=(",", ":")).encode(),
-            "header X-Reference-Signature does not match the body",
+            "does not match",
         ),
         # The signature is checked before the body is read.
-        ({"x-reference-signature": sign(b"{")}, b"{}", "header X-Reference-Signature does not match the body"),
+        (signed(b"{"), b"{}", "does not match"),
+        # The delivery id and the timestamp are signed: a captured body replayed under a fresh delivery
+        # id, or re-stamped to pass the window, does not verify.
+        (_with(delivery="d-2"), notification(), "does not match"),
+        (_with(timestamp=str(int(NOW) + 1)), notification(), "does not match"),
+        (_with(delivery=None), notification(), "header X-Reference-Delivery (signed) must be 1 to 200"),
+        (_with(timestamp=None), notification(), "header X-Reference-Timestamp (signed) must be Unix seconds"),
+        (_with(timestamp="+" + NOW), notification(), "header X-Reference-Timestamp (signed) must be Unix seconds"),
+        (_with(timestamp="1e9"), notification(), "header X-Reference-Timestamp (signed) must be Unix seconds"),
+        # Signed correctly, outside the window: a replay (or a marketplace clock far off).
+        (signed(notification(), timestamp=str(int(NOW) - 301)), notification(), "s old; deliveries more than 300 s"),
+        (signed(notification(), timestamp=str(int(NOW) + 400)), notification(), "s ahead; deliveries more than"),
     ],
     ids=[
         "missing",
@@ -749,6 +782,14 @@ def test_parse_notification_accepts_a_signed_body_and_passes_the_delivery_id_on(
         "tampered-body",
         "re-serialized-body",
         "before-the-body",
+        "replayed-with-another-delivery-id",
+        "re-stamped",
+        "no-delivery-id",
+        "no-timestamp",
+        "signed-timestamp",
+        "float-timestamp",
+        "replayed-after-the-window",
+        "from-the-future",
     ],
 )
 def test_parse_notification_rejects_bad_signatures_with_401(headers: dict[str, str], body: bytes, message: str) -> None:
@@ -756,6 +797,16 @@ def test_parse_notification_rejects_bad_signatures_with_401(headers: dict[str, s
         PARSER.parse_notification(headers, body)
     assert caught.value.status == 401
     assert message in str(caught.value)
+
+
+def test_the_replay_window_is_the_adapters_setting() -> None:
+    body = notification()
+    an_hour_ago = str(int(time.time()) - 3600)
+    lenient = ReferenceMarketplace(base_url=BASE_URL, webhook_secret=SECRET, replay_window_seconds=7200)
+    assert lenient.parse_notification(signed(body, timestamp=an_hour_ago), body).marketplace_order_id == "1001"
+    later = ReferenceMarketplace(base_url=BASE_URL, webhook_secret=SECRET, clock=lambda: time.time() + 301)
+    with pytest.raises(NotificationRejected, match="s old"):
+        later.parse_notification(signed(body), body)
 
 
 def test_the_adapter_needs_a_webhook_secret() -> None:
@@ -818,7 +869,7 @@ def test_parse_notification_rejects_bodies_with_400(body: bytes, message: str) -
 @pytest.mark.parametrize("delivery_id", ["", "   ", "d" * 201])
 def test_parse_notification_rejects_unusable_delivery_ids(delivery_id: str) -> None:
     body = notification()
-    with pytest.raises(NotificationRejected, match=r"^header X-Reference-Delivery must be 1 to 200 characters$"):
+    with pytest.raises(NotificationRejected, match=r"^header X-Reference-Delivery \(signed\) must be 1 to 200"):
         PARSER.parse_notification(signed(body, delivery_id=delivery_id), body)
     assert PARSER.parse_notification(signed(body, delivery_id="d" * 200), body).delivery_id == "d" * 200
 
@@ -852,7 +903,7 @@ def test_parse_notification_raises_nothing_but_notification_rejected(
 ) -> None:
     if sign_body:
         # Signed, the body reaches the parser proper.
-        headers = {**headers, "x-reference-signature": sign(body)}
+        headers = {**headers, **signed(body)}
     try:
         parsed = PARSER.parse_notification(headers, body)
     except NotificationRejected as exc:

@@ -22,7 +22,9 @@ from starlette.routing import Route
 from temporalio.client import Client
 
 from connector.connections import Connection
-from connector.intake.callbacks import callback_routes
+from connector.intake.bodies import BodyTooLarge, body_too_large, capped_body
+from connector.intake.callbacks import callback_routes, redacted_path
+from connector.intake.deliveries import DeliveryLocks
 from connector.intake.handoff_queue import HandOffQueue
 from connector.intake.logs import logs_routes
 from connector.logbook import Logbook
@@ -31,6 +33,7 @@ from connector.metrics import WEBHOOK_SECONDS, WEBHOOKS
 from connector.models import order_workflow_id
 from connector.quarantine import quarantine
 from connector.store.base import OrderStore
+from connector.vtex.client import VtexClient
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +53,18 @@ def create_intake_app(
     adapters: Mapping[str, MarketplaceAdapter],
     store: OrderStore,
     account: str,
+    vtex: VtexClient,
 ) -> Starlette:
     logbook = Logbook(store, account=account)
+    deliveries = DeliveryLocks()
+
+    async def remember(name: str, delivery_id: str) -> None:
+        """Only once queued: an intake that dies before this makes the redelivery a second hand-off (the
+        workflow takes it as one), never a notification taken for a duplicate and lost."""
+        try:
+            await store.remember_delivery(name, delivery_id)
+        except Exception as exc:  # it is queued: a redelivery would only be a harmless second hand-off
+            log.warning("delivery %s of connection %s queued but not remembered: %r", delivery_id, name, exc)
 
     async def webhook(request: Request) -> Response:
         started = time.perf_counter()
@@ -68,12 +81,7 @@ def create_intake_app(
         adapter = adapters.get(name)
         if connection is None or adapter is None:
             return _error(404, f"unknown connection {name!r}")
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-            return _error(413, f"body larger than {MAX_BODY_BYTES} bytes")
-        body = await request.body()
-        if len(body) > MAX_BODY_BYTES:
-            return _error(413, f"body larger than {MAX_BODY_BYTES} bytes")
+        body = await capped_body(request, MAX_BODY_BYTES)
         try:
             notification = adapter.parse_notification(dict(request.headers), body)
         except NotificationRejected as exc:
@@ -83,17 +91,18 @@ def create_intake_app(
             else:
                 log.warning("refused a webhook for connection %s: %s", name, exc)
             return _error(exc.status, str(exc))
-        if notification.delivery_id is not None and not await store.remember_delivery(name, notification.delivery_id):
-            # The marketplace redelivered: the first delivery was already handed off.
-            return JSONResponse({"status": "duplicate-delivery"}, status_code=200)
         notification = notification.model_copy(update={"received_at": datetime.now(UTC), "source": "webhook"})
-        try:
+        delivery_id = notification.delivery_id
+        if delivery_id is None:
             await handoffs.put(name, notification)
-        except Exception:
-            if notification.delivery_id is not None:
-                # The redelivery the 503 asks for must not be taken for a duplicate.
-                await store.forget_delivery(name, notification.delivery_id)
-            raise
+        else:
+            async with deliveries.hold(name, delivery_id):
+                if await store.delivery_seen(name, delivery_id):
+                    # The marketplace redelivered (or a captured delivery was replayed within the
+                    # signature's window): the first one is queued already.
+                    return JSONResponse({"status": "duplicate-delivery"}, status_code=200)
+                await handoffs.put(name, notification)
+                await remember(name, delivery_id)
         workflow_id = order_workflow_id(name, notification.marketplace_order_id)
         return JSONResponse({"status": "queued", "workflowId": workflow_id}, status_code=202)
 
@@ -102,7 +111,7 @@ def create_intake_app(
 
     async def unavailable(request: Request, exc: Exception) -> Response:
         # The store (or, for a VTEX callback, Temporal) failed us: the sender must deliver again, nothing dropped.
-        log.error("intake could not process %s %s: %r", request.method, request.url.path, exc)
+        log.error("intake could not process %s %s: %r", request.method, redacted_path(request), exc)
         return JSONResponse(
             {"error": "temporarily unable to accept this request; deliver it again"},
             status_code=503,
@@ -116,7 +125,7 @@ def create_intake_app(
             # VTEX's order-log contract: GET /{account}/logs?DateAt=yyyy-mm-dd&status=all
             *logs_routes(store),
             # VTEX's callbacks on marketplaceServicesEndpoint (invoice, tracking, cancellation).
-            *callback_routes(client, connections=connections, store=store, logbook=logbook),
+            *callback_routes(client, connections=connections, store=store, logbook=logbook, vtex=vtex),
         ],
-        exception_handlers={Exception: unavailable},
+        exception_handlers={BodyTooLarge: body_too_large, Exception: unavailable},
     )

@@ -1,9 +1,12 @@
 """VTEX's callbacks on marketplaceServicesEndpoint: invoices, tracking and cancellations, as signals.
 
 VTEX does not sign these calls, so the endpoint URL it was given carries an unguessable per-connection
-token, compared in constant time; a wrong token gets the same 404 as an unknown path. `{orderId}` may be
-the VTEX id or the marketplace id: the id map resolves both. The answer is VTEX's receipt contract,
-`{orderId, receipt, date}`, given once the signal is accepted (the workflow does the rest).
+token, compared in constant time (several during a rotation); a wrong token gets the same 404 as an
+unknown path, and the token never reaches a log line. `{orderId}` may be the VTEX id or the marketplace
+id: the id map resolves both. Then the claim is checked with VTEX itself (connector/intake/
+callback_checks.py): one that does not check out gets 409, an alert in the order log, and changes
+nothing; VTEX unreachable gets 503 (deliver again). The answer is VTEX's receipt contract, `{orderId,
+receipt, date}`, given once the signal is accepted (the workflow does the rest).
 """
 
 from __future__ import annotations
@@ -24,15 +27,22 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from connector.connections import Connection
+from connector.intake.bodies import capped_body
+from connector.intake.callback_checks import Confirmed, cancellation_problem, confirm_invoice
 from connector.logbook import Logbook
 from connector.models import Invoice, InvoiceItem, InvoiceType, VtexCancellation, order_workflow_id
 from connector.starter import LATE_EVENT_CODE
 from connector.store.base import OrderStore
 from connector.store.models import IdMapping, LogStatus
+from connector.vtex.client import VtexClient
 
 log = logging.getLogger(__name__)
 
 PREFIX = "/vtex/{connection}/{token}"
+# An invoice may embed its XML (embeddedInvoice); a cancellation is a reason at most.
+MAX_INVOICE_BYTES = 512 * 1024
+MAX_CANCEL_BYTES = 16 * 1024
+UNVERIFIED_CALLBACK_CODE = "UNVERIFIED_CALLBACK"
 
 
 class _VtexInvoiceItem(BaseModel):
@@ -80,13 +90,17 @@ class VtexInvoiceCallback(BaseModel):
 
 
 def callback_routes(
-    client: Client, *, connections: Mapping[str, Connection], store: OrderStore, logbook: Logbook
+    client: Client,
+    *,
+    connections: Mapping[str, Connection],
+    store: OrderStore,
+    logbook: Logbook,
+    vtex: VtexClient,
 ) -> list[Route]:
     async def authorized_order(request: Request) -> IdMapping | Response:
         name = request.path_params["connection"]
         connection = connections.get(name)
-        token = request.path_params["token"]
-        if connection is None or not hmac.compare_digest(token.encode(), connection.callback_token.encode()):
+        if connection is None or not _known_token(request.path_params["token"], connection.callback_tokens):
             log.warning("refused a VTEX callback for connection %r from %s: wrong token", name, _client(request))
             return JSONResponse({"error": "not found"}, status_code=404)
         mapping = await store.resolve(name, request.path_params["order_id"])
@@ -94,34 +108,104 @@ def callback_routes(
             return JSONResponse({"error": f"unknown order {request.path_params['order_id']!r}"}, status_code=404)
         return mapping
 
+    async def refuse(mapping: IdMapping, what: str, problem: str, claimed: BaseModel) -> Response:
+        """A callback VTEX does not confirm: forged, or about another order. Answered, so a sender does
+        not retry it forever, and shown to the seller, but nothing moves."""
+        log.error(
+            "VTEX %s for %s (%s) not confirmed by VTEX, ignored: %s",
+            what,
+            mapping.vtex_order_id,
+            mapping.connection,
+            problem,
+        )
+        await logbook.record(
+            code=UNVERIFIED_CALLBACK_CODE,
+            operation="VTEX callback",
+            direction="VTEX to connector",
+            status=LogStatus.ALERT,
+            business_message=(
+                f"A {what} callback for the order {mapping.vtex_order_id} did not check out with VTEX ({problem}); "
+                "the connector ignored it. If it was not VTEX, someone knows the callback URL: rotate CALLBACK_TOKEN."
+            ),
+            connection=mapping.connection,
+            marketplace_order_id=mapping.marketplace_order_id,
+            vtex_order_id=mapping.vtex_order_id,
+            source=claimed,
+        )
+        return JSONResponse({"error": f"not confirmed by VTEX: {problem}"}, status_code=409)
+
     async def invoice(request: Request) -> Response:
         found = await authorized_order(request)
         if isinstance(found, Response):
             return found
         try:
-            body = VtexInvoiceCallback.model_validate_json(await request.body())
+            body = VtexInvoiceCallback.model_validate_json(await capped_body(request, MAX_INVOICE_BYTES))
         except ValidationError as exc:
             return JSONResponse({"error": f"invalid invoice: {_first_error(exc)}"}, status_code=400)
-        return await _signal(client, logbook, found, "vtex_invoice", body.to_invoice())
+        claimed = body.to_invoice()
+        confirmed = confirm_invoice(await vtex.get_order(found.vtex_order_id), found.vtex_order_id, claimed)
+        if not isinstance(confirmed, Confirmed):
+            return await refuse(found, "invoice", confirmed, claimed)
+        if confirmed.differing_fields:
+            await _note_difference(logbook, found, confirmed)
+        return await _signal(client, logbook, found, "vtex_invoice", confirmed.invoice)
 
     async def cancel(request: Request) -> Response:
         found = await authorized_order(request)
         if isinstance(found, Response):
             return found
-        raw = await request.body()
+        raw = await capped_body(request, MAX_CANCEL_BYTES)
         reason = None
         if raw.strip():
             try:
                 reason = _CancelBody.model_validate_json(raw).reason
             except ValidationError as exc:
                 return JSONResponse({"error": f"invalid cancellation: {_first_error(exc)}"}, status_code=400)
-        return await _signal(client, logbook, found, "vtex_canceled", VtexCancellation(reason=reason))
+        claimed = VtexCancellation(reason=reason)
+        problem = cancellation_problem(await vtex.get_order(found.vtex_order_id), found.vtex_order_id)
+        if problem is not None:
+            return await refuse(found, "cancellation", problem, claimed)
+        return await _signal(client, logbook, found, "vtex_canceled", claimed)
 
     return [
         Route(f"{PREFIX}/pub/orders/{{order_id}}/invoice", invoice, methods=["POST"]),
         Route(f"{PREFIX}/pvt/orders/{{order_id}}/invoice", invoice, methods=["POST"]),
         Route(f"{PREFIX}/pvt/orders/{{order_id}}/cancel", cancel, methods=["POST"]),
     ]
+
+
+def _known_token(given: str, tokens: tuple[str, ...]) -> bool:
+    # Every token compared, in constant time each: which one matched (or none) must not show in the timing.
+    matches = [hmac.compare_digest(given.encode(), token.encode()) for token in tokens]
+    return any(matches)
+
+
+def redacted_path(request: Request) -> str:
+    """The request's path for a log line, its callback token (if the route has one) masked."""
+    path = request.url.path
+    token = request.path_params.get("token")
+    return path.replace(token, "[token]") if token else path
+
+
+async def _note_difference(logbook: Logbook, mapping: IdMapping, confirmed: Confirmed) -> None:
+    fields = ", ".join(confirmed.differing_fields)
+    log.warning(
+        "VTEX invoice callback for %s differs from VTEX's copy (%s); VTEX's is forwarded", mapping.vtex_order_id, fields
+    )
+    await logbook.record(
+        code=UNVERIFIED_CALLBACK_CODE,
+        operation="VTEX callback",
+        direction="VTEX to connector",
+        status=LogStatus.ALERT,
+        business_message=(
+            f"The invoice {confirmed.invoice.invoice_number} callback for the order {mapping.vtex_order_id} differs "
+            f"from VTEX's copy ({fields}); the connector forwards VTEX's copy to the marketplace."
+        ),
+        connection=mapping.connection,
+        marketplace_order_id=mapping.marketplace_order_id,
+        vtex_order_id=mapping.vtex_order_id,
+        destination=confirmed.invoice,
+    )
 
 
 class _CancelBody(BaseModel):

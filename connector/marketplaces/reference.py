@@ -12,7 +12,8 @@ import hashlib
 import hmac
 import json
 import re
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, NoReturn
@@ -51,9 +52,20 @@ INVOICE_TYPES = {InvoiceType.OUTPUT: "sale", InvoiceType.INPUT: "return"}
 # Header names as the intake hands them over (lower-case).
 SIGNATURE_HEADER = "x-reference-signature"
 DELIVERY_HEADER = "x-reference-delivery"
+TIMESTAMP_HEADER = "x-reference-timestamp"
 # ASCII hex only: hmac.compare_digest refuses non-ASCII text, and bytes.fromhex must not fail afterwards.
 SIGNATURE = re.compile(r"sha256=([0-9a-fA-F]{64})")
+# ASCII digits only (int() would take "+5", " 5" or other scripts' digits), few enough to stay an int.
+TIMESTAMP = re.compile(r"[0-9]{1,12}")
 MAX_DELIVERY_ID = 200
+# A signed delivery is taken this long around its timestamp; older ones are replays (README, threat model).
+DEFAULT_REPLAY_WINDOW_SECONDS = 300.0
+
+
+def signed_content(timestamp: str, delivery_id: str, body: bytes) -> bytes:
+    """What the signature covers: the attempt's timestamp, the delivery id and the raw body. Header values
+    cannot hold a newline, so the separators make the three parts unambiguous."""
+    return f"{timestamp}\n{delivery_id}\n".encode() + body
 
 
 def to_cents(amount: object) -> int:
@@ -208,6 +220,8 @@ class ReferenceMarketplace:
         *,
         base_url: str,
         webhook_secret: str,
+        replay_window_seconds: float = DEFAULT_REPLAY_WINDOW_SECONDS,
+        clock: Callable[[], float] = time.time,
         timeout_seconds: float = 10.0,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
@@ -215,18 +229,15 @@ class ReferenceMarketplace:
             # An empty HMAC key is public: anyone could sign a webhook.
             raise ValueError("webhook_secret must not be empty")
         self._secret = webhook_secret.encode()
+        self._replay_window = replay_window_seconds
+        self._clock = clock
         self._http = pooled_client(base_url=base_url, timeout=timeout_seconds, transport=transport)
 
     async def aclose(self) -> None:
         await self._http.aclose()
 
     def parse_notification(self, headers: Mapping[str, str], body: bytes) -> MarketplaceNotification:
-        self._verify_signature(headers.get(SIGNATURE_HEADER), body)
-        delivery_id = headers.get(DELIVERY_HEADER)
-        if delivery_id is not None:
-            delivery_id = delivery_id.strip()
-            if not 0 < len(delivery_id) <= MAX_DELIVERY_ID:
-                raise NotificationRejected(f"header X-Reference-Delivery must be 1 to {MAX_DELIVERY_ID} characters")
+        delivery_id = self._verify_signature(headers, body)
         data = _json_object(body)
         if data.get("topic") != "orders":
             raise NotificationRejected("field 'topic' must be 'orders'")
@@ -242,8 +253,11 @@ class ReferenceMarketplace:
                 f"field 'order_id' is invalid: {exc.errors()[0]['msg']}", order_id=order_id
             ) from None
 
-    def _verify_signature(self, header: str | None, body: bytes) -> None:
-        """Check X-Reference-Signature over the raw bytes, before anything reads the body."""
+    def _verify_signature(self, headers: Mapping[str, str], body: bytes) -> str:
+        """Check X-Reference-Signature over timestamp, delivery id and raw bytes, before anything reads the
+        body, then the timestamp's window: a captured delivery replayed later, or with another delivery id,
+        is refused. Returns the delivery id."""
+        header = headers.get(SIGNATURE_HEADER)
         if header is None:
             raise NotificationRejected("header X-Reference-Signature is missing", status=401)
         match = SIGNATURE.fullmatch(header.strip())
@@ -251,10 +265,28 @@ class ReferenceMarketplace:
             raise NotificationRejected(
                 "header X-Reference-Signature must be 'sha256=' and 64 hexadecimal digits", status=401
             )
-        expected = hmac.new(self._secret, body, hashlib.sha256).digest()
+        delivery_id = (headers.get(DELIVERY_HEADER) or "").strip()
+        if not 0 < len(delivery_id) <= MAX_DELIVERY_ID:
+            raise NotificationRejected(
+                f"header X-Reference-Delivery (signed) must be 1 to {MAX_DELIVERY_ID} characters", status=401
+            )
+        timestamp = (headers.get(TIMESTAMP_HEADER) or "").strip()
+        if TIMESTAMP.fullmatch(timestamp) is None:
+            raise NotificationRejected("header X-Reference-Timestamp (signed) must be Unix seconds", status=401)
+        expected = hmac.new(self._secret, signed_content(timestamp, delivery_id, body), hashlib.sha256).digest()
         # Constant time: a timing difference would let a forger find the digest byte by byte.
         if not hmac.compare_digest(expected, bytes.fromhex(match.group(1))):
-            raise NotificationRejected("header X-Reference-Signature does not match the body", status=401)
+            raise NotificationRejected(
+                "header X-Reference-Signature does not match the timestamp, delivery id and body", status=401
+            )
+        skew = self._clock() - int(timestamp)
+        if abs(skew) > self._replay_window:
+            raise NotificationRejected(
+                f"X-Reference-Timestamp is {abs(skew):.0f} s {'old' if skew > 0 else 'ahead'}; deliveries more "
+                f"than {self._replay_window:g} s from the connector's clock are refused (sign each attempt afresh)",
+                status=401,
+            )
+        return delivery_id
 
     async def changed_orders_page(self, position: ListingPosition, *, limit: int) -> ChangesPage:
         """One page of `GET /orders`, walked by keyset rather than by offset alone: an order that changes

@@ -73,9 +73,11 @@ def _now() -> str:
     return datetime.now(UTC).isoformat()
 
 
-def sign(secret: str, body: bytes) -> str:
-    """The X-Reference-Signature value: hex HMAC-SHA256 of the raw body, keyed with the UTF-8 secret."""
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+def sign(secret: str, timestamp: str, delivery_id: str, body: bytes) -> str:
+    """The X-Reference-Signature value (docs/reference-marketplace.openapi.yaml): hex HMAC-SHA256, keyed
+    with the UTF-8 secret, of `{timestamp}\\n{delivery id}\\n` followed by the raw body."""
+    signed = timestamp.encode() + b"\n" + delivery_id.encode() + b"\n" + body
+    return "sha256=" + hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
 
 
 def _object(value: object, what: str) -> dict[str, Any]:
@@ -391,13 +393,14 @@ class MarketplaceSandbox:
 
     async def _deliver(self, url: str, order_id: str, delivery_id: str, body: bytes) -> None:
         headers = {"Content-Type": "application/json", DELIVERY_HEADER: delivery_id}
-        if self.webhook_secret is not None:
-            headers[SIGNATURE_HEADER] = sign(self.webhook_secret, body)
         async with httpx.AsyncClient(timeout=self.webhook_timeout_seconds) as http:
             for attempt in range(self.notify_attempts):
                 if attempt:
                     await asyncio.sleep(0.5 * 2 ** (attempt - 1))
-                headers[TIMESTAMP_HEADER] = str(int(time.time()))
+                # Every attempt is signed afresh: its own timestamp, the same delivery id and body.
+                headers[TIMESTAMP_HEADER] = timestamp = str(int(time.time()))
+                if self.webhook_secret is not None:
+                    headers[SIGNATURE_HEADER] = sign(self.webhook_secret, timestamp, delivery_id, body)
                 try:
                     response = await http.post(url, content=body, headers=headers)
                 except httpx.HTTPError:

@@ -38,12 +38,12 @@ class OrderStore(Protocol):
         """Idempotent upsert keyed by (connection, marketplace_order_id)."""
         ...
 
-    async def remember_delivery(self, connection: str, delivery_id: str) -> bool:
-        """Record a webhook delivery id; False when it was already recorded (a redelivery)."""
+    async def delivery_seen(self, connection: str, delivery_id: str) -> bool:
+        """Whether a webhook delivery id was remembered (its notification is already queued)."""
         ...
 
-    async def forget_delivery(self, connection: str, delivery_id: str) -> None:
-        """Undo remember_delivery when the delivery could not be handed off (it will come again)."""
+    async def remember_delivery(self, connection: str, delivery_id: str) -> None:
+        """Record a webhook delivery id, once its notification is queued; idempotent."""
         ...
 
     async def resolve(self, connection: str, order_id: str) -> IdMapping | None:

@@ -126,24 +126,24 @@ class SqlStore(ABC):
         sql = f"SELECT {', '.join(LOG_COLUMNS)} FROM order_logs WHERE {' AND '.join(where)} ORDER BY created_at, id"
         return [log_from_row(row) for row in await self._fetch(sql, params)]
 
-    async def remember_delivery(self, connection: str, delivery_id: str) -> bool:
+    async def delivery_seen(self, connection: str, delivery_id: str) -> bool:
+        m = self._marker
+        rows = await self._fetch(
+            f"SELECT 1 FROM webhook_deliveries WHERE connection = {m} AND delivery_id = {m}", (connection, delivery_id)
+        )
+        return bool(rows)
+
+    async def remember_delivery(self, connection: str, delivery_id: str) -> None:
         m = self._marker
         now = datetime.now(UTC)
         self._deliveries_seen += 1
         if self._deliveries_seen % DELIVERY_PRUNE_EVERY == 0:
             # Marketplaces redeliver within hours, not weeks: old ids only cost space.
             await self._execute(f"DELETE FROM webhook_deliveries WHERE received_at < {m}", (now - DELIVERY_MEMORY,))
-        rows = await self._fetch(
-            f"INSERT INTO webhook_deliveries (connection, delivery_id, received_at) VALUES ({m}, {m}, {m}) "
-            "ON CONFLICT (connection, delivery_id) DO NOTHING RETURNING delivery_id",
-            (connection, delivery_id, now),
-        )
-        return bool(rows)
-
-    async def forget_delivery(self, connection: str, delivery_id: str) -> None:
-        m = self._marker
         await self._execute(
-            f"DELETE FROM webhook_deliveries WHERE connection = {m} AND delivery_id = {m}", (connection, delivery_id)
+            f"INSERT INTO webhook_deliveries (connection, delivery_id, received_at) VALUES ({m}, {m}, {m}) "
+            "ON CONFLICT (connection, delivery_id) DO NOTHING",
+            (connection, delivery_id, now),
         )
 
     async def map_order(self, mapping: IdMapping) -> None:

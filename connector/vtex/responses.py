@@ -89,11 +89,26 @@ class OmsItem(_Camel):
     selling_price: int | None = None
 
 
+class OmsPackageItem(_Camel):
+    item_index: int
+    quantity: int = 0
+    price: int = 0
+
+
 class OmsPackage(_Camel):
     """One invoice of Get order's `packageAttachment.packages`: `type` Output (sale) or Input (return)."""
 
     invoice_number: str | None = None
     type: str | None = None
+    invoice_value: int | None = None
+    issuance_date: str | None = None
+    invoice_url: str | None = None
+    invoice_key: str | None = None
+    embedded_invoice: str | None = None
+    courier: str | None = None
+    tracking_number: str | None = None
+    tracking_url: str | None = None
+    items: list[OmsPackageItem] = Field(default_factory=list)
 
 
 class OmsPackageAttachment(_Camel):
@@ -109,8 +124,10 @@ class OmsOrder(_Camel):
     package_attachment: OmsPackageAttachment | None = None
 
     def return_invoice_numbers(self) -> list[str]:
-        packages = self.package_attachment.packages if self.package_attachment else []
-        return [p.invoice_number for p in packages if p.type == "Input" and p.invoice_number]
+        return [p.invoice_number for p in self.packages() if p.type == "Input" and p.invoice_number]
+
+    def packages(self) -> list[OmsPackage]:
+        return self.package_attachment.packages if self.package_attachment else []
 
 
 class Receipt(_Camel):
