@@ -51,8 +51,8 @@ def secret_problem(value: str) -> str | None:
     return None
 
 
-def require_strong(variable: str, value: str) -> None:
+def require_strong(variable: str, value: str, *, remedy: str = GENERATE) -> None:
     """Raise ValueError naming the variable (never the value) when the secret is weak."""
     problem = secret_problem(value)
     if problem is not None:
-        raise ValueError(f"{variable} {problem}; {GENERATE}")
+        raise ValueError(f"{variable} {problem}; {remedy}")

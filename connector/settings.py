@@ -14,6 +14,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from connector.models import ReprocessPolicy
 from connector.secret_strength import require_strong
 
+VTEX_TOKEN_REMEDY = "use the app token VTEX generated with the app key (Account settings > Application keys)"
+
 
 class SettingsError(Exception):
     """Raised with a message meant for the person starting the connector."""
@@ -122,13 +124,11 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _secrets_are_strong(self) -> Settings:
-        for variable, secret in (
-            ("WEBHOOK_SECRET", self.webhook_secret),
-            ("CODEC_AUTH_TOKEN", self.codec_auth_token),
-            ("VTEX_APP_TOKEN", self.vtex_app_token),
-        ):
+        for variable, secret in (("WEBHOOK_SECRET", self.webhook_secret), ("CODEC_AUTH_TOKEN", self.codec_auth_token)):
             if secret is not None:
                 require_strong(variable, secret.get_secret_value())
+        if self.vtex_app_token is not None:
+            require_strong("VTEX_APP_TOKEN", self.vtex_app_token.get_secret_value(), remedy=VTEX_TOKEN_REMEDY)
         if self.callback_token is not None:
             callback_tokens(self.callback_token.get_secret_value(), variable="CALLBACK_TOKEN")
         return self

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from connector.connections import build_connections
 from connector.settings import Settings, SettingsError, load_settings
 
 SECRET = "super-secret-app-token-value"
@@ -84,3 +87,57 @@ def test_base_url_override_wins(monkeypatch: pytest.MonkeyPatch) -> None:
     clean_env(monkeypatch)
     monkeypatch.setenv("VTEX_BASE_URL", "http://127.0.0.1:9999/")
     assert load_settings().vtex_url() == "http://127.0.0.1:9999"
+
+
+def real_mode(monkeypatch: pytest.MonkeyPatch) -> None:
+    clean_env(monkeypatch)
+    monkeypatch.setenv("VTEX_APP_KEY", "vtexappkey-x")
+    monkeypatch.setenv("VTEX_APP_TOKEN", SECRET)
+    monkeypatch.setenv("VTEX_ACCOUNT", "mystore")
+    monkeypatch.setenv("MARKETPLACE_BASE_URL", "https://marketplace.example")
+    monkeypatch.setenv("CALLBACK_TOKEN", "kTq3-vY8pW2zLx9sRb4nDf7h")
+    monkeypatch.setenv("WEBHOOK_SECRET", "Zp6Qm-2rTx8vKc4wNs9jHb3y")
+
+
+def example_value(variable: str) -> str:
+    for line in (Path(__file__).resolve().parents[1] / ".env.example").read_text().splitlines():
+        if line.startswith(f"{variable}="):
+            return line.split("=", 1)[1]
+    raise AssertionError(f"{variable} is not in .env.example")
+
+
+@pytest.mark.parametrize("variable", ["WEBHOOK_SECRET", "CALLBACK_TOKEN", "VTEX_APP_TOKEN"])
+@pytest.mark.parametrize(
+    "weak",
+    [
+        "example",
+        "aaaaaaaaaaaaaaaaaaaa",
+        "abcdefghijklmnopqrst",
+        "12345678901234567890",
+        "short",
+        "changeme-0Xk9Tq2vLw7z",
+    ],
+)
+def test_placeholder_and_weak_secrets_are_refused_without_showing_them(
+    monkeypatch: pytest.MonkeyPatch, variable: str, weak: str
+) -> None:
+    real_mode(monkeypatch)
+    value = example_value(variable) if weak == "example" else weak
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SettingsError) as error:
+        load_settings()
+    message = str(error.value)
+    assert variable in message and ("Application keys" if variable == "VTEX_APP_TOKEN" else "token_urlsafe") in message
+    assert value not in message
+
+
+def test_several_callback_tokens_rotate(monkeypatch: pytest.MonkeyPatch) -> None:
+    real_mode(monkeypatch)
+    monkeypatch.setenv("CALLBACK_TOKEN", "kTq3-vY8pW2zLx9sRb4nDf7h, Old-Wm5cX1qZr8tBv6yP2kEj")
+    settings = load_settings()
+    connection = build_connections(settings)["reference"]
+    assert connection.callback_tokens == ("kTq3-vY8pW2zLx9sRb4nDf7h", "Old-Wm5cX1qZr8tBv6yP2kEj")
+    assert connection.services_endpoint.endswith("/vtex/reference/kTq3-vY8pW2zLx9sRb4nDf7h")
+    monkeypatch.setenv("CALLBACK_TOKEN", "kTq3-vY8pW2zLx9sRb4nDf7h,change-me-to-another-long-random-string")
+    with pytest.raises(SettingsError, match="CALLBACK_TOKEN is a placeholder"):
+        load_settings()
