@@ -42,7 +42,8 @@ PREFIX = "/vtex/{connection}/{token}"
 # An invoice may embed its XML (embeddedInvoice); a cancellation is a reason at most.
 MAX_INVOICE_BYTES = 512 * 1024
 MAX_CANCEL_BYTES = 16 * 1024
-UNVERIFIED_CALLBACK_CODE = "UNVERIFIED_CALLBACK"
+# X18 in the order-log table (README): a VTEX callback VTEX itself does not confirm.
+UNVERIFIED_CALLBACK_CODE = "X18"
 
 
 class _VtexInvoiceItem(BaseModel):
