@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -109,6 +110,11 @@ def create_intake_app(
     async def health(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
+    async def http_error(request: Request, exc: Exception) -> Response:
+        # Starlette's own refusals (no such route, wrong method) in the same JSON shape as ours.
+        assert isinstance(exc, HTTPException)
+        return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
     async def unavailable(request: Request, exc: Exception) -> Response:
         # The store (or, for a VTEX callback, Temporal) failed us: the sender must deliver again, nothing dropped.
         log.error("intake could not process %s %s: %r", request.method, redacted_path(request), exc)
@@ -127,5 +133,5 @@ def create_intake_app(
             # VTEX's callbacks on marketplaceServicesEndpoint (invoice, tracking, cancellation).
             *callback_routes(client, connections=connections, store=store, logbook=logbook, vtex=vtex),
         ],
-        exception_handlers={BodyTooLarge: body_too_large, Exception: unavailable},
+        exception_handlers={HTTPException: http_error, BodyTooLarge: body_too_large, Exception: unavailable},
     )
