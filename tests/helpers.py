@@ -77,7 +77,7 @@ def signed_webhook(
     return body, signed_headers(secret, body, delivery_id=delivery_id, timestamp=timestamp)
 
 
-async def seller(box: Sandboxes, method: str, path: str, body: dict[str, Any]) -> httpx.Response:
+async def seller(box: Sandboxes, method: str, path: str, body: dict[str, Any] | None = None) -> httpx.Response:
     """The seller acting in VTEX through the OMS API (invoice, tracking, cancel); VTEX's callbacks to the
     connector are delivered before it returns."""
     async with httpx.AsyncClient(

@@ -47,7 +47,7 @@ async def dispatched(stack: Stack, box: Sandboxes, sku: str = "1") -> OrderState
     state = await wait_for_state(
         stack.client, CONNECTION, order["id"], lambda s: s.status is OrderStatus.DISPATCH_AUTHORIZED
     )
-    assert (await seller(box, "GET", f"/api/oms/pvt/orders/{state.vtex_order_id}", {})).status_code == 200
+    assert (await seller(box, "GET", f"/api/oms/pvt/orders/{state.vtex_order_id}")).status_code == 200
     return state
 
 

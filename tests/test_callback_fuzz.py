@@ -61,7 +61,7 @@ async def target(stack: Stack) -> AsyncIterator[OrderState]:
     state = await wait_for_state(
         stack.client, CONNECTION, order["id"], lambda s: s.status is OrderStatus.DISPATCH_AUTHORIZED
     )
-    await seller(stack.sandboxes, "GET", f"/api/oms/pvt/orders/{state.vtex_order_id}", {})
+    await seller(stack.sandboxes, "GET", f"/api/oms/pvt/orders/{state.vtex_order_id}")
     yield state
 
 
