@@ -132,6 +132,7 @@ class Stack:
             store=self.store,
             account=settings.account_name,
             vtex=self._vtex,
+            log_credentials=self._vtex_credentials(settings),
         )
         if self._run_intake:
             self._intake = HttpServer(intake_app, host=settings.intake_host, port=intake_port, name="intake")
@@ -202,13 +203,16 @@ class Stack:
             port = port + 1 if port else 0
         return sandboxes
 
-    def _vtex_client(self, settings: Settings) -> VtexClient:
+    def _vtex_credentials(self, settings: Settings) -> tuple[str, str]:
+        """The app key and token: the VTEX sandbox's in embedded mode, else the configured pair."""
         if settings.embedded:
             assert self.sandboxes is not None
-            app_key, app_token = self.sandboxes.vtex.app_key, self.sandboxes.vtex.app_token
-        else:
-            assert settings.vtex_app_key is not None and settings.vtex_app_token is not None
-            app_key, app_token = settings.vtex_app_key, settings.vtex_app_token.get_secret_value()
+            return self.sandboxes.vtex.app_key, self.sandboxes.vtex.app_token
+        assert settings.vtex_app_key is not None and settings.vtex_app_token is not None
+        return settings.vtex_app_key, settings.vtex_app_token.get_secret_value()
+
+    def _vtex_client(self, settings: Settings) -> VtexClient:
+        app_key, app_token = self._vtex_credentials(settings)
         return VtexClient(
             base_url=settings.vtex_url(),
             app_key=app_key,

@@ -204,12 +204,20 @@ async def test_the_logs_endpoint_answers_vtex_contract_for_the_day(stack: Stack,
     order_id = await start(stack, box, ("1", 1))
     await wait_for_state(stack.client, CONNECTION, order_id, lambda s: s.status is OrderStatus.DISPATCH_AUTHORIZED)
     today = datetime.now(UTC).date().isoformat()
-    async with httpx.AsyncClient(base_url=stack.intake_url) as http:
-        everything = await http.get("/sandbox/logs", params={"DateAt": today, "status": "all"})
+    vtex_pair = {"X-VTEX-API-AppKey": box.vtex.app_key, "X-VTEX-API-AppToken": box.vtex.app_token}
+    messages: list[dict[str, str]] = []
+    async with httpx.AsyncClient(base_url=stack.intake_url, headers=vtex_pair) as http:
+        page, more = 0, True
+        while more:  # the whole session's day, page by page
+            page += 1
+            everything = await http.get(
+                "/sandbox/logs", params={"DateAt": today, "status": "all", "page": page, "pageSize": 1000}
+            )
+            assert everything.status_code == 200
+            messages += everything.json()["Messages"]
+            more = everything.json()["Paging"]["hasMore"]
         errors = await http.get("/sandbox/logs", params={"DateAt": today, "status": "error"})
         missing_date = await http.get("/sandbox/logs", params={"status": "all"})
-    assert everything.status_code == 200
-    messages = everything.json()["Messages"]
     mine = [m for m in messages if m.get("MarketplaceOrderId") == order_id]
     fields = {
         "id",

@@ -127,6 +127,16 @@ async def test_logs_are_ordered_by_created_at_then_id(store: OrderStore) -> None
     assert [m.id for m in await store.logs(account=ACCOUNT, day=DAY)] == ["B", "a", "b", "0", "c"]
 
 
+async def test_logs_come_a_page_at_a_time_in_order(store: OrderStore) -> None:
+    later = NOON + timedelta(microseconds=1)
+    for id, created_at in (("c", later), ("b", NOON), ("a", NOON), ("B", NOON), ("0", later)):
+        await store.write_log(message(id, created_at=created_at))
+    pages = [
+        [m.id for m in await store.logs(account=ACCOUNT, day=DAY, limit=2, offset=offset)] for offset in (0, 2, 4, 6)
+    ]
+    assert pages == [["B", "a"], ["b", "0"], ["c"], []]
+
+
 async def test_logs_filter_by_account_status_order_and_connection(store: OrderStore) -> None:
     await store.write_log(message("ok"))
     await store.write_log(message("failed", status=LogStatus.ERROR, marketplace_order_id="1002"))

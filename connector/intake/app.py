@@ -55,7 +55,9 @@ def create_intake_app(
     store: OrderStore,
     account: str,
     vtex: VtexClient,
+    log_credentials: tuple[str, str],
 ) -> Starlette:
+    """`log_credentials`: the VTEX app key and token `/{account}/logs` callers must present."""
     logbook = Logbook(store, account=account)
     deliveries = DeliveryLocks()
 
@@ -129,7 +131,7 @@ def create_intake_app(
             Route("/webhooks/{connection}", webhook, methods=["POST"]),
             Route("/health", health, methods=["GET"]),
             # VTEX's order-log contract: GET /{account}/logs?DateAt=yyyy-mm-dd&status=all
-            *logs_routes(store),
+            *logs_routes(store, account=account, credentials=log_credentials),
             # VTEX's callbacks on marketplaceServicesEndpoint (invoice, tracking, cancellation).
             *callback_routes(client, connections=connections, store=store, logbook=logbook, vtex=vtex),
         ],

@@ -3,10 +3,18 @@
 The contract is VTEX's external-marketplace-integration-logs guide, spellings included: the query
 accepts its `sucess`, and the answer keeps its `ContentTransalted` key. An optional `connection` query
 parameter (ours) keeps one marketplace connection's lines.
+
+The guides say nothing of how VTEX authenticates the call, so the endpoint asks what every VTEX API asks:
+the app key and token pair (`X-VTEX-API-AppKey`, `X-VTEX-API-AppToken`) configured for the connector,
+compared in constant time; anything else is 401. Authentication comes first, so nobody unauthenticated
+learns which account names exist; then any account but the connector's is 404. The lines come a page at a
+time (`page`, 1-based, and `pageSize`, up to 1000; ours, the guide has none), paged in SQL, with a
+`Paging` object after `Messages` saying whether more follow.
 """
 
 from __future__ import annotations
 
+import hmac
 import re
 from datetime import date
 
@@ -14,8 +22,17 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from connector.intake.bodies import capped_body
 from connector.store.base import OrderStore
 from connector.store.models import LogMessage, LogStatus
+
+APP_KEY_HEADER = "x-vtex-api-appkey"
+APP_TOKEN_HEADER = "x-vtex-api-apptoken"
+DEFAULT_PAGE_SIZE = 100
+MAX_PAGE_SIZE = 1000
+# A GET carries no body; one that does is read no further than this.
+MAX_BODY_BYTES = 1024
+_COUNT = re.compile(r"[0-9]{1,9}")
 
 _DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 # The guide's own spelling `sucess` and its `warning` (our alert) are accepted next to our names.
@@ -72,19 +89,61 @@ def _vtex_message(message: LogMessage) -> dict[str, str | None]:
     }
 
 
-def logs_routes(store: OrderStore) -> list[Route]:
+def _count(raw: str | None, name: str, default: int, largest: int) -> int:
+    text = (raw or "").strip()
+    if not text:
+        return default
+    if _COUNT.fullmatch(text) is None or not 1 <= int(text) <= largest:
+        raise ValueError(f"{name} must be a whole number from 1 to {largest}")
+    return int(text)
+
+
+def _authenticated(request: Request, app_key: str, app_token: str) -> bool:
+    given_key = request.headers.get(APP_KEY_HEADER, "").encode()
+    given_token = request.headers.get(APP_TOKEN_HEADER, "").encode()
+    # Both compared whatever the first says: the timing tells nothing about which one was wrong.
+    key_ok = hmac.compare_digest(given_key, app_key.encode())
+    token_ok = hmac.compare_digest(given_token, app_token.encode())
+    return key_ok and token_ok
+
+
+def logs_routes(store: OrderStore, *, account: str, credentials: tuple[str, str]) -> list[Route]:
+    """`credentials`: the VTEX app key and token the caller must present."""
+    app_key, app_token = credentials
+
     async def logs(request: Request) -> Response:
+        if not _authenticated(request, app_key, app_token):
+            return JSONResponse(
+                {"error": "authentication required: send the X-VTEX-API-AppKey and X-VTEX-API-AppToken headers"},
+                status_code=401,
+            )
+        if request.path_params["account"] != account:
+            return JSONResponse({"error": "unknown account"}, status_code=404)
+        await capped_body(request, MAX_BODY_BYTES)
         try:
             day = _day(request.query_params.get("DateAt"))
             statuses = parse_statuses(",".join(request.query_params.getlist("status")))
+            page = _count(request.query_params.get("page"), "page", 1, 10**9)
+            size = _count(request.query_params.get("pageSize"), "pageSize", DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
         except ValueError as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
         # An empty `connection=` filters nothing, like an empty `status=`.
         connection = request.query_params.get("connection", "").strip() or None
+        # One line more than the page tells whether another page follows.
         messages = await store.logs(
-            account=request.path_params["account"], day=day, statuses=statuses, connection=connection
+            account=account,
+            day=day,
+            statuses=statuses,
+            connection=connection,
+            limit=size + 1,
+            offset=(page - 1) * size,
         )
-        return JSONResponse({"Messages": [_vtex_message(message) for message in messages]})
+        return JSONResponse(
+            {
+                "Messages": [_vtex_message(message) for message in messages[:size]],
+                "Paging": {"page": page, "pageSize": size, "hasMore": len(messages) > size},
+            }
+        )
 
     # Both spellings of the path: VTEX's guide shows the trailing slash, a redirect would cost a trip.
     return [

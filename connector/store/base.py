@@ -30,8 +30,11 @@ class OrderStore(Protocol):
         statuses: Collection[LogStatus] | None = None,
         marketplace_order_id: str | None = None,
         connection: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
     ) -> list[LogMessage]:
-        """One account's messages whose created_at falls on `day` in UTC, by created_at then id."""
+        """One account's messages whose created_at falls on `day` in UTC, by created_at then id; with
+        `limit`, at most that many after skipping `offset`."""
         ...
 
     async def map_order(self, mapping: IdMapping) -> None:

@@ -109,6 +109,8 @@ class SqlStore(ABC):
         statuses: Collection[LogStatus] | None = None,
         marketplace_order_id: str | None = None,
         connection: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
     ) -> list[LogMessage]:
         m = self._marker
         where = [f"account = {m}", f"created_day = {m}"]
@@ -124,6 +126,9 @@ class SqlStore(ABC):
                 where.append(f"{column} = {m}")
                 params.append(value)
         sql = f"SELECT {', '.join(LOG_COLUMNS)} FROM order_logs WHERE {' AND '.join(where)} ORDER BY created_at, id"
+        if limit is not None:
+            sql += f" LIMIT {m} OFFSET {m}"
+            params.extend([limit, offset])
         return [log_from_row(row) for row in await self._fetch(sql, params)]
 
     async def delivery_seen(self, connection: str, delivery_id: str) -> bool:
