@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ipaddress
 import itertools
 import logging
 import os
@@ -159,7 +160,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 async def _run(settings: Settings, args: argparse.Namespace) -> int:
-    codec = codec_server(settings)
+    try:
+        codec = codec_server(settings)
+    except SettingsError as exc:
+        print(f"connector: {exc}", file=sys.stderr)
+        return 2
     await codec.start()
     try:
         return await _run_with_codec(settings, codec)
@@ -168,16 +173,44 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def codec_server(settings: Settings) -> HttpServer:
+    """The codec server decrypts for whoever calls it: it wants CODEC_AUTH_TOKEN as a bearer token, except
+    in embedded mode (generated key, sandbox data only) on loopback, where `make run`'s dev-server Web UI
+    calls it without one. SettingsError (one sentence naming the variable) otherwise."""
+    token = settings.codec_auth_token.get_secret_value() if settings.codec_auth_token else ""
+    if not token:
+        if settings.payload_encryption_keys is not None:
+            raise SettingsError(
+                "CODEC_AUTH_TOKEN is required when PAYLOAD_ENCRYPTION_KEYS is set: the codec server decrypts "
+                "order data for whoever calls it"
+            )
+        if not _is_loopback(settings.intake_host):
+            raise SettingsError(
+                f"CODEC_AUTH_TOKEN is required when the codec server listens beyond loopback "
+                f"(INTAKE_HOST={settings.intake_host})"
+            )
     app = create_codec_app(
-        payload_codec(settings),
+        payload_codec(settings, refuse_plaintext=False),
         cors_origins=[origin.strip() for origin in settings.codec_cors_origins.split(",") if origin.strip()],
-        auth_token=settings.codec_auth_token.get_secret_value() if settings.codec_auth_token else None,
+        auth_token=token or None,
     )
     return HttpServer(app, host=settings.intake_host, port=settings.codec_port, name="codec-server")
 
 
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 async def _codec_server(settings: Settings, args: argparse.Namespace) -> int:
-    server = codec_server(settings)
+    try:
+        server = codec_server(settings)
+    except SettingsError as exc:
+        print(f"connector: {exc}", file=sys.stderr)
+        return 2
     await server.start()
     print(f"codec server on {server.url} (Web UI: Settings > Codec Server)", flush=True)
     try:

@@ -6,6 +6,7 @@ keep naming the key that encrypted them, and every configured key can still decr
 from __future__ import annotations
 
 import base64
+import logging
 import os
 import secrets
 from collections.abc import Mapping, Sequence
@@ -17,8 +18,12 @@ from temporalio.api.common.v1 import Payload
 from temporalio.converter import PayloadCodec
 
 ENCODING = b"binary/encrypted"
+# What an unencrypted payload becomes when it is refused: no payload converter knows this encoding.
+REFUSED_ENCODING = b"binary/refused-unencrypted"
 KEY_ID = "encryption-key-id"
 NONCE_BYTES = 12
+
+log = logging.getLogger("connector.codec")
 
 
 class CodecError(Exception):
@@ -26,11 +31,16 @@ class CodecError(Exception):
 
 
 class EncryptionCodec(PayloadCodec):
-    def __init__(self, keys: Mapping[str, bytes], current_key_id: str) -> None:
+    """`refuse_plaintext` (the default, what workers and clients use): an unencrypted payload decodes to
+    the REFUSED_ENCODING marker, with a warning that names its encoding, never its content. Off, it passes
+    through as it is (the codec server, which only shows payloads to an operator)."""
+
+    def __init__(self, keys: Mapping[str, bytes], current_key_id: str, *, refuse_plaintext: bool = True) -> None:
         if current_key_id not in keys:
             raise ValueError(f"the current key id {current_key_id!r} is not among the configured keys")
         self._ciphers = {key_id: AESGCM(key) for key_id, key in keys.items()}
         self._current = current_key_id
+        self.refuse_plaintext = refuse_plaintext
 
     async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
         cipher = self._ciphers[self._current]
@@ -47,7 +57,7 @@ class EncryptionCodec(PayloadCodec):
         decoded = []
         for payload in payloads:
             if payload.metadata.get("encoding") != ENCODING:
-                decoded.append(payload)  # written before encryption was turned on
+                decoded.append(self._refused(payload) if self.refuse_plaintext else payload)
                 continue
             key_id = payload.metadata.get(KEY_ID, b"").decode()
             cipher = self._ciphers.get(key_id)
@@ -60,6 +70,17 @@ class EncryptionCodec(PayloadCodec):
                 raise CodecError(f"payload under key {key_id!r} failed authentication") from None
             decoded.append(Payload.FromString(plain))
         return decoded
+
+    @staticmethod
+    def _refused(payload: Payload) -> Payload:
+        encoding = payload.metadata.get("encoding", b"").decode(errors="replace")[:40] or "none"
+        log.warning(
+            "refused an unencrypted payload (encoding %r, %d bytes): it was not written by a client holding "
+            "the payload key; a signal carrying it is dropped",
+            encoding,
+            len(payload.data),
+        )
+        return Payload(metadata={"encoding": REFUSED_ENCODING})
 
 
 def parse_keys(text: str) -> dict[str, bytes]:

@@ -1,6 +1,10 @@
 """The codec server: lets the Temporal Web UI (and `temporal --codec-endpoint`) show decrypted payloads to
 operators who can reach it. It speaks Temporal's remote codec protocol: `POST /encode` and `POST /decode`
 with `{"payloads": [...]}` in protobuf JSON, and allows the UI's origin by CORS.
+
+It decrypts order data for whoever calls it, so it wants `Authorization: Bearer <CODEC_AUTH_TOKEN>` on
+every call (`connector codec-server` refuses to start without a token when payload keys are configured);
+only embedded mode's loopback server may run open. CORS preflights need no token (browsers send none).
 """
 
 from __future__ import annotations
@@ -19,16 +23,25 @@ from temporalio.api.common.v1 import Payloads
 from connector.codec import CodecError, EncryptionCodec
 
 
-def create_codec_app(codec: EncryptionCodec, *, cors_origins: list[str], auth_token: str | None = None) -> Starlette:
+def create_codec_app(codec: EncryptionCodec, *, cors_origins: list[str], auth_token: str | None) -> Starlette:
+    """`auth_token` None leaves the server open: only for embedded mode on loopback (the caller checks)."""
+    if auth_token is not None and not auth_token:
+        raise ValueError("the codec server's token is empty")
+    expected = f"Bearer {auth_token}".encode()
+
     def authorized(request: Request) -> bool:
         if auth_token is None:
             return True
-        given = request.headers.get("authorization", "")
-        return hmac.compare_digest(given.encode(), f"Bearer {auth_token}".encode())
+        given = request.headers.get("authorization", "").encode()
+        return hmac.compare_digest(given, expected)  # constant time: the token is not guessed bytewise
 
     async def convert(request: Request, *, decode: bool) -> Response:
         if not authorized(request):
-            return JSONResponse({"error": "unauthorized"}, status_code=401)
+            return JSONResponse(
+                {"error": "unauthorized: send Authorization: Bearer <CODEC_AUTH_TOKEN>"},
+                status_code=401,
+                headers={"WWW-Authenticate": "Bearer"},
+            )
         try:
             payloads = json_format.Parse(await request.body(), Payloads())
         except json_format.ParseError as exc:

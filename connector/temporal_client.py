@@ -13,15 +13,18 @@ from connector.codec import EncryptionCodec, generated_local_key, parse_keys
 from connector.settings import Settings, SettingsError
 
 
-def payload_codec(settings: Settings) -> EncryptionCodec:
+def payload_codec(settings: Settings, *, refuse_plaintext: bool = True) -> EncryptionCodec:
+    """The workers' and clients' codec refuses unencrypted payloads (embedded mode's generated key too:
+    nothing the connector writes is plain); the codec server's (`refuse_plaintext=False`) shows them."""
     if settings.payload_encryption_keys is None:
         if not settings.embedded:
             raise SettingsError("PAYLOAD_ENCRYPTION_KEYS is required when VTEX credentials are set")
         keys, current = generated_local_key(settings.data_dir)
-        return EncryptionCodec(keys, current)
+        return EncryptionCodec(keys, current, refuse_plaintext=refuse_plaintext)
     try:
         keys = parse_keys(settings.payload_encryption_keys.get_secret_value())
-        return EncryptionCodec(keys, settings.payload_encryption_key_id or next(iter(keys)))
+        current = settings.payload_encryption_key_id or next(iter(keys))
+        return EncryptionCodec(keys, current, refuse_plaintext=refuse_plaintext)
     except ValueError as exc:
         raise SettingsError(f"PAYLOAD_ENCRYPTION_KEYS / PAYLOAD_ENCRYPTION_KEY_ID: {exc}") from None
 

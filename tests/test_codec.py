@@ -4,20 +4,28 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import os
+import secrets
+from pathlib import Path
 
 import httpx
 import pytest
 from google.protobuf import json_format
 from temporalio.api.common.v1 import Payload, Payloads
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from connector.codec import CodecError, EncryptionCodec, parse_keys
+from connector.cli import codec_server
+from connector.codec import REFUSED_ENCODING, CodecError, EncryptionCodec, parse_keys
 from connector.codec_server import create_codec_app
-from connector.models import OrderStatus, order_workflow_id
+from connector.models import CancelRequest, MarketplaceNotification, OrderStatus, order_workflow_id
+from connector.settings import SettingsError
 from connector.stack import Stack
+from tests.conftest import embedded_settings
 from tests.helpers import wait_for_state
+from workflows.order import OrderLifecycle
 
 KEY_A, KEY_B = os.urandom(32), os.urandom(32)
 
@@ -33,7 +41,26 @@ async def test_round_trip_and_rotation() -> None:
     rotated = EncryptionCodec({"a": KEY_A, "b": KEY_B}, "b")
     assert await rotated.decode(sealed) == [plain("Ana Souza")]  # old payloads still readable
     assert (await rotated.encode([plain("x")]))[0].metadata["encryption-key-id"] == b"b"
-    assert await rotated.decode([plain("never encrypted")]) == [plain("never encrypted")]
+
+
+async def test_an_unencrypted_payload_is_refused_with_a_log_line_not_its_content(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    codec = EncryptionCodec({"a": KEY_A}, "a")
+    sealed = await codec.encode([plain("Ana Souza")])
+    with caplog.at_level(logging.WARNING, logger="connector.codec"):
+        decoded = await codec.decode([plain("Ana Souza"), sealed[0]])
+    # The marker no payload converter knows: the SDK drops a signal carrying it instead of failing tasks.
+    assert decoded[0] == Payload(metadata={"encoding": REFUSED_ENCODING})
+    assert decoded[1] == plain("Ana Souza")  # what the connector wrote still decodes beside it
+    with pytest.raises(KeyError, match="refused-unencrypted"):
+        pydantic_data_converter.payload_converter.from_payloads(decoded[:1], [CancelRequest])
+    (record,) = [r for r in caplog.records if r.name == "connector.codec"]
+    assert record.levelno == logging.WARNING and "refused an unencrypted payload" in record.getMessage()
+    assert "Ana" not in caplog.text
+    # The codec server's codec only shows payloads to an operator: a plain one passes through.
+    viewer = EncryptionCodec({"a": KEY_A}, "a", refuse_plaintext=False)
+    assert await viewer.decode([plain("never encrypted")]) == [plain("never encrypted")]
 
 
 async def test_unknown_keys_and_tampering_are_refused() -> None:
@@ -77,7 +104,7 @@ async def test_workflow_history_holds_only_ciphertext(stack: Stack) -> None:
 
 
 async def test_codec_server_decrypts_for_the_web_ui_origin_only() -> None:
-    codec = EncryptionCodec({"a": KEY_A}, "a")
+    codec = EncryptionCodec({"a": KEY_A}, "a", refuse_plaintext=False)
     app = create_codec_app(codec, cors_origins=["http://127.0.0.1:8233"], auth_token="operator-token")
     sealed = await codec.encode([plain("Ana Souza")])
     body = json_format.MessageToJson(Payloads(payloads=sealed))
@@ -85,6 +112,9 @@ async def test_codec_server_decrypts_for_the_web_ui_origin_only() -> None:
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://codec") as http:
         decoded = await http.post("/decode", content=body, headers=headers)
         no_token = await http.post("/decode", content=body)
+        wrong_token = await http.post("/decode", content=body, headers={**headers, "Authorization": "Bearer guess"})
+        not_bearer = await http.post("/decode", content=body, headers={"Authorization": "operator-token"})
+        encode_no_token = await http.post("/encode", content=json_format.MessageToJson(Payloads(payloads=[plain("x")])))
         preflight = await http.options(
             "/decode",
             headers={
@@ -100,8 +130,84 @@ async def test_codec_server_decrypts_for_the_web_ui_origin_only() -> None:
     assert decoded.status_code == 200
     result = json_format.Parse(decoded.content, Payloads())
     assert list(result.payloads) == [plain("Ana Souza")]
-    assert no_token.status_code == 401
-    assert preflight.status_code == 200
+    for refused in (no_token, wrong_token, not_bearer, encode_no_token):
+        assert refused.status_code == 401 and "error" in refused.json()
+        assert "Ana" not in refused.text
+    assert preflight.status_code == 200  # browsers send preflights without the token
     assert preflight.headers["access-control-allow-origin"] == "http://127.0.0.1:8233"
     assert foreign.status_code == 400 and "access-control-allow-origin" not in foreign.headers
     assert garbage.status_code == 400
+
+
+def test_the_codec_server_wants_a_token_once_keys_are_configured(tmp_path: Path) -> None:
+    keys = f"k1:{base64.b64encode(KEY_A).decode()}"
+    with pytest.raises(SettingsError, match="CODEC_AUTH_TOKEN is required when PAYLOAD_ENCRYPTION_KEYS is set"):
+        codec_server(embedded_settings(payload_encryption_keys=keys, data_dir=tmp_path))
+    # Embedded mode's generated key, sandbox data only: open on loopback (make run's dev-server UI) ...
+    assert codec_server(embedded_settings(data_dir=tmp_path, codec_port=0)) is not None
+    # ... but not beyond it.
+    with pytest.raises(SettingsError, match="CODEC_AUTH_TOKEN is required when the codec server listens beyond"):
+        codec_server(embedded_settings(data_dir=tmp_path, intake_host="0.0.0.0"))
+    token = secrets.token_urlsafe(24)
+    configured = embedded_settings(payload_encryption_keys=keys, codec_auth_token=token, data_dir=tmp_path)
+    assert codec_server(configured) is not None
+
+
+def test_the_codec_server_command_says_so_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from connector import cli
+
+    keys = f"k1:{base64.b64encode(KEY_A).decode()}"
+    settings = embedded_settings(payload_encryption_keys=keys, data_dir=tmp_path)
+    monkeypatch.setattr(cli, "load_settings", lambda: settings)
+    assert cli._main(["codec-server"]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("connector: CODEC_AUTH_TOKEN is required")
+
+
+async def test_a_signal_sent_without_the_key_is_refused_and_the_order_carries_on(
+    stack: Stack, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert stack.sandboxes is not None
+    order = stack.sandboxes.marketplace.new_order(items=[("1", 1)])
+    stack.sandboxes.marketplace.notify(order["id"])
+    before = await wait_for_state(
+        stack.client, "reference", order["id"], lambda s: s.status is OrderStatus.DISPATCH_AUTHORIZED
+    )
+    workflow_id = order_workflow_id("reference", order["id"])
+    # Someone who reaches Temporal but holds no key (a plain `temporal workflow signal`, say).
+    keyless = await Client.connect(
+        stack.client.service_client.config.target_host,
+        namespace=stack.client.namespace,
+        data_converter=pydantic_data_converter,
+    )
+    with caplog.at_level(logging.WARNING):
+        await keyless.get_workflow_handle(workflow_id).signal(
+            "cancel", CancelRequest(reason="forged cancel", source="intruder")
+        )
+        # A signal the connector sends afterwards is still taken: the plain one did not jam the workflow.
+        handle = stack.client.get_workflow_handle_for(OrderLifecycle.run, workflow_id)
+        await handle.signal(
+            OrderLifecycle.notify, MarketplaceNotification(marketplace_order_id=order["id"], source="poller")
+        )
+        after = await wait_for_state(
+            stack.client,
+            "reference",
+            order["id"],
+            lambda s: s.notifications_received > before.notifications_received,
+        )
+    assert after.status is OrderStatus.DISPATCH_AUTHORIZED
+    assert not [entry for entry in after.timeline if entry.step == "cancel"]
+    history = await handle.fetch_history()
+    events = [event.event_type for event in history.events]
+    assert EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED not in events
+    signals = [
+        event.workflow_execution_signaled_event_attributes.signal_name
+        for event in history.events
+        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED
+    ]
+    assert "cancel" in signals  # the server has it: the worker refused it
+    refusals = [r for r in caplog.records if r.name == "connector.codec"]
+    assert refusals and "refused an unencrypted payload" in refusals[0].getMessage()
+    assert "forged cancel" not in caplog.text
