@@ -82,7 +82,13 @@ async def seller(box: Sandboxes, method: str, path: str, body: dict[str, Any] | 
     connector are delivered before it returns."""
     async with httpx.AsyncClient(
         base_url=box.vtex_server.url,
-        headers={"X-VTEX-API-AppKey": box.vtex.app_key, "X-VTEX-API-AppToken": box.vtex.app_token},
+        headers={
+            "X-VTEX-API-AppKey": box.vtex.app_key,
+            "X-VTEX-API-AppToken": box.vtex.app_token,
+            # The Orders API spec requires both on every call, GET included.
+            "Accept": "application/json",
+            "Content-Type": "application/json",
+        },
     ) as http:
         for _ in range(30):  # OMS shows a new order a moment after it is created
             response = await http.request(method, path, json=body)

@@ -764,9 +764,6 @@ NOW = str(int(time.time()))
         (_with(timestamp=None), notification(), "header X-Reference-Timestamp (signed) must be Unix seconds"),
         (_with(timestamp="+" + NOW), notification(), "header X-Reference-Timestamp (signed) must be Unix seconds"),
         (_with(timestamp="1e9"), notification(), "header X-Reference-Timestamp (signed) must be Unix seconds"),
-        # Signed correctly, outside the window: a replay (or a marketplace clock far off).
-        (signed(notification(), timestamp=str(int(NOW) - 301)), notification(), "s old; deliveries more than 300 s"),
-        (signed(notification(), timestamp=str(int(NOW) + 400)), notification(), "s ahead; deliveries more than"),
     ],
     ids=[
         "missing",
@@ -788,8 +785,6 @@ NOW = str(int(time.time()))
         "no-timestamp",
         "signed-timestamp",
         "float-timestamp",
-        "replayed-after-the-window",
-        "from-the-future",
     ],
 )
 def test_parse_notification_rejects_bad_signatures_with_401(headers: dict[str, str], body: bytes, message: str) -> None:
@@ -797,6 +792,15 @@ def test_parse_notification_rejects_bad_signatures_with_401(headers: dict[str, s
         PARSER.parse_notification(headers, body)
     assert caught.value.status == 401
     assert message in str(caught.value)
+
+
+@pytest.mark.parametrize(("offset", "message"), [(-301, "s old; deliveries more than 300 s"), (400, "s ahead")])
+def test_a_correct_signature_outside_the_window_is_refused(offset: int, message: str) -> None:
+    """A replay (or a marketplace clock far off): the timestamp is taken at run time, not at import."""
+    body = notification()
+    with pytest.raises(NotificationRejected, match=message) as caught:
+        PARSER.parse_notification(signed(body, timestamp=str(int(time.time()) + offset)), body)
+    assert caught.value.status == 401
 
 
 def test_the_replay_window_is_the_adapters_setting() -> None:
