@@ -17,14 +17,15 @@ CHUNK = 64 * 1024
 ENDLESS = 256 * 1024 * 1024  # far past any cap and any socket buffer: only a server that stops reading stops us
 
 
-async def send_chunked_forever(url: str) -> tuple[int, int]:
-    """POST a chunked body of ENDLESS bytes, chunk by chunk, until the server answers; returns the status
-    and how many body bytes went out before it did."""
+async def send_chunked_forever(url: str, *, method: str = "POST", headers: str = "") -> tuple[int, int]:
+    """Send a chunked body of ENDLESS bytes, chunk by chunk, until the server answers; returns the status
+    and how many body bytes went out before it did. `headers`: extra header lines, each ending in CRLF."""
     parts = urlsplit(url)
+    target = f"{parts.path}?{parts.query}" if parts.query else parts.path
     reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
     writer.write(
-        f"POST {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\nContent-Type: application/json\r\n"
-        "Transfer-Encoding: chunked\r\n\r\n".encode()
+        f"{method} {target} HTTP/1.1\r\nHost: {parts.netloc}\r\nContent-Type: application/json\r\n"
+        f"{headers}Transfer-Encoding: chunked\r\n\r\n".encode()
     )
     sent = 0
     answer = asyncio.create_task(reader.readline())
@@ -59,6 +60,16 @@ async def test_an_endless_chunked_body_gets_413_and_is_not_read_to_the_end(stack
     status, sent = await send_chunked_forever(url)
     assert status == 413
     assert sent < ENDLESS / 4, f"{sent} bytes went out: the server read far past its {cap}-byte cap"
+
+
+async def test_the_logs_endpoint_reads_no_endless_body_either(stack: Stack) -> None:
+    assert stack.sandboxes is not None
+    vtex = stack.sandboxes.vtex
+    url = f"{stack.intake_url}/sandbox/logs/?DateAt=2026-12-02"
+    auth = f"X-VTEX-API-AppKey: {vtex.app_key}\r\nX-VTEX-API-AppToken: {vtex.app_token}\r\n"
+    status, sent = await send_chunked_forever(url, method="GET", headers=auth)
+    assert status == 413
+    assert sent < ENDLESS / 4
 
 
 async def test_a_declared_oversized_body_is_refused_before_it_is_sent(stack: Stack) -> None:

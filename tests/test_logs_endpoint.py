@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import httpx
 import pytest
 import pytest_asyncio
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from starlette.applications import Starlette
 
 from connector.intake.logs import logs_routes, parse_statuses
@@ -209,3 +211,34 @@ def test_parse_statuses_serves_the_cli_too() -> None:
     assert parse_statuses(" Sucess ,WARNING") == {LogStatus.SUCCESS, LogStatus.ALERT}
     with pytest.raises(ValueError, match="'nope'"):
         parse_statuses("error,nope")
+
+
+QUERY_NAMES = st.sampled_from(["DateAt", "status", "page", "pageSize", "connection", "other"])
+QUERY_VALUES = st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=0x2FF), max_size=15)
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(
+    account=st.sampled_from([ACCOUNT, "another-seller", "x" * 60]),
+    query=st.lists(st.tuples(QUERY_NAMES, QUERY_VALUES), max_size=6),
+    credentials=st.sampled_from(["right", "none", "wrong"]),
+)
+async def test_fuzzed_log_requests_never_fail_on_our_side(
+    account: str, query: list[tuple[str, str]], credentials: str
+) -> None:
+    """Anything asked of the endpoint gets a 200, or a 4xx with a reason; the store is only read."""
+    store = open_store("sqlite:///:memory:")
+    await store.write_log(message("1"))
+    headers = {
+        "right": AUTHENTICATED,
+        "none": {},
+        "wrong": {"X-VTEX-API-AppKey": APP_KEY, "X-VTEX-API-AppToken": "W" + APP_TOKEN[1:]},
+    }[credentials]
+    transport = httpx.ASGITransport(app=logs_app(store))
+    async with httpx.AsyncClient(transport=transport, base_url="http://connector", headers=headers) as http:
+        response = await http.get(f"/{account}/logs/", params=tuple(query))
+    expected = {200, 400, 404} if credentials == "right" else {401}
+    assert response.status_code in expected, (response.status_code, response.text)
+    assert "error" in response.json() or "Messages" in response.json()
+    assert [m.id for m in await store.logs(account=ACCOUNT, day=date(2024, 5, 1))] == ["1"]
+    await store.aclose()
