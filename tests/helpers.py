@@ -12,9 +12,10 @@ from typing import Any
 import httpx
 from temporalio.client import Client
 
-from connector.models import OrderState, OrderStatus, order_workflow_id
+from connector.models import MarketplaceNotification, OrderState, OrderStatus, order_workflow_id
 from connector.sandbox.marketplace import sign
-from connector.stack import Sandboxes
+from connector.stack import Sandboxes, Stack
+from connector.starter import hand_off_order
 from workflows.order import OrderLifecycle
 
 
@@ -97,3 +98,20 @@ async def seller(box: Sandboxes, method: str, path: str, body: dict[str, Any] | 
             await asyncio.sleep(0.1)
     await box.vtex.drain_callbacks()
     return response
+
+
+async def dispatched_in_oms(stack: Stack, box: Sandboxes, sku: str = "1") -> OrderState:
+    """A new paid order of the connection `reference`, followed until dispatch is authorized and VTEX's OMS
+    shows it (Get order answers: OMS lags placement a little)."""
+    order = box.marketplace.new_order(items=[(sku, 1)])
+    await hand_off_order(
+        stack.client,
+        task_queue=stack.settings.temporal_task_queue,
+        connection=stack.connections["reference"],
+        notification=MarketplaceNotification(marketplace_order_id=order["id"]),
+    )
+    state = await wait_for_state(
+        stack.client, "reference", order["id"], lambda s: s.status is OrderStatus.DISPATCH_AUTHORIZED
+    )
+    assert (await seller(box, "GET", f"/api/oms/pvt/orders/{state.vtex_order_id}")).status_code == 200
+    return state

@@ -15,14 +15,13 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.testing import WorkflowEnvironment
 
 from connector.intake.callbacks import UNVERIFIED_CALLBACK_CODE
-from connector.models import MarketplaceNotification, OrderState, OrderStatus, order_workflow_id
+from connector.models import OrderState, OrderStatus, order_workflow_id
 from connector.sandbox.seller import invoice_notification
 from connector.sandbox.vtex import FaultRule
 from connector.stack import Sandboxes, Stack
-from connector.starter import hand_off_order
 from connector.store.models import LogStatus
 from tests.conftest import embedded_settings
-from tests.helpers import seller, wait_for_state
+from tests.helpers import dispatched_in_oms, seller, wait_for_state
 from workflows.order import OrderLifecycle
 
 CONNECTION = "reference"
@@ -34,21 +33,6 @@ async def box(stack: Stack) -> AsyncIterator[Sandboxes]:
     assert stack.sandboxes is not None
     yield stack.sandboxes
     stack.sandboxes.vtex.clear_faults()
-
-
-async def dispatched(stack: Stack, box: Sandboxes, sku: str = "1") -> OrderState:
-    order = box.marketplace.new_order(items=[(sku, 1)])
-    await hand_off_order(
-        stack.client,
-        task_queue=stack.settings.temporal_task_queue,
-        connection=stack.connections[CONNECTION],
-        notification=MarketplaceNotification(marketplace_order_id=order["id"]),
-    )
-    state = await wait_for_state(
-        stack.client, CONNECTION, order["id"], lambda s: s.status is OrderStatus.DISPATCH_AUTHORIZED
-    )
-    assert (await seller(box, "GET", f"/api/oms/pvt/orders/{state.vtex_order_id}")).status_code == 200
-    return state
 
 
 async def signals_of(stack: Stack, state: OrderState) -> list[str]:
@@ -70,7 +54,7 @@ async def alerts(stack: Stack, state: OrderState) -> list[str]:
 
 
 async def test_a_forged_cancel_callback_does_not_reach_the_marketplace(stack: Stack, box: Sandboxes) -> None:
-    state = await dispatched(stack, box)
+    state = await dispatched_in_oms(stack, box)
     endpoint = stack.connections[CONNECTION].services_endpoint
     async with httpx.AsyncClient() as http:
         forged = await http.post(f"{endpoint}/pvt/orders/{state.vtex_order_id}/cancel", json={"reason": "forged"})
@@ -88,7 +72,7 @@ async def test_a_forged_cancel_callback_does_not_reach_the_marketplace(stack: St
 
 
 async def test_a_forged_invoice_callback_forwards_nothing(stack: Stack, box: Sandboxes) -> None:
-    state = await dispatched(stack, box)
+    state = await dispatched_in_oms(stack, box)
     endpoint = stack.connections[CONNECTION].services_endpoint
     body = invoice_notification("NF-FORGED", 100, items=[], tracking="EVIL-1", issued=ISSUED)
     body["trackingUrl"] = "https://phishing.example/track"
@@ -101,7 +85,7 @@ async def test_a_forged_invoice_callback_forwards_nothing(stack: Stack, box: San
 
 
 async def test_the_marketplace_gets_vtexs_tracking_not_the_callbacks(stack: Stack, box: Sandboxes) -> None:
-    state = await dispatched(stack, box)
+    state = await dispatched_in_oms(stack, box)
     vtex_id = state.vtex_order_id
     value = int(box.marketplace.orders[state.marketplace_order_id]["total_amount"].replace(".", ""))
     item = {"id": "1", "quantity": 1, "price": value}
@@ -126,7 +110,7 @@ async def test_the_marketplace_gets_vtexs_tracking_not_the_callbacks(stack: Stac
 async def test_vtex_unreachable_during_the_check_asks_for_the_callback_again(
     stack: Stack, box: Sandboxes, caplog: pytest.LogCaptureFixture
 ) -> None:
-    state = await dispatched(stack, box)
+    state = await dispatched_in_oms(stack, box)
     vtex_id = state.vtex_order_id
     assert vtex_id is not None
     box.vtex.add_fault(FaultRule(method="GET", path_contains=f"/api/oms/pvt/orders/{vtex_id}", status=503, times=-1))

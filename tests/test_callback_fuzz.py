@@ -12,10 +12,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from temporalio.api.enums.v1 import EventType
 
-from connector.models import MarketplaceNotification, OrderState, OrderStatus, order_workflow_id
+from connector.models import OrderState, order_workflow_id
 from connector.stack import Stack
-from connector.starter import hand_off_order
-from tests.helpers import seller, wait_for_state
+from tests.helpers import dispatched_in_oms
 
 CONNECTION = "reference"
 
@@ -51,18 +50,7 @@ ROUTES = st.sampled_from(["pub/orders/{}/invoice", "pvt/orders/{}/invoice", "pvt
 async def target(stack: Stack) -> AsyncIterator[OrderState]:
     """A dispatched order whose callbacks the fuzz aims at (with the right token), VTEX showing it."""
     assert stack.sandboxes is not None
-    order = stack.sandboxes.marketplace.new_order(items=[("1", 1)])
-    await hand_off_order(
-        stack.client,
-        task_queue=stack.settings.temporal_task_queue,
-        connection=stack.connections[CONNECTION],
-        notification=MarketplaceNotification(marketplace_order_id=order["id"]),
-    )
-    state = await wait_for_state(
-        stack.client, CONNECTION, order["id"], lambda s: s.status is OrderStatus.DISPATCH_AUTHORIZED
-    )
-    await seller(stack.sandboxes, "GET", f"/api/oms/pvt/orders/{state.vtex_order_id}")
-    yield state
+    yield await dispatched_in_oms(stack, stack.sandboxes)
 
 
 @settings(

@@ -119,18 +119,12 @@ def callback_routes(
             mapping.connection,
             problem,
         )
-        await logbook.record(
-            code=UNVERIFIED_CALLBACK_CODE,
-            operation="VTEX callback",
-            direction="VTEX to connector",
-            status=LogStatus.ALERT,
-            business_message=(
-                f"A {what} callback for the order {mapping.vtex_order_id} did not check out with VTEX ({problem}); "
-                "the connector ignored it. If it was not VTEX, someone knows the callback URL: rotate CALLBACK_TOKEN."
-            ),
-            connection=mapping.connection,
-            marketplace_order_id=mapping.marketplace_order_id,
-            vtex_order_id=mapping.vtex_order_id,
+        await _callback_alert(
+            logbook,
+            mapping,
+            UNVERIFIED_CALLBACK_CODE,
+            f"A {what} callback for the order {mapping.vtex_order_id} did not check out with VTEX ({problem}); "
+            "the connector ignored it. If it was not VTEX, someone knows the callback URL: rotate CALLBACK_TOKEN.",
             source=claimed,
         )
         return JSONResponse({"error": f"not confirmed by VTEX: {problem}"}, status_code=409)
@@ -193,19 +187,37 @@ async def _note_difference(logbook: Logbook, mapping: IdMapping, confirmed: Conf
     log.warning(
         "VTEX invoice callback for %s differs from VTEX's copy (%s); VTEX's is forwarded", mapping.vtex_order_id, fields
     )
+    await _callback_alert(
+        logbook,
+        mapping,
+        UNVERIFIED_CALLBACK_CODE,
+        f"The invoice {confirmed.invoice.invoice_number} callback for the order {mapping.vtex_order_id} differs "
+        f"from VTEX's copy ({fields}); the connector forwards VTEX's copy to the marketplace.",
+        destination=confirmed.invoice,
+    )
+
+
+async def _callback_alert(
+    logbook: Logbook,
+    mapping: IdMapping,
+    code: str,
+    business_message: str,
+    *,
+    source: BaseModel | None = None,
+    destination: BaseModel | None = None,
+) -> None:
+    """An alert line in the order log about a VTEX callback the connector did not simply act on."""
     await logbook.record(
-        code=UNVERIFIED_CALLBACK_CODE,
+        code=code,
         operation="VTEX callback",
         direction="VTEX to connector",
         status=LogStatus.ALERT,
-        business_message=(
-            f"The invoice {confirmed.invoice.invoice_number} callback for the order {mapping.vtex_order_id} differs "
-            f"from VTEX's copy ({fields}); the connector forwards VTEX's copy to the marketplace."
-        ),
+        business_message=business_message,
         connection=mapping.connection,
         marketplace_order_id=mapping.marketplace_order_id,
         vtex_order_id=mapping.vtex_order_id,
-        destination=confirmed.invoice,
+        source=source,
+        destination=destination,
     )
 
 
@@ -230,18 +242,12 @@ async def _signal(client: Client, logbook: Logbook, mapping: IdMapping, signal: 
             mapping.marketplace_order_id,
             mapping.connection,
         )
-        await logbook.record(
-            code=LATE_EVENT_CODE,
-            operation="VTEX callback",
-            direction="VTEX to connector",
-            status=LogStatus.ALERT,
-            business_message=(
-                f"VTEX sent {signal.replace('_', ' ')} for the order {mapping.vtex_order_id} after its after-sale "
-                "window closed; the connector did nothing. Act on it in the marketplace by hand."
-            ),
-            connection=mapping.connection,
-            marketplace_order_id=mapping.marketplace_order_id,
-            vtex_order_id=mapping.vtex_order_id,
+        await _callback_alert(
+            logbook,
+            mapping,
+            LATE_EVENT_CODE,
+            f"VTEX sent {signal.replace('_', ' ')} for the order {mapping.vtex_order_id} after its after-sale "
+            "window closed; the connector did nothing. Act on it in the marketplace by hand.",
             destination=argument,
         )
     return JSONResponse(
