@@ -17,9 +17,9 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from temporalio.api.common.v1 import Payload
 from temporalio.converter import PayloadCodec
 
+from connector.refused_payloads import REFUSED_ENCODING
+
 ENCODING = b"binary/encrypted"
-# What an unencrypted payload becomes when it is refused: no payload converter knows this encoding.
-REFUSED_ENCODING = b"binary/refused-unencrypted"
 KEY_ID = "encryption-key-id"
 NONCE_BYTES = 12
 
@@ -32,7 +32,8 @@ class CodecError(Exception):
 
 class EncryptionCodec(PayloadCodec):
     """`refuse_plaintext` (the default, what workers and clients use): an unencrypted payload decodes to
-    the REFUSED_ENCODING marker, with a warning that names its encoding, never its content. Off, it passes
+    the REFUSED_ENCODING marker (connector/refused_payloads.py: reading it fails the workflow or drops the
+    signal), with a warning that names its encoding, never its content. Off, it passes
     through as it is (the codec server, which only shows payloads to an operator)."""
 
     def __init__(self, keys: Mapping[str, bytes], current_key_id: str, *, refuse_plaintext: bool = True) -> None:
@@ -76,7 +77,7 @@ class EncryptionCodec(PayloadCodec):
         encoding = payload.metadata.get("encoding", b"").decode(errors="replace")[:40] or "none"
         log.warning(
             "refused an unencrypted payload (encoding %r, %d bytes): it was not written by a client holding "
-            "the payload key; a signal carrying it is dropped",
+            "the payload key; a signal carrying it is dropped, a workflow started with it fails",
             encoding,
             len(payload.data),
         )

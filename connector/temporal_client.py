@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
 from connector.codec import EncryptionCodec, generated_local_key, parse_keys
+from connector.refused_payloads import ConnectorPayloadConverter
 from connector.settings import Settings, SettingsError
 
 
@@ -30,7 +28,7 @@ def payload_codec(settings: Settings, *, refuse_plaintext: bool = True) -> Encry
 
 
 def data_converter(settings: Settings) -> DataConverter:
-    return dataclasses.replace(pydantic_data_converter, payload_codec=payload_codec(settings))
+    return DataConverter(payload_converter_class=ConnectorPayloadConverter, payload_codec=payload_codec(settings))
 
 
 _runtime: Runtime | None = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import logging
@@ -14,13 +15,21 @@ import pytest
 from google.protobuf import json_format
 from temporalio.api.common.v1 import Payload, Payloads
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowFailureError
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.exceptions import ApplicationError
 
 from connector.cli import codec_server
-from connector.codec import REFUSED_ENCODING, CodecError, EncryptionCodec, parse_keys
+from connector.codec import CodecError, EncryptionCodec, parse_keys
 from connector.codec_server import create_codec_app
-from connector.models import CancelRequest, MarketplaceNotification, OrderStatus, order_workflow_id
+from connector.models import (
+    CancelRequest,
+    MarketplaceNotification,
+    OrderStatus,
+    OrderWorkflowInput,
+    order_workflow_id,
+)
+from connector.refused_payloads import REFUSED_ENCODING, REFUSED_ERROR_TYPE, ConnectorPayloadConverter
 from connector.settings import SettingsError
 from connector.stack import Stack
 from tests.conftest import embedded_settings
@@ -50,11 +59,14 @@ async def test_an_unencrypted_payload_is_refused_with_a_log_line_not_its_content
     sealed = await codec.encode([plain("Ana Souza")])
     with caplog.at_level(logging.WARNING, logger="connector.codec"):
         decoded = await codec.decode([plain("Ana Souza"), sealed[0]])
-    # The marker no payload converter knows: the SDK drops a signal carrying it instead of failing tasks.
+    # Reading the marker raises a workflow-failing error: the SDK drops a signal carrying it, and fails a
+    # workflow started with it, instead of failing (and retrying) workflow tasks.
     assert decoded[0] == Payload(metadata={"encoding": REFUSED_ENCODING})
     assert decoded[1] == plain("Ana Souza")  # what the connector wrote still decodes beside it
-    with pytest.raises(KeyError, match="refused-unencrypted"):
-        pydantic_data_converter.payload_converter.from_payloads(decoded[:1], [CancelRequest])
+    with pytest.raises(ApplicationError, match="unencrypted payload was refused") as refused:
+        ConnectorPayloadConverter().from_payloads(decoded[:1], [CancelRequest])
+    assert refused.value.type == REFUSED_ERROR_TYPE and refused.value.non_retryable
+    assert ConnectorPayloadConverter().from_payloads(decoded[1:], [str]) == ["Ana Souza"]
     (record,) = [r for r in caplog.records if r.name == "connector.codec"]
     assert record.levelno == logging.WARNING and "refused an unencrypted payload" in record.getMessage()
     assert "Ana" not in caplog.text
@@ -211,3 +223,41 @@ async def test_a_signal_sent_without_the_key_is_refused_and_the_order_carries_on
     refusals = [r for r in caplog.records if r.name == "connector.codec"]
     assert refusals and "refused an unencrypted payload" in refusals[0].getMessage()
     assert "forged cancel" not in caplog.text
+
+
+async def test_a_workflow_started_without_the_key_fails_at_once_and_the_order_still_comes_in(
+    stack: Stack, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert stack.sandboxes is not None
+    order = stack.sandboxes.marketplace.new_order(items=[("1", 1)])
+    workflow_id = order_workflow_id("reference", order["id"])
+    keyless = await Client.connect(
+        stack.client.service_client.config.target_host,
+        namespace=stack.client.namespace,
+        data_converter=pydantic_data_converter,
+    )
+    forged_input = OrderWorkflowInput(
+        connection="reference",
+        marketplace_order_id=order["id"],
+        affiliate_id="FORGED",
+        sales_channel="1",
+    )
+    with caplog.at_level(logging.WARNING):
+        forged = await keyless.start_workflow(
+            "OrderLifecycle", forged_input, id=workflow_id, task_queue=stack.settings.temporal_task_queue
+        )
+        # The workflow fails (closed, its reason in the Web UI) instead of retrying its first task forever.
+        with pytest.raises(WorkflowFailureError) as failed:
+            await asyncio.wait_for(forged.result(), timeout=15)
+    cause = failed.value.__cause__
+    assert isinstance(cause, ApplicationError) and cause.type == REFUSED_ERROR_TYPE
+    events = [event.event_type async for event in forged.fetch_history_events()]
+    assert EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED not in events
+    assert EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED not in events  # nothing ran on the forged input
+    assert [r for r in caplog.records if r.name == "connector.codec"]
+    # The real notification starts a new run of the same order (a failed run may be followed) and integrates.
+    stack.sandboxes.marketplace.notify(order["id"])
+    state = await wait_for_state(
+        stack.client, "reference", order["id"], lambda s: s.status is OrderStatus.DISPATCH_AUTHORIZED
+    )
+    assert state.vtex_order_id is not None
