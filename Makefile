@@ -6,10 +6,12 @@ STAMP := $(VENV)/.install-stamp
 
 .PHONY: install run test lint faults bench bench-quick
 
-$(STAMP): pyproject.toml
+# The sandboxes (sandboxes/, a distribution of their own) come with the dev install only: the production
+# image installs the connector alone.
+$(STAMP): pyproject.toml sandboxes/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e ./sandboxes -e '.[dev]'
 	touch $(STAMP)
 
 install: $(STAMP)

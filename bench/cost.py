@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from sandboxes.seller import invoice_notification
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowExecutionStatus, WorkflowHistory
 from temporalio.common import SearchAttributeKey
@@ -23,7 +24,6 @@ from temporalio.service import RPCError
 
 from bench.harness import CONNECTION, Cluster
 from connector.models import OrderStatus, order_workflow_id
-from connector.sandbox.seller import invoice_notification
 
 ORDER_STATUS = SearchAttributeKey.for_keyword("OrderStatus")
 SIMULATION = "/api/checkout/pub/orderForms/simulation"

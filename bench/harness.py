@@ -27,11 +27,11 @@ from types import TracebackType
 from typing import Any
 
 import httpx
+from sandboxes.marketplace import DELIVERY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 from temporalio.client import Client
 
 from bench.processes import ManagedProcess, ProcessFailed
 from connector.devserver import dev_server_command
-from connector.sandbox.marketplace import DELIVERY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 
 CONNECTION = "reference"
 AFFILIATE = "MKP"

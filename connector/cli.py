@@ -9,30 +9,26 @@ import ipaddress
 import itertools
 import logging
 import os
-import signal
 import sys
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, date, datetime
-from urllib.parse import urlsplit
 
-import httpx
 from rich.console import Console
 from temporalio.client import Client, WorkflowQueryFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from connector.cancel import request_cancel
 from connector.codec_server import create_codec_app
-from connector.connections import connection_configs
 from connector.devserver import DevServerError, start_dev_server, stop_dev_server
+from connector.embedded import MARKETPLACE_SANDBOX_PORT, VTEX_SANDBOX_PORT, require_sandboxes, sandboxes_installed
 from connector.http_server import HttpServer
 from connector.import_command import ImportArgumentError, command_for, import_request, start_import, watch_import
 from connector.importing import MAX_PAGE_SIZE, ImportInput
 from connector.intake.logs import parse_statuses
 from connector.metrics import refresh_order_gauges, serve_metrics
 from connector.models import CancelRequest, OrderState, order_workflow_id
+from connector.process import until_stopped
 from connector.reprocess import Reprocessed, reprocess_matching, reprocess_order
-from connector.sandbox.marketplace import MarketplaceSandbox
-from connector.sandbox.vtex import VtexSandbox
 from connector.settings import Settings, SettingsError, load_settings
 from connector.stack import Stack
 from connector.store.base import open_store
@@ -40,9 +36,6 @@ from connector.store.format import format_logs
 from connector.temporal_client import TemporalUnreachable, connect, payload_codec
 from workflows.order import OrderLifecycle
 
-VTEX_SANDBOX_PORT = 8101
-MARKETPLACE_SANDBOX_PORT = 8102
-DEFAULT_MARKETPLACE_URL = f"http://127.0.0.1:{MARKETPLACE_SANDBOX_PORT}"
 TEMPORAL_UI_PORT = 8233
 
 log = logging.getLogger("connector")
@@ -73,6 +66,9 @@ def _main(argv: Sequence[str] | None) -> int:
     except TemporalUnreachable as exc:
         print(f"connector: {exc}", file=sys.stderr)
         return 1
+    except SettingsError as exc:  # found once running, e.g. embedded mode on an install without sandboxes
+        print(f"connector: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
 
@@ -92,12 +88,6 @@ def _parser() -> argparse.ArgumentParser:
 
     codec = commands.add_parser("codec-server", help="run only the codec server (Web UI payload decryption)")
     codec.set_defaults(handler=_codec_server)
-
-    sandboxes = commands.add_parser("sandboxes", help="run only the VTEX and marketplace sandboxes")
-    sandboxes.add_argument("--vtex-port", type=int, default=VTEX_SANDBOX_PORT)
-    sandboxes.add_argument("--marketplace-port", type=int, default=MARKETPLACE_SANDBOX_PORT)
-    sandboxes.add_argument("--host", default="127.0.0.1")
-    sandboxes.set_defaults(handler=_sandboxes)
 
     status = commands.add_parser("status", help="print an order's state and timeline")
     status.add_argument("marketplace_order_id")
@@ -150,17 +140,17 @@ def _parser() -> argparse.ArgumentParser:
     logs.add_argument("-v", "--verbose", action="store_true", help="include the content payloads")
     logs.set_defaults(handler=_logs)
 
-    create = commands.add_parser("create-order", help="create an order in the marketplace sandbox")
-    create.add_argument("--item", action="append", default=[], metavar="SKU[:QTY]", help="an item line (repeatable)")
-    create.add_argument("--status", default="paid", choices=["paid", "payment_pending", "cancelled"])
-    create.add_argument("--pickup", action="store_true", help="pickup in point instead of delivery")
-    create.add_argument("--marketplace-url", help=f"marketplace sandbox URL (default {DEFAULT_MARKETPLACE_URL})")
-    create.set_defaults(handler=_create_order)
+    if sandboxes_installed():  # a development or demo install (connector/embedded.py)
+        from connector.sandbox_commands import add_sandbox_commands
+
+        add_sandbox_commands(commands)
     return parser
 
 
 async def _run(settings: Settings, args: argparse.Namespace) -> int:
     try:
+        if settings.embedded:
+            require_sandboxes("`connector run` without VTEX credentials (embedded mode)")
         codec = codec_server(settings)
     except SettingsError as exc:
         print(f"connector: {exc}", file=sys.stderr)
@@ -214,7 +204,7 @@ async def _codec_server(settings: Settings, args: argparse.Namespace) -> int:
     await server.start()
     print(f"codec server on {server.url} (Web UI: Settings > Codec Server)", flush=True)
     try:
-        await _until_stopped()
+        await until_stopped()
     finally:
         await server.stop()
     return 0
@@ -256,7 +246,7 @@ async def _run_with_codec(settings: Settings, codec: HttpServer) -> int:
                 codec=codec.url,
             )
             demo = asyncio.create_task(_demo_orders(stack)) if stack.sandboxes else None
-            await _until_stopped()
+            await until_stopped()
             if demo is not None:
                 demo.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -265,16 +255,6 @@ async def _run_with_codec(settings: Settings, codec: HttpServer) -> int:
         if dev_server is not None:
             await stop_dev_server(dev_server)
     return 0
-
-
-async def _until_stopped() -> None:
-    """Wait for Ctrl-C or SIGTERM (a container stop): the caller then shuts down in order."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    print("stopping...", flush=True)
 
 
 def _serve_metrics(settings: Settings, port: int | None = None) -> None:
@@ -288,7 +268,7 @@ async def _worker(settings: Settings, args: argparse.Namespace) -> int:
     client = await connect(settings, with_metrics=True)
     async with Stack(settings, client, intake=False, pollers=True), _order_gauges(client):
         print(f"worker running on task queue {settings.temporal_task_queue} ({settings.temporal_address})", flush=True)
-        await _until_stopped()
+        await until_stopped()
     return 0
 
 
@@ -310,39 +290,8 @@ async def _intake(settings: Settings, args: argparse.Namespace) -> int:
     client = await connect(settings)
     async with Stack(settings, client, worker=False) as stack:
         print(f"intake listening on {stack.intake_url}", flush=True)
-        await _until_stopped()
+        await until_stopped()
     return 0
-
-
-async def _sandboxes(settings: Settings, args: argparse.Namespace) -> int:
-    """The sandboxes on their own, for a split deployment (docker-compose, fault tests): the worker and
-    intake then use them as if they were VTEX and a marketplace (VTEX_BASE_URL, the sandbox key)."""
-    vtex = VtexSandbox()
-    servers = [HttpServer(vtex.app, host=args.host, port=args.vtex_port, name="vtex-sandbox")]
-    public = str(settings.connector_public_url).rstrip("/")
-    for offset, config in enumerate(connection_configs(settings)):
-        marketplace = MarketplaceSandbox(
-            webhook_url=f"{public}/webhooks/{config.name}",
-            webhook_secret=config.webhook_secret or _env_secret(settings),
-        )
-        servers.append(
-            HttpServer(marketplace.app, host=args.host, port=args.marketplace_port + offset, name=config.name)
-        )
-    for server in servers:
-        await server.start()
-    print(f"VTEX sandbox         {servers[0].url} (app key {vtex.app_key}, token {vtex.app_token})", flush=True)
-    for server in servers[1:]:
-        print(f"Marketplace sandbox  {server.url} (connection {server.name})", flush=True)
-    try:
-        await _until_stopped()
-    finally:
-        for server in reversed(servers):
-            await server.stop()
-    return 0
-
-
-def _env_secret(settings: Settings) -> str | None:
-    return settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
 
 
 def _loopback_address(address: str) -> tuple[str | None, int]:
@@ -518,29 +467,6 @@ async def _logs(settings: Settings, args: argparse.Namespace) -> int:
     finally:
         await store.aclose()
     print(format_logs(messages, verbose=args.verbose))
-    return 0
-
-
-async def _create_order(settings: Settings, args: argparse.Namespace) -> int:
-    base_url = args.marketplace_url or (
-        str(settings.marketplace_base_url) if settings.marketplace_base_url else DEFAULT_MARKETPLACE_URL
-    )
-    items = []
-    for spec in args.item:
-        sku, _, quantity = spec.partition(":")
-        items.append({"sku": sku, "quantity": int(quantity or 1)})
-    body = {"status": args.status, "pickup": args.pickup, **({"items": items} if items else {})}
-    async with httpx.AsyncClient(base_url=base_url.rstrip("/"), timeout=10) as http:
-        try:
-            response = await http.post("/admin/orders", json=body)
-        except httpx.HTTPError as exc:
-            print(f"marketplace sandbox unreachable at {base_url}: {type(exc).__name__}", file=sys.stderr)
-            return 1
-    if response.status_code != 201:
-        print(f"marketplace sandbox refused the order: {response.text}", file=sys.stderr)
-        return 1
-    order = response.json()
-    print(f"created order {order['id']} ({urlsplit(base_url).netloc}); follow it with: connector status {order['id']}")
     return 0
 
 

@@ -10,22 +10,20 @@ import asyncio
 import contextlib
 import socket
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import timedelta
 from types import TracebackType
 
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from connector.connections import Connection, build_connections, connection_configs
+from connector.connections import Connection, build_connections
+from connector.embedded import Sandboxes, start_sandboxes
 from connector.http_server import HttpServer
 from connector.intake.app import create_intake_app
 from connector.intake.handoff_queue import HandOffQueue
 from connector.logbook import Logbook
 from connector.marketplaces.base import MarketplaceAdapter
 from connector.poller_start import start_pollers
-from connector.sandbox.marketplace import MarketplaceSandbox
-from connector.sandbox.vtex import VtexSandbox
 from connector.settings import Settings
 from connector.store.base import OrderStore, open_store
 from connector.vtex.client import VtexClient
@@ -36,24 +34,6 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
-
-
-@dataclass
-class Sandboxes:
-    vtex: VtexSandbox
-    vtex_server: HttpServer
-    # One reference marketplace per connection that names no marketplace URL of its own.
-    marketplaces: dict[str, MarketplaceSandbox] = field(default_factory=dict)
-    marketplace_servers: dict[str, HttpServer] = field(default_factory=dict)
-
-    @property
-    def marketplace(self) -> MarketplaceSandbox:
-        """The first connection's marketplace (the only one with the default single connection)."""
-        return next(iter(self.marketplaces.values()))
-
-    @property
-    def marketplace_server(self) -> HttpServer:
-        return next(iter(self.marketplace_servers.values()))
 
 
 class Stack:
@@ -102,7 +82,9 @@ class Stack:
         settings = self.settings
         marketplace_urls: dict[str, str] = {}
         if settings.embedded:
-            self.sandboxes = await self._start_sandboxes()
+            self.sandboxes = await start_sandboxes(
+                settings, ports=self._sandbox_ports, vtex_order_id_suffix=self._vtex_order_id_suffix
+            )
             marketplace_urls = {name: server.url for name, server in self.sandboxes.marketplace_servers.items()}
             settings = settings.model_copy(update={"vtex_base_url": self.sandboxes.vtex_server.url})
         intake_port = settings.intake_port or free_port(settings.intake_host)
@@ -182,26 +164,7 @@ class Stack:
         if self.store is not None:
             await self.store.aclose()
         if self.sandboxes is not None:
-            for server in self.sandboxes.marketplace_servers.values():
-                await server.stop()
-            await self.sandboxes.vtex_server.stop()
-
-    async def _start_sandboxes(self) -> Sandboxes:
-        host = self.settings.intake_host
-        vtex = VtexSandbox(order_id_suffix=self._vtex_order_id_suffix)
-        sandboxes = Sandboxes(vtex, HttpServer(vtex.app, host=host, port=self._sandbox_ports[0], name="vtex-sandbox"))
-        await sandboxes.vtex_server.start()
-        port = self._sandbox_ports[1]
-        for config in connection_configs(self.settings):
-            if config.marketplace_base_url is not None:
-                continue
-            marketplace = MarketplaceSandbox()
-            server = HttpServer(marketplace.app, host=host, port=port, name=f"marketplace-sandbox-{config.name}")
-            await server.start()
-            sandboxes.marketplaces[config.name] = marketplace
-            sandboxes.marketplace_servers[config.name] = server
-            port = port + 1 if port else 0
-        return sandboxes
+            await self.sandboxes.stop()
 
     def _vtex_credentials(self, settings: Settings) -> tuple[str, str]:
         """The app key and token: the VTEX sandbox's in embedded mode, else the configured pair."""

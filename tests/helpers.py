@@ -10,11 +10,12 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import httpx
+from sandboxes.marketplace import sign
 from temporalio.client import Client
 
+from connector.embedded import Sandboxes
 from connector.models import MarketplaceNotification, OrderState, OrderStatus, order_workflow_id
-from connector.sandbox.marketplace import sign
-from connector.stack import Sandboxes, Stack
+from connector.stack import Stack
 from connector.starter import hand_off_order
 from workflows.order import OrderLifecycle
 

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from sandboxes.vtex import FaultRule
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
@@ -32,7 +33,6 @@ from connector.models import (
     ReprocessRequest,
     order_workflow_id,
 )
-from connector.sandbox.vtex import FaultRule
 from connector.stack import Stack
 from connector.starter import hand_off_order
 from tests.conftest import embedded_settings

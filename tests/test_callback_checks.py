@@ -11,14 +11,15 @@ import httpx
 import pytest
 import pytest_asyncio
 from pydantic import SecretStr
+from sandboxes.seller import invoice_notification
+from sandboxes.vtex import FaultRule
 from temporalio.api.enums.v1 import EventType
 from temporalio.testing import WorkflowEnvironment
 
+from connector.embedded import Sandboxes
 from connector.intake.callbacks import UNVERIFIED_CALLBACK_CODE
 from connector.models import OrderState, OrderStatus, order_workflow_id
-from connector.sandbox.seller import invoice_notification
-from connector.sandbox.vtex import FaultRule
-from connector.stack import Sandboxes, Stack
+from connector.stack import Stack
 from connector.store.models import LogStatus
 from tests.conftest import embedded_settings
 from tests.helpers import dispatched_in_oms, seller, wait_for_state

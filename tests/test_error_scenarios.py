@@ -9,11 +9,12 @@ from datetime import UTC, datetime
 
 import httpx
 import pytest_asyncio
+from sandboxes.vtex import FaultRule
 
+from connector.embedded import Sandboxes
 from connector.models import MarketplaceNotification, OrderStatus
 from connector.reprocess import reprocess_matching
-from connector.sandbox.vtex import FaultRule
-from connector.stack import Sandboxes, Stack
+from connector.stack import Stack
 from connector.starter import hand_off_order
 from connector.store.models import LogStatus
 from tests.helpers import wait_for_state

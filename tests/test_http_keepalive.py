@@ -15,13 +15,13 @@ from typing import Literal
 
 import pytest
 import pytest_asyncio
+from sandboxes.marketplace import MarketplaceSandbox
+from sandboxes.vtex import VtexSandbox
 
 from connector.http_pool import pooled_client
 from connector.http_server import HttpServer
 from connector.marketplaces.reference import ReferenceMarketplace
 from connector.models import ListingPosition
-from connector.sandbox.marketplace import MarketplaceSandbox
-from connector.sandbox.vtex import VtexSandbox
 from connector.vtex.client import VtexClient
 from connector.vtex.error_table import Handling, classify
 from connector.vtex.errors import VtexError

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
+from sandboxes.marketplace import MarketplaceSandbox
 from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
@@ -23,7 +24,6 @@ from connector.lifecycle import ORDER_WORKFLOW_TYPES
 from connector.models import OrderStatus, PollerState, poller_workflow_id
 from connector.poller_start import start_pollers
 from connector.quarantine import QUARANTINE_CODE
-from connector.sandbox.marketplace import MarketplaceSandbox
 from connector.settings import Settings
 from connector.stack import Stack
 from tests.conftest import embedded_settings

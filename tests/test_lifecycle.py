@@ -10,8 +10,11 @@ from typing import Any
 
 import httpx
 import pytest_asyncio
+from sandboxes.seller import invoice_notification
+from sandboxes.vtex import FaultRule
 
 from connector.cancel import request_cancel
+from connector.embedded import Sandboxes
 from connector.failures import UNREAD_NOTIFICATION
 from connector.models import (
     CancelRequest,
@@ -25,9 +28,7 @@ from connector.models import (
     PlacedOrder,
     order_workflow_id,
 )
-from connector.sandbox.seller import invoice_notification
-from connector.sandbox.vtex import FaultRule
-from connector.stack import Sandboxes, Stack
+from connector.stack import Stack
 from connector.starter import hand_off_order
 from tests.contract.openapi import validate_request
 from tests.helpers import seller, wait_for_state

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 
 import httpx
+from sandboxes.vtex import FaultRule
 from temporalio.api.enums.v1 import EventType
 
 from connector.models import OrderStatus, order_workflow_id
-from connector.sandbox.vtex import FaultRule
 from connector.stack import Stack
 from tests.contract.openapi import validate_request
 from tests.helpers import signed_webhook, wait_for_state

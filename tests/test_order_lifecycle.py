@@ -10,9 +10,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest_asyncio
+from sandboxes.seller import invoice_notification
+from sandboxes.vtex import FaultRule
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle
 
+from connector.embedded import Sandboxes
 from connector.failures import Disposition, disposition
 from connector.lifecycle import TRANSITIONS, allowed
 from connector.models import (
@@ -24,9 +27,7 @@ from connector.models import (
     order_workflow_id,
 )
 from connector.reprocess import Reprocessed, reprocess_order
-from connector.sandbox.seller import invoice_notification
-from connector.sandbox.vtex import FaultRule
-from connector.stack import Sandboxes, Stack
+from connector.stack import Stack
 from connector.starter import Handoff, hand_off_order
 from tests.helpers import seller, wait_for_state
 from workflows.order import OrderLifecycle

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
+from sandboxes.marketplace import MarketplaceSandbox
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
@@ -25,7 +26,6 @@ from temporalio.testing import WorkflowEnvironment
 from connector.devserver import temporal_binary
 from connector.http_server import HttpServer
 from connector.models import PollerInput, PollerState, PollProgress, order_workflow_id, poller_workflow_id
-from connector.sandbox.marketplace import MarketplaceSandbox
 from connector.temporal_client import data_converter
 from tests.conftest import embedded_settings
 from workflows.poller import PollerWorkflow

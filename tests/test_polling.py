@@ -12,13 +12,13 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+from sandboxes.marketplace import MarketplaceSandbox
 from temporalio.api.enums.v1 import EventType
 from temporalio.testing import WorkflowEnvironment
 
 from connector.connections import connection_configs
 from connector.models import OrderStatus, PollerSettings, PollerState, order_workflow_id, poller_workflow_id
 from connector.poller_start import start_pollers
-from connector.sandbox.marketplace import MarketplaceSandbox
 from connector.settings import SettingsError
 from connector.stack import Stack
 from tests.conftest import embedded_settings

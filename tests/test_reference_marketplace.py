@@ -27,6 +27,8 @@ from openapi_schema_validator import OAS30Validator, oas30_format_checker
 from openapi_spec_validator import validate as validate_openapi
 from referencing import Registry
 from referencing.jsonschema import DRAFT4
+from sandboxes.catalog import NORMAL
+from sandboxes.marketplace import Conflict, MarketplaceSandbox, UnknownOrder
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -47,9 +49,7 @@ from connector.models import (
     OrderChange,
     Tracking,
 )
-from connector.sandbox import marketplace as sandbox_module
-from connector.sandbox.catalog import NORMAL
-from connector.sandbox.marketplace import Conflict, MarketplaceSandbox, UnknownOrder
+from sandboxes import marketplace as sandbox_module
 
 BASE_URL = "http://marketplace.sandbox"
 SECRET = "reference-webhook-secret"

@@ -7,12 +7,12 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
+from sandboxes.vtex import FaultRule
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.testing import WorkflowEnvironment
 
 from connector.models import order_workflow_id
-from connector.sandbox.vtex import FaultRule
 from connector.stack import Stack
 from tests.conftest import embedded_settings
 

@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 import pytest_asyncio
+from sandboxes.vtex import FaultRule, VtexSandbox
 
-from connector.sandbox.vtex import FaultRule, VtexSandbox
 from connector.validation import validate_order
 from connector.vtex.client import VtexClient
 from connector.vtex.error_table import Handling, classify

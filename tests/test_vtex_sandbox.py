@@ -19,9 +19,8 @@ import pytest_asyncio
 from openapi_schema_validator import OAS30ReadValidator
 from referencing import Registry
 from referencing.jsonschema import DRAFT4
-
-from connector.sandbox.catalog import NORMAL, PICKUP, SandboxSku
-from connector.sandbox.vtex import FaultRule, VtexSandbox
+from sandboxes.catalog import NORMAL, PICKUP, SandboxSku
+from sandboxes.vtex import FaultRule, VtexSandbox
 
 AUTH = {"X-VTEX-API-AppKey": "vtexappkey-sandbox-KEY", "X-VTEX-API-AppToken": "sandbox-app-token"}
 HEADERS = {"Accept": "application/json", "Content-Type": "application/json", **AUTH}

@@ -10,14 +10,14 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
+from sandboxes.vtex import VtexSandbox, client_sender
+from sandboxes.vtex_callbacks import callback_url
+from sandboxes.vtex_models import JSON
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from connector.sandbox.vtex import VtexSandbox, client_sender
-from connector.sandbox.vtex_callbacks import callback_url
-from connector.sandbox.vtex_models import JSON
 from tests.contract.openapi import validate_request
 from tests.test_vtex_sandbox import (
     HEADERS,

@@ -11,9 +11,9 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
+from sandboxes.vtex import ORDER_ID_SUFFIXES, VtexSandbox
+from sandboxes.vtex_callbacks import client_sender
 
-from connector.sandbox.vtex import ORDER_ID_SUFFIXES, VtexSandbox
-from connector.sandbox.vtex_callbacks import client_sender
 from tests.contract.openapi import validate_request
 from tests.test_vtex_sandbox import (
     HEADERS,

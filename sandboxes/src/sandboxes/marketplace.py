@@ -32,7 +32,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from connector.sandbox.catalog import NORMAL, SELLABLE_SKU_IDS, sku_by_id
+from sandboxes.catalog import NORMAL, SELLABLE_SKU_IDS, sku_by_id
 
 log = logging.getLogger(__name__)
 

@@ -11,9 +11,9 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
-from connector.sandbox.catalog import SandboxSku, SandboxSla
-from connector.sandbox.vtex_catalog import is_sellable
-from connector.sandbox.vtex_models import JSON, SELLER_ID, bad_request, iso, now_utc
+from sandboxes.catalog import SandboxSku, SandboxSla
+from sandboxes.vtex_catalog import is_sellable
+from sandboxes.vtex_models import JSON, SELLER_ID, bad_request, iso, now_utc
 
 # The sandbox carriers only ship within Brazil.
 SHIPS_TO = ("BRA",)

@@ -33,8 +33,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Match, Route
 
-from connector.sandbox.catalog import SKUS, SandboxSku
-from connector.sandbox.vtex_callbacks import (
+from sandboxes.catalog import SKUS, SandboxSku
+from sandboxes.vtex_callbacks import (
     DEFAULT_RETRY_DELAYS,
     CallbackAttempt,
     CallbackDispatcher,
@@ -42,26 +42,26 @@ from connector.sandbox.vtex_callbacks import (
     client_sender,
     post_json,
 )
-from connector.sandbox.vtex_cancel import (
+from sandboxes.vtex_cancel import (
     cancel_answer,
     finish_cancellation,
     parse_cancel,
     request_cancellation,
 )
-from connector.sandbox.vtex_catalog import sku_context
-from connector.sandbox.vtex_checkout import simulate
-from connector.sandbox.vtex_fulfillment import (
+from sandboxes.vtex_catalog import sku_context
+from sandboxes.vtex_checkout import simulate
+from sandboxes.vtex_fulfillment import (
     authorize_dispatch,
     find_for_dispatch,
     place_order,
     place_order_response,
 )
-from connector.sandbox.vtex_fulfillment_schema import (
+from sandboxes.vtex_fulfillment_schema import (
     require_affiliate,
     validate_authorize,
     validate_place_order,
 )
-from connector.sandbox.vtex_invoices import (
+from sandboxes.vtex_invoices import (
     OUTPUT,
     find_invoice,
     invoice_callback_body,
@@ -69,7 +69,7 @@ from connector.sandbox.vtex_invoices import (
     store_invoice,
     update_tracking,
 )
-from connector.sandbox.vtex_models import (
+from sandboxes.vtex_models import (
     FaultRule,
     RecordedRequest,
     SandboxInvoice,
@@ -83,8 +83,8 @@ from connector.sandbox.vtex_models import (
     parse_sales_channel,
     receipt_body,
 )
-from connector.sandbox.vtex_oms import find_order, order_json, order_value
-from connector.sandbox.vtex_oms_list import list_orders
+from sandboxes.vtex_oms import find_order, order_json, order_value
+from sandboxes.vtex_oms_list import list_orders
 
 __all__ = [
     "CallbackAttempt",

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import zlib
 
-from connector.sandbox.catalog import SandboxSku
-from connector.sandbox.vtex_models import JSON, SELLER_ID
+from sandboxes.catalog import SandboxSku
+from sandboxes.vtex_models import JSON, SELLER_ID
 
 
 def numeric_id(value: str) -> int:

@@ -7,11 +7,11 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from connector.sandbox.catalog import SandboxSku, SandboxSla
-from connector.sandbox.vtex_cancel import allows_cancellation, cancellation_data
-from connector.sandbox.vtex_catalog import detail_url, ean, image_url, product_id
-from connector.sandbox.vtex_invoices import package_json
-from connector.sandbox.vtex_models import ACCOUNT_NAME, JSON, SELLER_ID, SandboxOrder, VtexApiError, iso
+from sandboxes.catalog import SandboxSku, SandboxSla
+from sandboxes.vtex_cancel import allows_cancellation, cancellation_data
+from sandboxes.vtex_catalog import detail_url, ean, image_url, product_id
+from sandboxes.vtex_invoices import package_json
+from sandboxes.vtex_models import ACCOUNT_NAME, JSON, SELLER_ID, SandboxOrder, VtexApiError, iso
 
 # What the VTEX Admin shows for each status (pt-BR, as OMS answers for a Brazilian store).
 STATUS_DESCRIPTIONS = {

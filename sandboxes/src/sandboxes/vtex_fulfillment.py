@@ -18,9 +18,9 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping, MutableMapping
 
-from connector.sandbox.catalog import SandboxSku, SandboxSla
-from connector.sandbox.vtex_catalog import is_sellable
-from connector.sandbox.vtex_models import JSON, SandboxOrder, VtexApiError, bad_request, iso, now_utc
+from sandboxes.catalog import SandboxSku, SandboxSla
+from sandboxes.vtex_catalog import is_sellable
+from sandboxes.vtex_models import JSON, SandboxOrder, VtexApiError, bad_request, iso, now_utc
 
 WAITING_AUTHORIZATION = "waiting-ffmt-authorization"
 WAITING_MANUAL_AUTHORIZATION = "waiting-for-manual-authorization"

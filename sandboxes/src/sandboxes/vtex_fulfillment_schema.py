@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from connector.sandbox.vtex_models import JSON, VtexApiError, bad_request
+from sandboxes.vtex_models import JSON, VtexApiError, bad_request
 
 _PROFILE_REQUIRED = ("email", "firstName", "lastName", "documentType", "document")
 _ADDRESS_REQUIRED = (

@@ -16,7 +16,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import httpx
 
 from connector.http_pool import pooled_client
-from connector.sandbox.vtex_models import JSON
+from sandboxes.vtex_models import JSON
 
 Event = Literal["cancel", "invoice"]
 Sender = Callable[[str, JSON], Awaitable[httpx.Response]]

@@ -21,8 +21,8 @@ import math
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from connector.sandbox.vtex_models import JSON, SandboxOrder, VtexApiError, iso
-from connector.sandbox.vtex_oms import STATUS_DESCRIPTIONS
+from sandboxes.vtex_models import JSON, SandboxOrder, VtexApiError, iso
+from sandboxes.vtex_oms import STATUS_DESCRIPTIONS
 
 MAX_PAGES = 30
 MAX_PER_PAGE = 100

@@ -8,8 +8,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, TypeGuard
 
-from connector.sandbox.vtex_fulfillment import READY_FOR_HANDLING
-from connector.sandbox.vtex_models import (
+from sandboxes.vtex_fulfillment import READY_FOR_HANDLING
+from sandboxes.vtex_models import (
     JSON,
     SandboxInvoice,
     SandboxOrder,

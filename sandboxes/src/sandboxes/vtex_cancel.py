@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from connector.sandbox.vtex_fulfillment import CANCELED
-from connector.sandbox.vtex_invoices import INPUT, INVOICED, OUTPUT
-from connector.sandbox.vtex_models import (
+from sandboxes.vtex_fulfillment import CANCELED
+from sandboxes.vtex_invoices import INPUT, INVOICED, OUTPUT
+from sandboxes.vtex_models import (
     JSON,
     SandboxCancellation,
     SandboxOrder,

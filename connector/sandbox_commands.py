@@ -1,0 +1,89 @@
+"""`connector sandboxes` and `connector create-order`: offered only where the sandboxes are installed
+(connector/embedded.py), i.e. a development or demo install, never the production image."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from urllib.parse import urlsplit
+
+import httpx
+from sandboxes.marketplace import MarketplaceSandbox
+from sandboxes.vtex import VtexSandbox
+
+from connector.connections import connection_configs
+from connector.embedded import MARKETPLACE_SANDBOX_PORT, VTEX_SANDBOX_PORT
+from connector.http_server import HttpServer
+from connector.process import until_stopped
+from connector.settings import Settings
+
+DEFAULT_MARKETPLACE_URL = f"http://127.0.0.1:{MARKETPLACE_SANDBOX_PORT}"
+
+
+def add_sandbox_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    sandboxes = commands.add_parser("sandboxes", help="run only the VTEX and marketplace sandboxes")
+    sandboxes.add_argument("--vtex-port", type=int, default=VTEX_SANDBOX_PORT)
+    sandboxes.add_argument("--marketplace-port", type=int, default=MARKETPLACE_SANDBOX_PORT)
+    sandboxes.add_argument("--host", default="127.0.0.1")
+    sandboxes.set_defaults(handler=_sandboxes)
+
+    create = commands.add_parser("create-order", help="create an order in the marketplace sandbox")
+    create.add_argument("--item", action="append", default=[], metavar="SKU[:QTY]", help="an item line (repeatable)")
+    create.add_argument("--status", default="paid", choices=["paid", "payment_pending", "cancelled"])
+    create.add_argument("--pickup", action="store_true", help="pickup in point instead of delivery")
+    create.add_argument("--marketplace-url", help=f"marketplace sandbox URL (default {DEFAULT_MARKETPLACE_URL})")
+    create.set_defaults(handler=_create_order)
+
+
+async def _sandboxes(settings: Settings, args: argparse.Namespace) -> int:
+    """The sandboxes on their own, for a split try-out (the benchmarks, fault tests): the worker and
+    intake then use them as if they were VTEX and a marketplace (VTEX_BASE_URL, the sandbox key)."""
+    vtex = VtexSandbox()
+    servers = [HttpServer(vtex.app, host=args.host, port=args.vtex_port, name="vtex-sandbox")]
+    public = str(settings.connector_public_url).rstrip("/")
+    for offset, config in enumerate(connection_configs(settings)):
+        marketplace = MarketplaceSandbox(
+            webhook_url=f"{public}/webhooks/{config.name}",
+            webhook_secret=config.webhook_secret or _env_secret(settings),
+        )
+        servers.append(
+            HttpServer(marketplace.app, host=args.host, port=args.marketplace_port + offset, name=config.name)
+        )
+    for server in servers:
+        await server.start()
+    print(f"VTEX sandbox         {servers[0].url} (app key {vtex.app_key}, token {vtex.app_token})", flush=True)
+    for server in servers[1:]:
+        print(f"Marketplace sandbox  {server.url} (connection {server.name})", flush=True)
+    try:
+        await until_stopped()
+    finally:
+        for server in reversed(servers):
+            await server.stop()
+    return 0
+
+
+def _env_secret(settings: Settings) -> str | None:
+    return settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
+
+
+async def _create_order(settings: Settings, args: argparse.Namespace) -> int:
+    base_url = args.marketplace_url or (
+        str(settings.marketplace_base_url) if settings.marketplace_base_url else DEFAULT_MARKETPLACE_URL
+    )
+    items = []
+    for spec in args.item:
+        sku, _, quantity = spec.partition(":")
+        items.append({"sku": sku, "quantity": int(quantity or 1)})
+    body = {"status": args.status, "pickup": args.pickup, **({"items": items} if items else {})}
+    async with httpx.AsyncClient(base_url=base_url.rstrip("/"), timeout=10) as http:
+        try:
+            response = await http.post("/admin/orders", json=body)
+        except httpx.HTTPError as exc:
+            print(f"marketplace sandbox unreachable at {base_url}: {type(exc).__name__}", file=sys.stderr)
+            return 1
+    if response.status_code != 201:
+        print(f"marketplace sandbox refused the order: {response.text}", file=sys.stderr)
+        return 1
+    order = response.json()
+    print(f"created order {order['id']} ({urlsplit(base_url).netloc}); follow it with: connector status {order['id']}")
+    return 0
