@@ -18,20 +18,23 @@ from temporalio.client import Client, WorkflowQueryFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from connector.cancel import request_cancel
+from connector.codec import CodecError
 from connector.codec_server import create_codec_app
+from connector.connections import connection_configs
 from connector.devserver import DevServerError, start_dev_server, stop_dev_server
 from connector.embedded import MARKETPLACE_SANDBOX_PORT, VTEX_SANDBOX_PORT, require_sandboxes, sandboxes_installed
-from connector.http_server import HttpServer
+from connector.http_server import HttpServer, PortUnavailable
 from connector.import_command import ImportArgumentError, command_for, import_request, start_import, watch_import
 from connector.importing import MAX_PAGE_SIZE, ImportInput
 from connector.intake.logs import parse_statuses
+from connector.logging_setup import setup_logging
 from connector.metrics import refresh_order_gauges, serve_metrics
 from connector.models import CancelRequest, OrderState, order_workflow_id
 from connector.process import until_stopped
 from connector.reprocess import Reprocessed, reprocess_matching, reprocess_order
 from connector.settings import Settings, SettingsError, load_settings
 from connector.stack import Stack
-from connector.store.base import open_store
+from connector.store.base import OrderStore, StoreError, open_store
 from connector.store.format import format_logs
 from connector.temporal_client import TemporalUnreachable, connect, payload_codec
 from workflows.order import OrderLifecycle
@@ -50,27 +53,34 @@ def main(argv: Sequence[str] | None = None) -> None:
     os._exit(status)
 
 
+class CommandError(Exception):
+    """What a user asked for cannot be done; the message says what is wrong and what to do."""
+
+
 def _main(argv: Sequence[str] | None) -> int:
+    """Every way a command can fail for a reason the user can fix ends here as one line on stderr,
+    `connector: <what is wrong and what to do>`, and a non-zero status: 2 for the configuration, 1 for
+    the rest (Temporal, the store, a port, an order that does not exist)."""
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # One line per HTTP request drowns the connector's own messages.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
         settings = load_settings()
     except SettingsError as exc:
-        print(f"connector: {exc}", file=sys.stderr)
-        return 2
+        return _refuse(exc, 2)
+    setup_logging(settings.log_format)
     try:
         result: int = asyncio.run(args.handler(settings, args))
         return result
-    except TemporalUnreachable as exc:
-        print(f"connector: {exc}", file=sys.stderr)
-        return 1
     except SettingsError as exc:  # found once running, e.g. embedded mode on an install without sandboxes
-        print(f"connector: {exc}", file=sys.stderr)
-        return 2
+        return _refuse(exc, 2)
+    except (TemporalUnreachable, CommandError, StoreError, PortUnavailable, CodecError) as exc:
+        return _refuse(exc, 1)
     except KeyboardInterrupt:
         return 130
+
+
+def _refuse(problem: Exception | str, status: int) -> int:
+    print(f"connector: {' '.join(str(problem).split())}", file=sys.stderr)
+    return status
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -183,7 +193,9 @@ def codec_server(settings: Settings) -> HttpServer:
         cors_origins=[origin.strip() for origin in settings.codec_cors_origins.split(",") if origin.strip()],
         auth_token=token or None,
     )
-    return HttpServer(app, host=settings.intake_host, port=settings.codec_port, name="codec-server")
+    return HttpServer(
+        app, host=settings.intake_host, port=settings.codec_port, name="codec server", setting="CODEC_PORT"
+    )
 
 
 def _is_loopback(host: str) -> bool:
@@ -257,10 +269,16 @@ async def _run_with_codec(settings: Settings, codec: HttpServer) -> int:
     return 0
 
 
-def _serve_metrics(settings: Settings, port: int | None = None) -> None:
+def _serve_metrics(settings: Settings, port: int | None = None, *, setting: str = "METRICS_PORT") -> None:
     port = settings.metrics_port if port is None else port
     if port:
-        serve_metrics(port, settings.metrics_host)
+        try:
+            serve_metrics(port, settings.metrics_host)
+        except OSError as exc:
+            raise PortUnavailable(
+                f"the metrics endpoint cannot listen on {settings.metrics_host}:{port}: "
+                f"{exc.strerror or exc} (stop what holds it, or set {setting} to a free port, 0 turns it off)"
+            ) from None
 
 
 async def _worker(settings: Settings, args: argparse.Namespace) -> int:
@@ -286,7 +304,7 @@ async def _order_gauges(client: Client) -> AsyncIterator[None]:
 
 async def _intake(settings: Settings, args: argparse.Namespace) -> int:
     # Its own port, and no SDK runtime metrics (the worker's): the two may share a host.
-    _serve_metrics(settings, settings.intake_metrics_port)
+    _serve_metrics(settings, settings.intake_metrics_port, setting="INTAKE_METRICS_PORT")
     client = await connect(settings)
     async with Stack(settings, client, worker=False) as stack:
         print(f"intake listening on {stack.intake_url}", flush=True)
@@ -335,9 +353,29 @@ async def _demo_orders(stack: Stack) -> None:
         await asyncio.sleep(interval)
 
 
+def _connection(settings: Settings, args: argparse.Namespace) -> str:
+    """The connection a command names (`--connection`, else CONNECTION_NAME); CommandError if none such
+    is configured."""
+    connection: str = args.connection or settings.connection_name
+    names = [config.name for config in connection_configs(settings)]
+    if connection not in names:
+        where = "--connection" if args.connection else "CONNECTION_NAME"
+        raise CommandError(
+            f"no connection {connection!r} is configured ({where}); the configured ones: {', '.join(names)}"
+        )
+    return connection
+
+
+def _no_order(order: str, connection: str, *, running: bool = False) -> CommandError:
+    return CommandError(
+        f"no {'running ' if running else ''}order {order} for connection {connection}: give the marketplace's "
+        "order id (the one in the webhook), and --connection if it came through another connection"
+    )
+
+
 async def _status(settings: Settings, args: argparse.Namespace) -> int:
-    client: Client = await connect(settings)
-    connection = args.connection or settings.connection_name
+    connection = _connection(settings, args)
+    client: Client = await connect(settings, create_key=False)
     handle = client.get_workflow_handle_for(
         OrderLifecycle.run, order_workflow_id(connection, args.marketplace_order_id)
     )
@@ -345,12 +383,13 @@ async def _status(settings: Settings, args: argparse.Namespace) -> int:
         state: OrderState = await handle.query(OrderLifecycle.status)
     except RPCError as exc:
         if exc.status == RPCStatusCode.NOT_FOUND:
-            print(f"no order {args.marketplace_order_id} for connection {connection}", file=sys.stderr)
-            return 1
+            raise _no_order(args.marketplace_order_id, connection) from None
         raise
     except WorkflowQueryFailedError as exc:
-        print(f"the order's workflow could not answer: {exc}", file=sys.stderr)
-        return 1
+        raise CommandError(
+            f"the workflow of order {args.marketplace_order_id} could not answer ({exc}): is a worker running "
+            "(`make run` or `connector worker`)?"
+        ) from None
     print(format_state(state))
     return 0
 
@@ -374,7 +413,15 @@ def format_state(state: OrderState) -> str:
 
 
 async def _reprocess(settings: Settings, args: argparse.Namespace) -> int:
-    client = await connect(settings)
+    if args.marketplace_order_id is None and args.status is None and args.code is None:
+        print(
+            "connector reprocess: give an order id, or --status and/or --code for a bulk reprocess",
+            file=sys.stderr,
+        )
+        return 2
+    if args.marketplace_order_id or args.connection:
+        _connection(settings, args)
+    client = await connect(settings, create_key=False)
     reason = "reprocess requested from the command line"
     if args.marketplace_order_id:
         connection = args.connection or settings.connection_name
@@ -383,25 +430,16 @@ async def _reprocess(settings: Settings, args: argparse.Namespace) -> int:
         )
         order = args.marketplace_order_id
         if outcome is Reprocessed.UNKNOWN:
-            print(f"no order {order} for connection {connection}", file=sys.stderr)
-            return 1
+            raise _no_order(order, connection)
         if outcome is Reprocessed.FINISHED:
-            print(
-                f"order {order} is finished (its after-sale window passed): act on it in VTEX and the marketplace",
-                file=sys.stderr,
+            raise CommandError(
+                f"order {order} is finished (its after-sale window passed): act on it in VTEX and the marketplace"
             )
-            return 1
         if outcome is Reprocessed.RESTARTED:
             print(f"order {order}'s workflow had ended unfinished: started again; it meets its existing VTEX order")
             return 0
         print(f"reprocess requested for order {order}")
         return 0
-    if args.status is None and args.code is None:
-        print(
-            "connector reprocess: give an order id, or --status and/or --code for a bulk reprocess",
-            file=sys.stderr,
-        )
-        return 2
     signaled = await reprocess_matching(
         client, status=args.status, code=args.code, connection=args.connection, reason=reason
     )
@@ -412,10 +450,9 @@ async def _reprocess(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _cancel(settings: Settings, args: argparse.Namespace) -> int:
-    client = await connect(settings)
-    connection = args.connection or settings.connection_name
-    store = open_store(settings.store_url)
-    try:
+    connection = _connection(settings, args)
+    client = await connect(settings, create_key=False)
+    async with _existing_store(settings) as store:
         found = await request_cancel(
             client,
             store,
@@ -423,11 +460,8 @@ async def _cancel(settings: Settings, args: argparse.Namespace) -> int:
             marketplace_order_id=args.marketplace_order_id,
             request=CancelRequest(reason=args.reason, source="operator"),
         )
-    finally:
-        await store.aclose()
     if not found:
-        print(f"no running order {args.marketplace_order_id} for connection {connection}", file=sys.stderr)
-        return 1
+        raise _no_order(args.marketplace_order_id, connection, running=True)
     print(
         f"cancel requested for order {args.marketplace_order_id}; follow it with: connector status "
         f"{args.marketplace_order_id}"
@@ -441,7 +475,7 @@ async def _import(settings: Settings, args: argparse.Namespace) -> int:
     except ImportArgumentError as exc:
         print(f"connector import: {exc}", file=sys.stderr)
         return 2
-    client = await connect(settings)
+    client = await connect(settings, create_key=False)
     handle = await start_import(client, ImportInput(request=request), task_queue=settings.temporal_task_queue)
     if args.no_wait:
         print(f"import {handle.id} is running; watch it with: {command_for(request)}")
@@ -455,8 +489,8 @@ async def _logs(settings: Settings, args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"connector logs: {exc}", file=sys.stderr)
         return 2
-    store = open_store(settings.store_url)
-    try:
+    # --connection is not checked against the configured ones: the log keeps a removed connection's lines.
+    async with _existing_store(settings) as store:
         messages = await store.logs(
             account=settings.account_name,
             day=args.date or datetime.now(UTC).date(),
@@ -464,10 +498,57 @@ async def _logs(settings: Settings, args: argparse.Namespace) -> int:
             marketplace_order_id=args.order,
             connection=args.connection,
         )
-    finally:
-        await store.aclose()
     print(format_logs(messages, verbose=args.verbose))
     return 0
+
+
+# Where the errors of a store that cannot be opened or read come from (either backend, any driver).
+STORE_ERROR_MODULES = frozenset({"sqlite3", "psycopg", "psycopg_pool", "sqlalchemy", "alembic"})
+
+
+@contextlib.asynccontextmanager
+async def _existing_store(settings: Settings) -> AsyncIterator[OrderStore]:
+    """The store of a command that reads or notes orders. A SQLite file must be there already (a new,
+    empty one would show nothing and note what no worker reads), and a store that cannot be opened or
+    read is one sentence (StoreError) naming STORE_URL, never its password."""
+    _require_sqlite_file(settings.store_url)
+    try:
+        store = open_store(settings.store_url)
+        try:
+            yield store
+        finally:
+            await store.aclose()
+    except StoreError as exc:
+        if "STORE_URL" in str(exc):
+            raise
+        raise StoreError(f"STORE_URL: {exc}") from None
+    except Exception as exc:
+        if type(exc).__module__.partition(".")[0] not in STORE_ERROR_MODULES:
+            raise
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise StoreError(
+            f"cannot use the order store {_without_password(settings.store_url)} (STORE_URL): {reason}; check "
+            "STORE_URL and that the database is up"
+        ) from None
+
+
+def _require_sqlite_file(url: str) -> None:
+    scheme, _, rest = url.partition("://")
+    path = rest.removeprefix("/")
+    if scheme == "sqlite" and rest.startswith("/") and path and path != ":memory:" and not os.path.exists(path):
+        raise StoreError(
+            f"no order store at {os.path.abspath(path)} (STORE_URL): run this command from the folder `make run` "
+            "runs in, or set STORE_URL to the connector's store"
+        )
+
+
+def _without_password(url: str) -> str:
+    scheme, _, rest = url.partition("://")
+    credentials, at, location = rest.rpartition("@")
+    if not at:
+        return url
+    user = credentials.partition(":")[0]
+    return f"{scheme}://{user}:***@{location}" if ":" in credentials else url
 
 
 if __name__ == "__main__":

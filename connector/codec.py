@@ -63,12 +63,20 @@ class EncryptionCodec(PayloadCodec):
             key_id = payload.metadata.get(KEY_ID, b"").decode()
             cipher = self._ciphers.get(key_id)
             if cipher is None:
-                raise CodecError(f"payload encrypted with key {key_id!r}, which is not configured here")
+                raise CodecError(
+                    f"a payload is encrypted with key {key_id!r}, which is not configured here: add that key to "
+                    "PAYLOAD_ENCRYPTION_KEYS, or (embedded mode) run from the folder `make run` runs in, whose "
+                    "data/payload-key holds it, or set DATA_DIR to that data folder"
+                )
             nonce, sealed = payload.data[:NONCE_BYTES], payload.data[NONCE_BYTES:]
             try:
                 plain = cipher.decrypt(nonce, sealed, key_id.encode())
             except InvalidTag:
-                raise CodecError(f"payload under key {key_id!r} failed authentication") from None
+                raise CodecError(
+                    f"a payload under key {key_id!r} fails authentication with the key configured here under that "
+                    "id (another key, or a tampered payload): use the connector's own PAYLOAD_ENCRYPTION_KEYS, or "
+                    "(embedded mode) run from the folder `make run` runs in, or set DATA_DIR to its data folder"
+                ) from None
             decoded.append(Payload.FromString(plain))
         return decoded
 
@@ -101,9 +109,20 @@ def parse_keys(text: str) -> dict[str, bytes]:
     return keys
 
 
-def generated_local_key(data_dir: Path) -> tuple[dict[str, bytes], str]:
-    """Embedded mode: one key made once and kept in the data folder (histories outlive restarts)."""
+class MissingLocalKey(Exception):
+    """Embedded mode's payload key is not in the data folder and this command may not make one."""
+
+
+def generated_local_key(data_dir: Path, *, create: bool = True) -> tuple[dict[str, bytes], str]:
+    """Embedded mode: one key made once and kept in the data folder (histories outlive restarts). A
+    command that only reads or signals orders (`create=False`) must find it: a new key could decrypt
+    nothing the worker wrote, nor the worker what the command sends (MissingLocalKey)."""
     path = data_dir / "payload-key"
+    if not path.exists() and not create:
+        raise MissingLocalKey(
+            f"no payload key at {path.absolute()}: run this command from the folder `make run` runs in, or set "
+            "DATA_DIR to that data folder (or PAYLOAD_ENCRYPTION_KEYS to the connector's keys)"
+        )
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(f"local-1:{base64.b64encode(secrets.token_bytes(32)).decode()}")

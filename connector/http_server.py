@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import socket
 from collections.abc import Generator
 from types import TracebackType
 
@@ -21,17 +23,25 @@ class _QuietServer(uvicorn.Server):
         yield
 
 
+class PortUnavailable(Exception):
+    """The server cannot listen where it is configured to; the message is one sentence for the operator."""
+
+
 class HttpServer:
     """`async with HttpServer(app, port=0) as server:` serves until the block ends.
 
-    `server.url` says where it listens (port 0 picks a free port).
+    `server.url` says where it listens (port 0 picks a free port). `setting` names the variable that sets
+    the port, for the message when the port is taken (PortUnavailable).
     """
 
-    def __init__(self, app: ASGIApp, *, host: str = "127.0.0.1", port: int = 0, name: str = "http") -> None:
-        config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, lifespan="off")
-        self._server = _QuietServer(config)
+    def __init__(
+        self, app: ASGIApp, *, host: str = "127.0.0.1", port: int = 0, name: str = "http", setting: str | None = None
+    ) -> None:
+        self._config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, lifespan="off")
+        self._server = _QuietServer(self._config)
         self._host = host
         self._name = name
+        self._setting = setting
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -48,12 +58,28 @@ class HttpServer:
         return f"http://{self._host}:{self.port}"
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._server.serve(), name=self._name)
+        # Bound here rather than by uvicorn, which logs the error and exits the process when it cannot.
+        address = (self._host, self._config.port)
+        sock = socket.socket(socket.AF_INET6 if ":" in self._host else socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(address)
+        except OSError as exc:
+            sock.close()
+            raise PortUnavailable(self._unavailable(exc)) from None
+        self._task = asyncio.create_task(self._server.serve(sockets=[sock]), name=self._name)
         while not self._server.started:
             if self._task.done():
                 self._task.result()  # re-raise why it could not start (e.g. port in use)
                 raise RuntimeError(f"{self._name} server stopped during start-up")
             await asyncio.sleep(0.01)
+
+    def _unavailable(self, exc: OSError) -> str:
+        where = f"{self._host}:{self._config.port}"
+        remedy = f"set {self._setting} to a free port" if self._setting else "free that port"
+        if exc.errno == errno.EADDRINUSE:
+            return f"the {self._name} cannot listen on {where}: the port is in use (stop what holds it, or {remedy})"
+        return f"the {self._name} cannot listen on {where}: {exc.strerror or exc} ({remedy})"
 
     async def stop(self) -> None:
         if self._task is None:

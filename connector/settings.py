@@ -7,6 +7,7 @@ credentials the connector runs in *embedded* mode: local Temporal dev server and
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -121,6 +122,8 @@ class Settings(BaseSettings):
     intake_port: int = Field(default=8000, ge=0, le=65535, description="0 picks a free port.")
     data_dir: Path = Path("data")
     demo_order_interval_seconds: float = Field(default=5.0, ge=0)
+    # `text`: one readable line per message; `json`: one JSON object per line (connector/logging_setup.py).
+    log_format: Literal["text", "json"] = "text"
 
     @model_validator(mode="after")
     def _secrets_are_strong(self) -> Settings:
@@ -206,8 +209,12 @@ def load_settings(**overrides: object) -> Settings:
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
-        lines = []
+        problems = []
         for error in exc.errors():
-            variable = "_".join(str(part) for part in error["loc"]).upper() or "settings"
-            lines.append(f"{variable}: {error['msg']}")
-        raise SettingsError("invalid configuration:\n  " + "\n  ".join(lines)) from None
+            variable = "_".join(str(part) for part in error["loc"]).upper()
+            message = error["msg"].removeprefix("Value error, ")
+            problems.append(f"{variable}: {message}" if variable else message)
+        # One line: what is wrong (never the value: it may be a secret) and where to fix it.
+        raise SettingsError(
+            f"invalid configuration: {'; '.join(problems)} (fix it in the environment or in {Path('.env').absolute()})"
+        ) from None

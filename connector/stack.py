@@ -117,7 +117,9 @@ class Stack:
             log_credentials=self._vtex_credentials(settings),
         )
         if self._run_intake:
-            self._intake = HttpServer(intake_app, host=settings.intake_host, port=intake_port, name="intake")
+            self._intake = HttpServer(
+                intake_app, host=settings.intake_host, port=intake_port, name="intake", setting="INTAKE_PORT"
+            )
             self._handoffs.start()
             await self._intake.start()
         if self.sandboxes is not None:

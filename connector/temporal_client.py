@@ -6,18 +6,23 @@ from temporalio.client import Client
 from temporalio.converter import DataConverter
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
-from connector.codec import EncryptionCodec, generated_local_key, parse_keys
+from connector.codec import EncryptionCodec, MissingLocalKey, generated_local_key, parse_keys
 from connector.refused_payloads import ConnectorPayloadConverter
 from connector.settings import Settings, SettingsError
 
 
-def payload_codec(settings: Settings, *, refuse_plaintext: bool = True) -> EncryptionCodec:
+def payload_codec(settings: Settings, *, refuse_plaintext: bool = True, create_key: bool = True) -> EncryptionCodec:
     """The workers' and clients' codec refuses unencrypted payloads (embedded mode's generated key too:
-    nothing the connector writes is plain); the codec server's (`refuse_plaintext=False`) shows them."""
+    nothing the connector writes is plain); the codec server's (`refuse_plaintext=False`) shows them.
+    `create_key=False` (commands that read or signal orders): embedded mode's key must exist already,
+    SettingsError naming the file and what to do otherwise."""
     if settings.payload_encryption_keys is None:
         if not settings.embedded:
             raise SettingsError("PAYLOAD_ENCRYPTION_KEYS is required when VTEX credentials are set")
-        keys, current = generated_local_key(settings.data_dir)
+        try:
+            keys, current = generated_local_key(settings.data_dir, create=create_key)
+        except MissingLocalKey as exc:
+            raise SettingsError(str(exc)) from None
         return EncryptionCodec(keys, current, refuse_plaintext=refuse_plaintext)
     try:
         keys = parse_keys(settings.payload_encryption_keys.get_secret_value())
@@ -27,8 +32,10 @@ def payload_codec(settings: Settings, *, refuse_plaintext: bool = True) -> Encry
         raise SettingsError(f"PAYLOAD_ENCRYPTION_KEYS / PAYLOAD_ENCRYPTION_KEY_ID: {exc}") from None
 
 
-def data_converter(settings: Settings) -> DataConverter:
-    return DataConverter(payload_converter_class=ConnectorPayloadConverter, payload_codec=payload_codec(settings))
+def data_converter(settings: Settings, *, create_key: bool = True) -> DataConverter:
+    return DataConverter(
+        payload_converter_class=ConnectorPayloadConverter, payload_codec=payload_codec(settings, create_key=create_key)
+    )
 
 
 _runtime: Runtime | None = None
@@ -48,12 +55,15 @@ class TemporalUnreachable(RuntimeError):
     """No Temporal server answers at TEMPORAL_ADDRESS; the message is one sentence for the operator."""
 
 
-async def connect(settings: Settings, *, with_metrics: bool = False) -> Client:
+async def connect(settings: Settings, *, with_metrics: bool = False, create_key: bool = True) -> Client:
+    """A client of TEMPORAL_ADDRESS; `create_key=False` for commands that must find embedded mode's
+    payload key rather than make one (see payload_codec)."""
+    converter = data_converter(settings, create_key=create_key)
     try:
         return await Client.connect(
             settings.temporal_address,
             namespace=settings.temporal_namespace,
-            data_converter=data_converter(settings),
+            data_converter=converter,
             runtime=runtime(settings) if with_metrics else None,
         )
     except RuntimeError as exc:

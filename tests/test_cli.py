@@ -9,6 +9,7 @@ from pathlib import Path
 
 from temporalio.testing import WorkflowEnvironment
 
+from connector.codec import generated_local_key
 from connector.models import OrderStatus
 from connector.stack import Stack
 from connector.store.base import open_store
@@ -88,7 +89,7 @@ async def test_cancel_notes_the_cancel_in_the_store_then_cancels_the_order(
     await wait_for_state(stack.client, "reference", order["id"], lambda s: s.status is OrderStatus.CANCELED)
 
     code, _, err = await connector("cancel", "no-such-order", env=env, cwd=tmp_path)
-    assert code == 1 and err.strip() == "no running order no-such-order for connection reference"
+    assert code == 1 and err.startswith("connector: no running order no-such-order for connection reference: ")
 
 
 async def test_a_bad_setting_stops_the_command_naming_the_variable(tmp_path: Path) -> None:
@@ -127,7 +128,8 @@ async def test_logs_show_and_filter_the_connection(tmp_path: Path) -> None:
 
 async def test_a_command_without_a_temporal_server_says_so_in_one_sentence(tmp_path: Path) -> None:
     env = {"TEMPORAL_ADDRESS": "127.0.0.1:1", "DATA_DIR": str(tmp_path / "data")}  # nothing listens on port 1
-    for command in (["status", "1001"], ["import", "1001"], ["reprocess", "1001"]):
+    generated_local_key(tmp_path / "data")  # the folder `make run` ran in: the key is there
+    for command in (["status", "1001"], ["import", "1001"], ["reprocess", "1001"], ["cancel", "1001"]):
         code, _, err = await connector(*command, env=env, cwd=tmp_path)
         assert code == 1, command
         assert "Traceback" not in err
