@@ -41,9 +41,11 @@ CONTEXT_FIELDS = (
 )
 
 
-def setup_logging(log_format: LogFormat = "text", *, level: int = logging.INFO, stream: TextIO | None = None) -> None:
-    """Send every logger's records through one handler on the root logger, in `log_format`. Calling it
-    again replaces the handler it installed before (tests switch formats)."""
+def setup_logging(
+    log_format: LogFormat = "text", *, level: int = logging.INFO, stream: TextIO | None = None
+) -> logging.Handler:
+    """Send every logger's records through one handler on the root logger, in `log_format`; returns it.
+    Calling it again replaces the handler it installed before (tests switch formats)."""
     workflow.logger.workflow_info_on_message = False
     activity.logger.activity_info_on_message = False
     root = logging.getLogger()
@@ -57,6 +59,7 @@ def setup_logging(log_format: LogFormat = "text", *, level: int = logging.INFO, 
     root.setLevel(level)
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
+    return handler
 
 
 class _ConnectorHandler(logging.StreamHandler):  # type: ignore[type-arg]
@@ -128,7 +131,7 @@ class TextFormatter(logging.Formatter):
         order = fields.get("marketplace_order_id")
         if order and order not in message:
             message = f"[{order}] {message}"
-        name = SHORT_NAMES.get(record.name, record.name.rpartition(".")[2])
+        name = SHORT_NAMES.get(record.name, record.name.rpartition(".")[2].lstrip("_"))
         line = f"{self.formatTime(record, '%H:%M:%S')} {record.levelname:<7} {name:<12} {message}"
         if record.exc_info and not told:
             line = f"{line}\n{self.formatException(record.exc_info)}"

@@ -968,7 +968,14 @@ class OrderLifecycle:
             self._unwritten.clear()
 
     def _record(self, step: str, outcome: str, message: str, code: str | None = None) -> None:
-        workflow.logger.info("order %s %s %s: %s", self._input.marketplace_order_id, step, outcome, message)
+        workflow.logger.info(
+            "order %s %s %s: %s",
+            self._input.marketplace_order_id,
+            step,
+            outcome,
+            message,
+            extra={"vtex_order_id": self._state.vtex_order_id},  # a field of its own in JSON logs
+        )
         self._state.timeline.append(
             TimelineEntry(at=workflow.now(), step=step, outcome=outcome, message=message, code=code)
         )

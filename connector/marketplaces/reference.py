@@ -124,6 +124,18 @@ def order_from_reference(data: dict[str, Any]) -> MarketplaceOrder:
     )
 
 
+def _unreadable(exc: Exception) -> str:
+    """Why an order body cannot be read, naming the field and never its value: a pydantic error's text
+    carries the input (a customer's document, email, address), and this reason reaches the worker's log,
+    the order's timeline and the workflow history's failure, none of them encrypted."""
+    if isinstance(exc, ValidationError):
+        errors = exc.errors(include_url=False, include_input=False, include_context=False)
+        return "; ".join(f"{exc.title}.{'.'.join(str(part) for part in e['loc'])}: {e['msg']}" for e in errors)
+    if isinstance(exc, KeyError):
+        return f"field {exc} is missing"
+    return f"{type(exc).__name__}: {exc}"
+
+
 def _version(value: object) -> datetime | None:
     """The order's `last_updated`, if usable: it only lets the poller skip a redundant hand-off, so an
     unreadable one costs a signal, never the order."""
@@ -334,7 +346,7 @@ class ReferenceMarketplace:
             return order_from_reference(response.json())
         except (KeyError, TypeError, ValueError, ValidationError) as exc:
             raise MarketplaceError(
-                f"marketplace order {marketplace_order_id} cannot be read: {exc}",
+                f"marketplace order {marketplace_order_id} cannot be read: {_unreadable(exc)}",
                 status=None,
                 transient=False,
             ) from None
