@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
 from temporalio.converter import DataConverter
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+from temporalio.service import RPCError, RPCStatusCode
 
 from connector.codec import EncryptionCodec, MissingLocalKey, generated_local_key, parse_keys
+from connector.http_server import PortUnavailable
 from connector.refused_payloads import ConnectorPayloadConverter
 from connector.settings import Settings, SettingsError
 
@@ -47,7 +50,14 @@ def runtime(settings: Settings) -> Runtime | None:
     global _runtime
     if _runtime is None and settings.temporal_metrics_port:
         address = f"{settings.metrics_host}:{settings.temporal_metrics_port}"
-        _runtime = Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=address)))
+        try:
+            _runtime = Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=address)))
+        except ValueError as exc:  # the SDK's "Failed starting Prometheus exporter: Address already in use"
+            reason = str(exc).rpartition(": ")[2] or str(exc)
+            raise PortUnavailable(
+                f"the SDK metrics endpoint cannot listen on {address}: {reason} (stop what holds it, or set "
+                "TEMPORAL_METRICS_PORT to a free port, 0 turns it off)"
+            ) from None
     return _runtime
 
 
@@ -55,19 +65,41 @@ class TemporalUnreachable(RuntimeError):
     """No Temporal server answers at TEMPORAL_ADDRESS; the message is one sentence for the operator."""
 
 
+class NamespaceNotFound(SettingsError):
+    """The Temporal server answers but has no TEMPORAL_NAMESPACE; one sentence for the operator."""
+
+
 async def connect(settings: Settings, *, with_metrics: bool = False, create_key: bool = True) -> Client:
     """A client of TEMPORAL_ADDRESS; `create_key=False` for commands that must find embedded mode's
     payload key rather than make one (see payload_codec)."""
     converter = data_converter(settings, create_key=create_key)
+    sdk_runtime = runtime(settings) if with_metrics else None
     try:
-        return await Client.connect(
+        client = await Client.connect(
             settings.temporal_address,
             namespace=settings.temporal_namespace,
             data_converter=converter,
-            runtime=runtime(settings) if with_metrics else None,
+            runtime=sdk_runtime,
         )
     except RuntimeError as exc:
         raise TemporalUnreachable(
             f"cannot reach Temporal at {settings.temporal_address}: start the connector (`make run`) or "
             "point TEMPORAL_ADDRESS at your Temporal server"
         ) from exc
+    await _require_namespace(client, settings)
+    return client
+
+
+async def _require_namespace(client: Client, settings: Settings) -> None:
+    """Without this, a mistyped namespace answers every order look-up with "not found"."""
+    try:
+        await client.workflow_service.describe_namespace(
+            DescribeNamespaceRequest(namespace=settings.temporal_namespace)
+        )
+    except RPCError as exc:
+        if exc.status != RPCStatusCode.NOT_FOUND:
+            return  # e.g. a key allowed to run workflows but not to describe the namespace: let the work say
+        raise NamespaceNotFound(
+            f"Temporal at {settings.temporal_address} has no namespace {settings.temporal_namespace!r}: check "
+            "TEMPORAL_NAMESPACE, or create it (temporal operator namespace create)"
+        ) from None

@@ -83,6 +83,20 @@ async def test_unreachable_temporal_is_one_sentence_for_every_command(tmp_path: 
         assert line.startswith("connector: cannot reach Temporal at 127.0.0.1:1: start the connector"), command
 
 
+async def test_a_namespace_the_server_does_not_have_is_one_sentence(
+    temporal_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    generated_local_key(tmp_path / "data")
+    address = temporal_env.client.service_client.config.target_host
+    env = {"TEMPORAL_ADDRESS": address, "TEMPORAL_NAMESPACE": "no-such-namespace"}
+    for command in (["status", "1001"], ["import", "1001", "--no-wait"], ["reprocess", "--status", "parked"]):
+        line = one_sentence(*await connector(*command, env=env, cwd=tmp_path))
+        assert line == (
+            f"connector: Temporal at {address} has no namespace 'no-such-namespace': check TEMPORAL_NAMESPACE, "
+            "or create it (temporal operator namespace create)"
+        ), line
+
+
 async def test_an_unknown_order_is_one_sentence(
     stack: Stack, temporal_env: WorkflowEnvironment, tmp_path: Path
 ) -> None:
@@ -148,4 +162,9 @@ async def test_a_port_in_use_names_the_port_and_its_setting(
     env = {**data, **NO_METRICS, "TEMPORAL_ADDRESS": address, "METRICS_PORT": str(taken_port)}
     line = one_sentence(*await connector("worker", env=env, cwd=tmp_path))
     assert line.startswith(f"connector: the metrics endpoint cannot listen on 127.0.0.1:{taken_port}: "), line
-    assert "METRICS_PORT" in line
+    assert "set METRICS_PORT to a free port" in line
+
+    env = {**data, **NO_METRICS, "TEMPORAL_ADDRESS": address, "TEMPORAL_METRICS_PORT": str(taken_port)}
+    line = one_sentence(*await connector("worker", env=env, cwd=tmp_path))
+    assert line.startswith(f"connector: the SDK metrics endpoint cannot listen on 127.0.0.1:{taken_port}: "), line
+    assert "set TEMPORAL_METRICS_PORT to a free port" in line
