@@ -73,16 +73,25 @@ async def _create_order(settings: Settings, args: argparse.Namespace) -> int:
     items = []
     for spec in args.item:
         sku, _, quantity = spec.partition(":")
+        if not sku or not (quantity or "1").isdigit():
+            print(f"connector: --item {spec!r}: write SKU or SKU:QUANTITY, e.g. --item 1:2", file=sys.stderr)
+            return 2
         items.append({"sku": sku, "quantity": int(quantity or 1)})
     body = {"status": args.status, "pickup": args.pickup, **({"items": items} if items else {})}
     async with httpx.AsyncClient(base_url=base_url.rstrip("/"), timeout=10) as http:
         try:
             response = await http.post("/admin/orders", json=body)
         except httpx.HTTPError as exc:
-            print(f"marketplace sandbox unreachable at {base_url}: {type(exc).__name__}", file=sys.stderr)
+            print(
+                f"connector: the marketplace sandbox does not answer at {base_url} ({type(exc).__name__}): start "
+                "it with `make run` (or `connector sandboxes`), or give --marketplace-url",
+                file=sys.stderr,
+            )
             return 1
     if response.status_code != 201:
-        print(f"marketplace sandbox refused the order: {response.text}", file=sys.stderr)
+        print(
+            f"connector: the marketplace sandbox refused the order: {' '.join(response.text.split())}", file=sys.stderr
+        )
         return 1
     order = response.json()
     print(f"created order {order['id']} ({urlsplit(base_url).netloc}); follow it with: connector status {order['id']}")

@@ -168,3 +168,11 @@ async def test_a_port_in_use_names_the_port_and_its_setting(
     line = one_sentence(*await connector("worker", env=env, cwd=tmp_path))
     assert line.startswith(f"connector: the SDK metrics endpoint cannot listen on 127.0.0.1:{taken_port}: "), line
     assert "set TEMPORAL_METRICS_PORT to a free port" in line
+
+
+async def test_create_order_without_a_sandbox_or_with_a_bad_item_is_one_sentence(tmp_path: Path) -> None:
+    url = "http://127.0.0.1:1"
+    line = one_sentence(*await connector("create-order", "--marketplace-url", url, env={}, cwd=tmp_path))
+    assert line.startswith(f"connector: the marketplace sandbox does not answer at {url} (ConnectError): start")
+    line = one_sentence(*await connector("create-order", "--item", "1:two", env={}, cwd=tmp_path))
+    assert line == "connector: --item '1:two': write SKU or SKU:QUANTITY, e.g. --item 1:2"
