@@ -52,7 +52,7 @@ def setup_logging(
     for handler in list(root.handlers):
         if isinstance(handler, _ConnectorHandler):
             root.removeHandler(handler)
-    handler = _ConnectorHandler(stream if stream is not None else sys.stderr)
+    handler = _ConnectorHandler(stream)
     handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
     handler.addFilter(_add_context)
     root.addHandler(handler)
@@ -63,7 +63,22 @@ def setup_logging(
 
 
 class _ConnectorHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """The handler `setup_logging` installs (told apart from others so a second call replaces it)."""
+    """The handler `setup_logging` installs (told apart from others so a second call replaces it). Without
+    a stream of its own it writes to whatever `sys.stderr` is when a record comes, as logging's last-resort
+    handler does (a test harness swaps and closes the one there was when it was set up)."""
+
+    def __init__(self, stream: TextIO | None) -> None:
+        self._own: TextIO | None = stream
+        super().__init__(stream)
+
+    @property
+    def stream(self) -> TextIO:
+        return self._own if self._own is not None else sys.stderr
+
+    @stream.setter
+    def stream(self, value: TextIO) -> None:
+        if self._own is not None:
+            self._own = value
 
 
 def context(record: logging.LogRecord) -> dict[str, str]:
