@@ -29,7 +29,8 @@ from connector.models import ProblemKind, SkuProblem, ValidationReport
 from connector.store.base import OrderStore, StoreError, open_store
 from connector.store.format import format_logs
 from connector.store.models import HandoffRecord, IdMapping, LogMessage, LogStatus
-from connector.store.sqlite import SqliteStore
+from connector.store.sql import SqlStore
+from connector.store.sqlite import SqliteDriver
 
 ACCOUNT = "seller"
 DAY = date(2024, 5, 1)
@@ -258,18 +259,25 @@ async def test_another_process_writes_the_same_database_meanwhile(url: str, stor
     assert len(await store.logs(account=ACCOUNT, day=DAY)) == 200
 
 
+def _sqlite_store(path: Path) -> tuple[SqlStore, SqliteDriver]:
+    driver = SqliteDriver(str(path))
+    return SqlStore(driver, migrate=True), driver
+
+
 async def test_the_sqlite_store_writes_ahead_and_syncs_only_at_checkpoints(tmp_path: Path) -> None:
-    store = SqliteStore(str(tmp_path / "store.db"))
+    store, driver = _sqlite_store(tmp_path / "store.db")
+    await store.ready()
     # Both are settings of the store's own connection (synchronous is per connection): 1 is NORMAL.
-    assert store._db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
-    assert store._db.execute("PRAGMA synchronous").fetchone() == (1,)
+    assert driver._db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    assert driver._db.execute("PRAGMA synchronous").fetchone() == (1,)
     await store.aclose()
 
 
 async def test_the_sqlite_store_commits_statements_queued_together_in_one_transaction(tmp_path: Path) -> None:
-    store = SqliteStore(str(tmp_path / "store.db"))
+    store, driver = _sqlite_store(tmp_path / "store.db")
+    await store.ready()
     commits: list[str] = []
-    store._db.set_trace_callback(lambda statement: commits.append(statement) if statement == "COMMIT" else None)
+    driver._db.set_trace_callback(lambda statement: commits.append(statement) if statement == "COMMIT" else None)
     await asyncio.gather(*(store.write_log(message(f"op-{n:03}")) for n in range(100)))
     assert len(await store.logs(account=ACCOUNT, day=DAY)) == 100
     # The first statement runs alone; the 99 queued meanwhile go in one batch, not 99 transactions.
@@ -278,10 +286,11 @@ async def test_the_sqlite_store_commits_statements_queued_together_in_one_transa
 
 
 async def test_a_failing_statement_fails_only_its_caller_and_the_batch_commits(tmp_path: Path) -> None:
-    store = SqliteStore(str(tmp_path / "store.db"))
+    store, driver = _sqlite_store(tmp_path / "store.db")
+    await store.ready()
     outcomes = await asyncio.gather(
         *(store.write_log(message(f"op-{n:03}")) for n in range(10)),
-        store._execute("INSERT INTO no_such_table VALUES (?)", [1]),
+        driver.execute("INSERT INTO no_such_table VALUES (:value)", {"value": 1}),
         *(store.write_log(message(f"op-{n:03}")) for n in range(10, 20)),
         return_exceptions=True,
     )

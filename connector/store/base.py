@@ -8,9 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from datetime import date, datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from connector.store.models import HandoffRecord, IdMapping, LogMessage, LogStatus, QueuedHandoff
+
+if TYPE_CHECKING:
+    from connector.store.sql import SqlStore
 
 
 class StoreError(Exception):
@@ -18,6 +21,15 @@ class StoreError(Exception):
 
 
 class OrderStore(Protocol):
+    """The one store interface; connector/store/sql.py implements it for SQLite and PostgreSQL."""
+
+    async def ready(self) -> None:
+        """Make the store usable: open with `migrate`, bring its schema to the newest revision (two
+        processes at once are safe); otherwise raise StoreError, naming `connector migrate`, unless the
+        schema is already the newest (an empty database is given it: nothing to lose). Every other
+        operation does this first; idempotent."""
+        ...
+
     async def write_log(self, message: LogMessage) -> None:
         """Idempotent: writing an id that is already stored keeps the first row."""
         ...
@@ -96,24 +108,59 @@ class OrderStore(Protocol):
         away (nothing is taken then)."""
         ...
 
+    async def purge(
+        self,
+        *,
+        successes_before: datetime | None,
+        others_before: datetime | None,
+        handoffs_before: datetime | None = None,
+    ) -> dict[str, int]:
+        """Delete Success log messages created before `successes_before`, every other status's before
+        `others_before`, and hand-off records neither handed off nor read since `handoffs_before` (None
+        keeps that kind); a bounded batch per statement, so no lock is held long. The rows removed, by
+        kind: {"successes": n, "others": n, "handoffs": n}."""
+        ...
+
     async def aclose(self) -> None: ...
 
 
-def open_store(url: str) -> OrderStore:
-    """`sqlite:///relative.db`, `sqlite:////absolute.db`, `sqlite:///:memory:` or `postgresql://...`."""
+def open_store(url: str, *, migrate: bool = True) -> OrderStore:
+    """`sqlite:///relative.db`, `sqlite:////absolute.db`, `sqlite:///:memory:` or `postgresql://...`.
+
+    With `migrate` the store brings its schema to the newest revision on first use; without, it refuses
+    an older schema (StoreError: run `connector migrate`) and creates only a new one, in an empty
+    database. The schema is made or checked on first use."""
+    return _sql_store(url, migrate=migrate)
+
+
+async def migrate_store(url: str) -> tuple[str | None, str]:
+    """`connector migrate`: bring the store's schema to the newest revision; (revision before, revision
+    after), before None when the database had no revision (new, or made before migrations existed)."""
+    store = _sql_store(url, migrate=True)
+    try:
+        await store.ready()
+        assert store.schema_change is not None
+        return store.schema_change
+    finally:
+        await store.aclose()
+
+
+def _sql_store(url: str, *, migrate: bool) -> SqlStore:
     scheme, _, rest = url.partition("://")
     # Imported here because both backends import StoreError from this module.
+    from connector.store.sql import SqlStore
+
     if scheme == "sqlite":
-        from connector.store.sqlite import SqliteStore
+        from connector.store.sqlite import SqliteDriver
 
         path = rest.removeprefix("/")
         if rest[:1] != "/" or not path:
             raise StoreError(f"store URL {url!r} names no file: use sqlite:///path/to/file.db")
-        return SqliteStore(path)
-    if scheme in ("postgresql", "postgres"):
-        from connector.store.postgres import PostgresStore
+        return SqlStore(SqliteDriver(path), migrate=migrate)
+    if scheme in ("postgresql", "postgres", "postgresql+psycopg"):
+        from connector.store.postgres import PostgresDriver
 
-        return PostgresStore(url)
+        return SqlStore(PostgresDriver(url), migrate=migrate)
     # Only the scheme is echoed: the rest of the URL may hold a password.
     raise StoreError(
         f"unsupported store URL scheme {scheme!r}: use sqlite:///path/to/file.db "
