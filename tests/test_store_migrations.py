@@ -7,6 +7,8 @@ rows of every table, as that code wrote them, tests/fixtures/) since the code th
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import os
 import sqlite3
 import subprocess
@@ -24,7 +26,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, create_engine, inspect
 from sqlalchemy.pool import NullPool
 
-from connector.retention import Retention, purge_once
+from connector.retention import Retention, purge_once, purge_periodically
 from connector.store import migrations
 from connector.store.base import StoreError, migrate_store, open_store
 from connector.store.models import HandoffRecord, IdMapping, LogStatus
@@ -270,3 +272,33 @@ async def test_the_purge_deletes_in_bounded_batches_until_nothing_is_left(url: s
         assert await store.logs(account=ACCOUNT, day=T.date()) == []
     finally:
         await store.aclose()
+
+
+async def test_the_periodic_purge_logs_what_it_removed_and_survives_a_failing_store(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    await store.write_log(message("old", created_at=datetime.now(UTC) - timedelta(days=31)))
+    retention = Retention(success_days=30, error_days=180, after_sale_days=120)
+    caplog.set_level(logging.INFO, logger="connector.retention")
+    purging = asyncio.create_task(
+        purge_periodically(store, retention, first_delay=timedelta(0), interval=timedelta(seconds=0.05))
+    )
+
+    async def logged(text: str) -> None:
+        for _ in range(500):
+            if text in caplog.text:
+                return
+            await asyncio.sleep(0.01)
+        raise AssertionError(f"never logged: {text}")
+
+    try:
+        await logged("removed 1 success")
+        await store.aclose()  # every purge from now on fails: logged, and the loop goes on
+        await logged("the purge failed")
+        assert not purging.done()
+    finally:
+        purging.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await purging
+    assert "order-log retention: removed 1 success and 0 other log messages and 0 hand-off records" in caplog.text
