@@ -180,10 +180,11 @@ async def test_a_store_migrated_by_a_newer_connector_is_refused(url: str) -> Non
     with sync_connection(url) as connection:
         connection.exec_driver_sql("UPDATE alembic_version SET version_num = '9999'")
         connection.commit()
-    store = open_store(url, migrate=False)
-    with pytest.raises(StoreError, match="revision 9999, which this connector does not know"):
-        await store.ready()
-    await store.aclose()
+    for migrate in (False, True):
+        store = open_store(url, migrate=migrate)
+        with pytest.raises(StoreError, match="revision 9999, which this connector does not know"):
+            await store.ready()
+        await store.aclose()
 
 
 MIGRATE = """

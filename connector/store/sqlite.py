@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import create_engine
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import StaticPool
 
 from connector.store import migrations
@@ -102,6 +103,8 @@ class SqliteDriver:
         """On the store's thread, before any statement (SqlStore awaits it first)."""
         try:
             return await asyncio.get_running_loop().run_in_executor(self._worker, self._prepare, migrate)
+        except DBAPIError as exc:  # sqlite3's error, as SQLAlchemy (the migrations) wraps it
+            raise StoreError(f"cannot use the SQLite store {self._path!r}: {exc.orig}") from exc
         except sqlite3.Error as exc:
             raise StoreError(f"cannot use the SQLite store {self._path!r}: {exc}") from exc
 

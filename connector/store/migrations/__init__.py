@@ -42,6 +42,17 @@ def head() -> str:
     return revision
 
 
+def _known() -> set[str]:
+    return {script.revision for script in ScriptDirectory.from_config(_config()).walk_revisions()}
+
+
+def _unknown(revision: str) -> StoreError:
+    return StoreError(
+        f"the store's schema is at revision {revision}, which this connector does not know (a newer connector "
+        "migrated it): run the newer connector"
+    )
+
+
 def current(connection: Connection) -> str | None:
     """The database's revision; None before the first migration (an empty database, or one made by a
     connector from before migrations)."""
@@ -56,6 +67,8 @@ def upgrade(connection: Connection) -> tuple[str | None, str]:
         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": POSTGRES_LOCK_KEY})
     try:
         before = current(connection)  # read under the lock: a process that waited sees the other's work
+        if before is not None and before not in _known():
+            raise _unknown(before)
         config = _config()
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
@@ -89,11 +102,8 @@ def check(connection: Connection) -> tuple[str | None, str]:
             "the store was made by a connector from before schema migrations: run `connector migrate` "
             "to upgrade it (every row is kept)"
         )
-    if found not in {script.revision for script in ScriptDirectory.from_config(_config()).walk_revisions()}:
-        raise StoreError(
-            f"the store's schema is at revision {found}, which this connector does not know (a newer connector "
-            "migrated it): run the newer connector"
-        )
+    if found not in _known():
+        raise _unknown(found)
     raise StoreError(
         f"the store's schema is at revision {found}, older than this connector's {newest}: run `connector migrate`"
     )
