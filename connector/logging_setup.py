@@ -43,12 +43,18 @@ CONTEXT_FIELDS = (
 
 def setup_logging(
     log_format: LogFormat = "text", *, level: int = logging.INFO, stream: TextIO | None = None
-) -> logging.Handler:
+) -> logging.Handler | None:
     """Send every logger's records through one handler on the root logger, in `log_format`; returns it.
-    Calling it again replaces the handler it installed before (tests switch formats)."""
+    Calling it again replaces the handler it installed before (tests switch formats). Without a `stream`,
+    a root logger someone else gave handlers (a host application, a test runner) is left as it is, as
+    `logging.basicConfig` does (None)."""
     workflow.logger.workflow_info_on_message = False
     activity.logger.activity_info_on_message = False
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
     root = logging.getLogger()
+    if stream is None and any(not isinstance(handler, _ConnectorHandler) for handler in root.handlers):
+        return None
     for handler in list(root.handlers):
         if isinstance(handler, _ConnectorHandler):
             root.removeHandler(handler)
@@ -57,8 +63,6 @@ def setup_logging(
     handler.addFilter(_add_context)
     root.addHandler(handler)
     root.setLevel(level)
-    for name in QUIET_LOGGERS:
-        logging.getLogger(name).setLevel(logging.WARNING)
     return handler
 
 

@@ -62,7 +62,9 @@ class Captured:
     def __enter__(self) -> Captured:
         root = logging.getLogger()
         self._level = root.level
-        self._handler = setup_logging(self._format, level=logging.DEBUG, stream=self.stream)
+        handler = setup_logging(self._format, level=logging.DEBUG, stream=self.stream)
+        assert handler is not None
+        self._handler = handler
         return self
 
     def __exit__(self, *exc: object) -> None:

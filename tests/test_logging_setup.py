@@ -91,8 +91,11 @@ def test_setup_takes_temporals_info_off_the_message_and_replaces_its_own_handler
     first = setup_logging("text", stream=io.StringIO())
     stream = io.StringIO()
     second = setup_logging("json", stream=stream)
+    assert second is not None
     try:
         assert first not in root.handlers and second in root.handlers
+        assert setup_logging("text") is None  # handlers there (pytest's): left as they are, like basicConfig
+        assert second in root.handlers
         assert workflow.logger.workflow_info_on_message is False
         assert activity.logger.activity_info_on_message is False
         logging.getLogger("connector.test").info("hello")
