@@ -21,6 +21,7 @@ from connector.cancel import request_cancel
 from connector.codec import CodecError
 from connector.codec_server import create_codec_app
 from connector.connections import connection_configs
+from connector.console.server import console_password, console_server
 from connector.devserver import DevServerError, start_dev_server, stop_dev_server
 from connector.embedded import MARKETPLACE_SANDBOX_PORT, VTEX_SANDBOX_PORT, require_sandboxes, sandboxes_installed
 from connector.http_server import HttpServer, PortUnavailable
@@ -34,7 +35,7 @@ from connector.process import until_stopped
 from connector.reprocess import Reprocessed, reprocess_matching, reprocess_order
 from connector.settings import Settings, SettingsError, load_settings
 from connector.stack import Stack
-from connector.store.base import OrderStore, StoreError, open_store
+from connector.store.base import OrderStore, StoreError, migrate_store, open_store
 from connector.store.format import format_logs
 from connector.temporal_client import TemporalUnreachable, connect, payload_codec
 from workflows.order import OrderLifecycle
@@ -95,6 +96,14 @@ def _parser() -> argparse.ArgumentParser:
 
     intake = commands.add_parser("intake", help="run only the intake app (webhooks, VTEX callbacks, logs)")
     intake.set_defaults(handler=_intake)
+
+    console = commands.add_parser("console", help="run only the seller's console (web, CONSOLE_PORT)")
+    console.set_defaults(handler=_console)
+
+    migrate = commands.add_parser(
+        "migrate", help="bring the order store's schema to this version's (the worker and intake need it)"
+    )
+    migrate.set_defaults(handler=_migrate)
 
     codec = commands.add_parser("codec-server", help="run only the codec server (Web UI payload decryption)")
     codec.set_defaults(handler=_codec_server)
@@ -161,6 +170,8 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
     try:
         if settings.embedded:
             require_sandboxes("`connector run` without VTEX credentials (embedded mode)")
+        if settings.console_port:
+            console_password(settings)  # a missing password stops the start, not a running stack
         codec = codec_server(settings)
     except SettingsError as exc:
         print(f"connector: {exc}", file=sys.stderr)
@@ -250,12 +261,14 @@ async def _run_with_codec(settings: Settings, codec: HttpServer) -> int:
             Stack(settings, client, sandbox_ports=stack_ports, pollers=True) as stack,
             _order_gauges(client),
         ):
+            console = await _start_console(stack)
             _print_urls(
                 stack,
                 web_ui=f"http://{_loopback_address(settings.temporal_address)[0]}:{TEMPORAL_UI_PORT}"
                 if dev_server
                 else None,
                 codec=codec.url,
+                console=console,
             )
             demo = asyncio.create_task(_demo_orders(stack)) if stack.sandboxes else None
             await until_stopped()
@@ -263,6 +276,8 @@ async def _run_with_codec(settings: Settings, codec: HttpServer) -> int:
                 demo.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await demo
+            if console is not None:
+                await console.stop()
     finally:
         if dev_server is not None:
             await stop_dev_server(dev_server)
@@ -282,9 +297,10 @@ def _serve_metrics(settings: Settings, port: int | None = None, *, setting: str 
 
 
 async def _worker(settings: Settings, args: argparse.Namespace) -> int:
+    await _require_store_schema(settings)
     _serve_metrics(settings)
     client = await connect(settings, with_metrics=True)
-    async with Stack(settings, client, intake=False, pollers=True), _order_gauges(client):
+    async with Stack(settings, client, intake=False, pollers=True, migrate_store=False), _order_gauges(client):
         print(f"worker running on task queue {settings.temporal_task_queue} ({settings.temporal_address})", flush=True)
         await until_stopped()
     return 0
@@ -303,12 +319,46 @@ async def _order_gauges(client: Client) -> AsyncIterator[None]:
 
 
 async def _intake(settings: Settings, args: argparse.Namespace) -> int:
+    await _require_store_schema(settings)
     # Its own port, and no SDK runtime metrics (the worker's): the two may share a host.
     _serve_metrics(settings, settings.intake_metrics_port, setting="INTAKE_METRICS_PORT")
     client = await connect(settings)
-    async with Stack(settings, client, worker=False) as stack:
+    async with Stack(settings, client, worker=False, migrate_store=False) as stack:
         print(f"intake listening on {stack.intake_url}", flush=True)
         await until_stopped()
+    return 0
+
+
+async def _console(settings: Settings, args: argparse.Namespace) -> int:
+    await _require_store_schema(settings)
+    server = console_server(settings, await connect(settings), open_store(settings.store_url, migrate=False))
+    await server.start()
+    print(f"seller's console on {server.url} (user {settings.console_user})", flush=True)
+    try:
+        await until_stopped()
+    finally:
+        await server.stop()
+    return 0
+
+
+async def _require_store_schema(settings: Settings) -> None:
+    """The worker and the intake migrate nothing: an older schema stops them before anything starts
+    (StoreError, one sentence naming `connector migrate`)."""
+    store = open_store(settings.store_url, migrate=False)
+    try:
+        await store.ready()
+    finally:
+        await store.aclose()
+
+
+async def _migrate(settings: Settings, args: argparse.Namespace) -> int:
+    before, after = await migrate_store(settings.store_url)
+    if before == after:
+        print(f"the order store's schema is already at the newest revision, {after}")
+    elif before is None:
+        print(f"the order store's schema is now at revision {after} (a new store, or one made before migrations)")
+    else:
+        print(f"the order store's schema was upgraded from revision {before} to {after}")
     return 0
 
 
@@ -317,9 +367,23 @@ def _loopback_address(address: str) -> tuple[str | None, int]:
     return (host if host in ("127.0.0.1", "localhost") else None), int(port)
 
 
-def _print_urls(stack: Stack, *, web_ui: str | None, codec: str) -> None:
+async def _start_console(stack: Stack) -> HttpServer | None:
+    """The seller's console beside the stack (`connector run`), unless CONSOLE_PORT is 0."""
+    if not stack.settings.console_port:
+        return None
+    assert stack.store is not None
+    console = console_server(stack.settings, stack.client, stack.store)
+    await console.start()
+    return console
+
+
+def _print_urls(stack: Stack, *, web_ui: str | None, codec: str, console: HttpServer | None) -> None:
     settings = stack.settings
     lines = [f"connector running ({'embedded sandboxes' if settings.embedded else 'VTEX ' + settings.vtex_url()})"]
+    if console is not None:
+        # The generated password of embedded mode is shown; a configured one never is.
+        password = "CONSOLE_PASSWORD" if settings.console_password else f"password {console_password(settings)}"
+        lines.append(f"  Seller's console     {console.url} (user {settings.console_user}, {password})")
     if web_ui:
         lines.append(f"  Temporal Web UI      {web_ui}")
     lines.append(f"  Codec server         {codec} (payloads are encrypted; the Web UI decrypts through it)")
@@ -513,15 +577,13 @@ async def _existing_store(settings: Settings) -> AsyncIterator[OrderStore]:
     read is one sentence (StoreError) naming STORE_URL, never its password."""
     _require_sqlite_file(settings.store_url)
     try:
-        store = open_store(settings.store_url)
+        store = open_store(settings.store_url, migrate=False)
         try:
             yield store
         finally:
             await store.aclose()
-    except StoreError as exc:
-        if "STORE_URL" in str(exc):
-            raise
-        raise StoreError(f"STORE_URL: {exc}") from None
+    except StoreError:
+        raise  # the store's own, already one sentence for the operator
     except Exception as exc:
         if type(exc).__module__.partition(".")[0] not in STORE_ERROR_MODULES:
             raise

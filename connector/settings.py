@@ -94,6 +94,10 @@ class Settings(BaseSettings):
 
     # sqlite:///path or postgresql://user:password@host:port/database
     store_url: str = "sqlite:///data/connector.db"
+    # Order-log retention (connector/retention.py): Success messages are purged after this many days, every
+    # other status after the second; 0 keeps them forever.
+    log_retention_days: float = Field(default=30.0, ge=0)
+    log_error_retention_days: float = Field(default=180.0, ge=0)
 
     # Workflow payloads are encrypted (AES-GCM): `id1:base64key,id2:base64key`; the current key encrypts,
     # all of them decrypt. Embedded mode generates one into the data folder.
@@ -104,6 +108,14 @@ class Settings(BaseSettings):
     codec_cors_origins: str = "http://127.0.0.1:8233,http://localhost:8233"
     # When set, the codec server wants `Authorization: Bearer <token>`.
     codec_auth_token: SecretStr | None = None
+
+    # The seller's console (connector/console/): its port on INTAKE_HOST (0 leaves it out of `connector run`),
+    # its one login, and the Temporal Web UI its order pages link to. Embedded mode generates the password
+    # into the data folder when none is set.
+    console_port: int = Field(default=8088, ge=0, le=65535)
+    console_user: str = Field(default="seller", min_length=1, max_length=100)
+    console_password: SecretStr | None = None
+    temporal_ui_url: AnyHttpUrl = AnyHttpUrl("http://127.0.0.1:8233")
 
     # Prometheus: the connector's own metrics, and the Temporal SDK's (0 turns either off).
     metrics_host: str = "127.0.0.1"
@@ -127,7 +139,11 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _secrets_are_strong(self) -> Settings:
-        for variable, secret in (("WEBHOOK_SECRET", self.webhook_secret), ("CODEC_AUTH_TOKEN", self.codec_auth_token)):
+        for variable, secret in (
+            ("WEBHOOK_SECRET", self.webhook_secret),
+            ("CODEC_AUTH_TOKEN", self.codec_auth_token),
+            ("CONSOLE_PASSWORD", self.console_password),
+        ):
             if secret is not None:
                 require_strong(variable, secret.get_secret_value())
         if self.vtex_app_token is not None:

@@ -24,6 +24,7 @@ from connector.intake.handoff_queue import HandOffQueue
 from connector.logbook import Logbook
 from connector.marketplaces.base import MarketplaceAdapter
 from connector.poller_start import start_pollers
+from connector.retention import Retention, purge_periodically
 from connector.settings import Settings
 from connector.store.base import OrderStore, open_store
 from connector.vtex.client import VtexClient
@@ -49,8 +50,11 @@ class Stack:
         intake: bool = True,
         worker: bool = True,
         vtex_order_id_suffix: str | None = None,
+        migrate_store: bool = True,
     ) -> None:
-        """`vtex_order_id_suffix` pins the embedded VTEX sandbox's seller suffix (default: a random one)."""
+        """`vtex_order_id_suffix` pins the embedded VTEX sandbox's seller suffix (default: a random one).
+        `migrate_store`: bring the store's schema to the newest revision at start (`connector run`, the
+        tests); without, an older schema stops the start with a StoreError naming `connector migrate`."""
         self.settings = settings
         self.client = client
         self._sandbox_ports = sandbox_ports
@@ -58,6 +62,8 @@ class Stack:
         self._run_intake = intake
         self._run_worker = worker
         self._vtex_order_id_suffix = vtex_order_id_suffix
+        self._migrate_store = migrate_store
+        self._retention: asyncio.Task[None] | None = None
         self.sandboxes: Sandboxes | None = None
         self.connections: Mapping[str, Connection] = {}
         self._adapters: Mapping[str, MarketplaceAdapter] = {}
@@ -97,7 +103,8 @@ class Stack:
         self.connections = build_connections(settings, marketplace_urls=marketplace_urls)
         self._adapters = build_adapters(self.connections)
         self._vtex = self._vtex_client(settings)
-        self.store = open_store(settings.store_url)
+        self.store = open_store(settings.store_url, migrate=self._migrate_store)
+        await self.store.ready()
         self.logbook = Logbook(self.store, account=settings.account_name)
         self._handoffs = HandOffQueue(
             self.client,
@@ -144,10 +151,20 @@ class Stack:
             max_cached_workflows=settings.worker_max_cached_workflows,
         )
         self._worker_tasks = [asyncio.create_task(worker.run(), name="worker") for worker in self._workers]
+        retention = Retention(
+            success_days=settings.log_retention_days,
+            error_days=settings.log_error_retention_days,
+            after_sale_days=settings.after_sale_window_days,
+        )
+        self._retention = asyncio.create_task(purge_periodically(self.store, retention), name="log-retention")
         if self._pollers and settings.polling_enabled:
             await start_pollers(self.client, task_queue=settings.temporal_task_queue, connections=self.connections)
 
     async def stop(self) -> None:
+        if self._retention is not None:
+            self._retention.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._retention
         await asyncio.gather(*(worker.shutdown() for worker in self._workers))
         for task in self._worker_tasks:
             with contextlib.suppress(asyncio.CancelledError):

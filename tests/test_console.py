@@ -1,0 +1,164 @@
+"""The seller's console over HTTP, on a real dev server and the sandboxes: login, the needs-action list
+and its filters, the order page, the actions with their CSRF checks, the CSV export, bulk reprocess."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from urllib.parse import quote
+
+import httpx
+import pytest
+import pytest_asyncio
+from pydantic import SecretStr
+
+from connector.console.server import console_password
+from connector.embedded import Sandboxes
+from connector.models import OrderStatus, order_workflow_id
+from connector.settings import SettingsError, load_settings
+from connector.stack import Stack
+from tests.conftest import embedded_settings
+from tests.console_support import csrf_of, listed_orders, logged_in, park_with_price_divergence, running_console
+from tests.helpers import signed_webhook, wait_for_state
+
+
+@pytest_asyncio.fixture
+async def box(stack: Stack) -> AsyncIterator[Sandboxes]:
+    assert stack.sandboxes is not None
+    yield stack.sandboxes
+    stack.sandboxes.vtex.clear_faults()
+
+
+async def test_nothing_without_logging_in(stack: Stack) -> None:
+    async with running_console(stack) as console, httpx.AsyncClient(base_url=console.url) as http:
+        for path in ("/", "/export.csv", "/orders/order:reference:1"):
+            response = await http.get(path)
+            assert response.status_code == 303 and response.headers["location"].startswith("/login")
+        wrong = await http.post("/login", data={"user": "seller", "password": "not-it", "next": "/"})
+        assert wrong.status_code == 401 and "Wrong user or password" in wrong.text
+        # A login never sends anyone off the console.
+        away = await http.post("/login", data={"user": "seller", "password": "x", "next": "//evil.example"})
+        assert 'value="/"' in away.text
+        refused = await http.post("/orders/order:reference:1/reprocess", data={})
+        assert refused.status_code == 303  # to the login: no action without a session
+
+
+async def test_a_parked_order_is_listed_filtered_exported_and_reprocessed(stack: Stack, box: Sandboxes) -> None:
+    order_id = await park_with_price_divergence(stack, box)
+    workflow_id = order_workflow_id("reference", order_id)
+    async with running_console(stack) as console:
+        http = await logged_in(console.url)
+        listed = await http.get("/", params={"code": "FMT007", "search": order_id})
+        assert listed.status_code == 200
+        assert listed_orders(listed.text) == [order_id] and "FMT007" in listed.text
+        assert "99.90" in listed.text  # the seller's action in words, with both prices
+        assert "12345678909" not in listed.text and "Avenida Paulista" not in listed.text
+        other_code = await http.get("/", params={"code": "ORD027", "search": order_id})
+        assert listed_orders(other_code.text) == []
+        exported = await http.get("/export.csv", params={"code": "FMT007"})
+        rows = list(csv.DictReader(io.StringIO(exported.text)))
+        assert [row["status"] for row in rows if row["marketplace_order_id"] == order_id] == ["parked"]
+        assert exported.headers["content-disposition"].startswith("attachment;")
+
+        page = await http.get(f"/orders/{quote(workflow_id, safe='')}")
+        assert page.status_code == 200 and "FMT007" in page.text and "Timeline" in page.text
+        assert "12345678909" not in page.text and "Avenida Paulista" not in page.text
+        forged = await http.post(f"/orders/{quote(workflow_id, safe='')}/reprocess", data={"csrf_token": "forged"})
+        assert forged.status_code == 403
+        box.vtex.clear_faults()  # the seller fixed the price
+        done = await http.post(
+            f"/orders/{quote(workflow_id, safe='')}/reprocess", data={"csrf_token": csrf_of(page.text)}
+        )
+        assert done.status_code == 303 and "reprocess%20requested" in done.headers["location"]
+        state = await wait_for_state(
+            stack.client, "reference", order_id, lambda s: s.status is OrderStatus.DISPATCH_AUTHORIZED
+        )
+        assert state.error_code is None
+        await http.aclose()
+
+
+async def test_cancel_needs_a_reason_and_cancels(stack: Stack, box: Sandboxes) -> None:
+    order_id = await park_with_price_divergence(stack, box)
+    workflow_id = quote(order_workflow_id("reference", order_id), safe="")
+    async with running_console(stack) as console:
+        http = await logged_in(console.url)
+        token = csrf_of((await http.get(f"/orders/{workflow_id}")).text)
+        missing = await http.post(f"/orders/{workflow_id}/cancel", data={"csrf_token": token, "reason": " "})
+        assert missing.status_code == 400 and "reason is required" in missing.text
+        canceled = await http.post(
+            f"/orders/{workflow_id}/cancel", data={"csrf_token": token, "reason": "buyer called the store"}
+        )
+        assert canceled.status_code == 303
+        state = await wait_for_state(stack.client, "reference", order_id, lambda s: s.status is OrderStatus.CANCELED)
+        assert any("buyer called the store" in entry.message for entry in state.timeline)
+        await http.aclose()
+
+
+async def test_bulk_reprocess_counts_first_then_shows_each_order_through(stack: Stack, box: Sandboxes) -> None:
+    first = await park_with_price_divergence(stack, box)
+    second = await park_with_price_divergence(stack, box)
+    async with running_console(stack) as console:
+        http = await logged_in(console.url)
+        token = csrf_of((await http.get("/")).text)
+        for order_id in (first, second):
+            preview = await http.post("/bulk/preview", data={"csrf_token": token, "code": "FMT007", "search": order_id})
+            assert preview.status_code == 200 and "Reprocess 1 order?" in preview.text
+        everything = await http.post("/bulk/preview", data={"csrf_token": token, "code": "FMT007"})
+        assert "Reprocess " in everything.text
+        box.vtex.clear_faults()
+        started = await http.post("/bulk", data={"csrf_token": token, "code": "FMT007", "search": first})
+        assert started.status_code == 303
+        job_url = started.headers["location"]
+        for _ in range(100):
+            job = await http.get(job_url)
+            if "finished" in job.text:
+                break
+            await asyncio.sleep(0.2)
+        assert "done 1" in job.text and "failed 0" in job.text and first in job.text
+        assert second not in job.text  # outside the filter, untouched
+        second_state = await wait_for_state(stack.client, "reference", second, lambda s: True)
+        assert second_state.status is OrderStatus.PARKED
+        await http.aclose()
+
+
+async def test_a_filter_value_that_could_change_the_query_is_refused(stack: Stack) -> None:
+    async with running_console(stack) as console:
+        http = await logged_in(console.url)
+        response = await http.get("/", params={"code": "X' OR WorkflowType != '"})
+        assert response.status_code == 400 and "only letters, digits" in response.text
+        bad_day = await http.get("/", params={"created_from": "yesterday"})
+        assert bad_day.status_code == 400 and "a date like" in bad_day.text
+        await http.aclose()
+
+
+def test_the_console_login_comes_from_the_settings(tmp_path: Path) -> None:
+    # Embedded mode: one password generated into the data folder, readable by its owner only, kept.
+    embedded = embedded_settings(data_dir=tmp_path)
+    generated = console_password(embedded)
+    assert len(generated) >= 20 and console_password(embedded) == generated
+    assert (tmp_path / "console-password").stat().st_mode & 0o077 == 0
+    # A real deployment must name one, and a weak one is refused without being echoed.
+    with pytest.raises(SettingsError, match="CONSOLE_PASSWORD is required"):
+        console_password(embedded.model_copy(update={"vtex_app_key": "k", "vtex_app_token": SecretStr("t" * 20)}))
+    with pytest.raises(SettingsError, match="CONSOLE_PASSWORD") as weak:
+        load_settings(console_password="password1234567890")
+    assert "password1234567890" not in str(weak.value)
+
+
+async def test_a_notification_set_aside_is_listed_for_the_seller(stack: Stack) -> None:
+    secret = stack.connections["reference"].webhook_secret
+    odd_id = f"odd id {uuid.uuid4().hex[:6]}"
+    payload = {"topic": "orders", "resource": f"/orders/{odd_id}", "order_id": odd_id}
+    body, headers = signed_webhook(secret, payload)
+    async with httpx.AsyncClient() as plain:
+        refused = await plain.post(stack.webhook_url("reference"), content=body, headers=headers)
+    assert refused.status_code == 400
+    async with running_console(stack) as console:
+        http = await logged_in(console.url)
+        page = await http.get("/")
+        assert "Notifications set aside" in page.text and odd_id in page.text
+        await http.aclose()
