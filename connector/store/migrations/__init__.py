@@ -8,8 +8,8 @@ the schema is the newest, or the database empty (then it creates the schema: not
 
 Revision 0001 is the schema the connector created before migrations existed, written as CREATE ... IF
 NOT EXISTS: a database made by that code (tables there, no alembic_version) is adopted as it is, every
-row kept, then stamped. New revisions go in versions/ (`alembic revision` with script_location pointing
-here, or by hand from script.py.mako); a released revision is never edited, only followed by a new one.
+row kept, then stamped. New revisions go in versions/ (`new_revision` below writes one from
+script.py.mako); a released revision is never edited, only followed by a new one.
 """
 
 from __future__ import annotations
@@ -33,7 +33,15 @@ POSTGRES_LOCK_KEY = 0x0C0FFEE
 def _config() -> Config:
     config = Config()
     config.set_main_option("script_location", str(Path(__file__).parent))
+    # Revision files are modules of the versions package: a name that starts with a letter.
+    config.set_main_option("file_template", "v%%(rev)s_%%(slug)s")
     return config
+
+
+def new_revision(message: str, revision: str) -> None:
+    """A new, empty revision file in versions/ after the newest (for developers):
+    `.venv/bin/python -c 'from connector.store.migrations import new_revision; new_revision("add x", "0003")'`."""
+    command.revision(_config(), message=message, rev_id=revision)
 
 
 def head() -> str:
