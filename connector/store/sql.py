@@ -132,7 +132,8 @@ class SqlStore:
     """The OrderStore on SQLite or PostgreSQL, depending on its driver.
 
     With `migrate`, the first call brings the schema to the newest revision; without, it raises StoreError
-    (run `connector migrate`) unless the schema is already there. `ready()` does that first step at once.
+    (run `connector migrate`) unless the schema is already there or the database is empty (then it makes
+    it). `ready()` does that first step at once.
     """
 
     def __init__(self, driver: Driver, *, migrate: bool) -> None:
