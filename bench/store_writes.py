@@ -1,6 +1,6 @@
 """CPU time of the SQLite store under concurrent log writes (the group commit's benefit).
 
-    .venv/bin/python -m bench.store_writes [--writes 2000] [--writers 500] [--rounds 3] [--url sqlite:///...]
+    .venv/bin/python -m bench.store_writes [--writes 2000] [--writers 500] [--rounds 9] [--url postgresql://...]
 
 500 writers share 2,000 `write_log` calls (4 each), all started at once against a fresh store file;
 the figure is the CPU time (user + system, every thread) of this process from the first call until
@@ -64,7 +64,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--writes", type=int, default=2000)
     parser.add_argument("--writers", type=int, default=500)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--url", help="a store URL (default: a new SQLite file per round)")
     args = parser.parse_args()
     cpus, walls = [], []
