@@ -183,7 +183,7 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
         await codec.stop()
 
 
-def codec_server(settings: Settings) -> HttpServer:
+def codec_server(settings: Settings, *, create_key: bool = True) -> HttpServer:
     """The codec server decrypts for whoever calls it: it wants CODEC_AUTH_TOKEN as a bearer token, except
     in embedded mode (generated key, sandbox data only) on loopback, where `make run`'s dev-server Web UI
     calls it without one. SettingsError (one sentence naming the variable) otherwise."""
@@ -200,7 +200,7 @@ def codec_server(settings: Settings) -> HttpServer:
                 f"(INTAKE_HOST={settings.intake_host})"
             )
     app = create_codec_app(
-        payload_codec(settings, refuse_plaintext=False),
+        payload_codec(settings, refuse_plaintext=False, create_key=create_key),
         cors_origins=[origin.strip() for origin in settings.codec_cors_origins.split(",") if origin.strip()],
         auth_token=token or None,
     )
@@ -220,7 +220,9 @@ def _is_loopback(host: str) -> bool:
 
 async def _codec_server(settings: Settings, args: argparse.Namespace) -> int:
     try:
-        server = codec_server(settings)
+        # Alone, it serves the key of a connector already run here (`make run`'s makes it): a new one
+        # would decrypt nothing.
+        server = codec_server(settings, create_key=False)
     except SettingsError as exc:
         print(f"connector: {exc}", file=sys.stderr)
         return 2
@@ -330,8 +332,10 @@ async def _intake(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _console(settings: Settings, args: argparse.Namespace) -> int:
+    _require_sqlite_file(settings.store_url)  # run from another folder: say so, not "run connector migrate"
     await _require_store_schema(settings)
-    server = console_server(settings, await connect(settings), open_store(settings.store_url, migrate=False))
+    client = await connect(settings, create_key=False)  # a new key would decrypt no order's state
+    server = console_server(settings, client, open_store(settings.store_url, migrate=False))
     await server.start()
     print(f"seller's console on {server.url} (user {settings.console_user})", flush=True)
     try:
@@ -574,7 +578,7 @@ STORE_ERROR_MODULES = frozenset({"sqlite3", "psycopg", "psycopg_pool", "sqlalche
 async def _existing_store(settings: Settings) -> AsyncIterator[OrderStore]:
     """The store of a command that reads or notes orders. A SQLite file must be there already (a new,
     empty one would show nothing and note what no worker reads), and a store that cannot be opened or
-    read is one sentence (StoreError) naming STORE_URL, never its password."""
+    read is one sentence (StoreError), never with its password."""
     _require_sqlite_file(settings.store_url)
     try:
         store = open_store(settings.store_url, migrate=False)

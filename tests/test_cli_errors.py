@@ -50,8 +50,11 @@ async def test_a_command_run_from_another_folder_names_the_file_it_needs_and_mak
         line = one_sentence(*await connector(*command, env=env, cwd=tmp_path))
         assert line.startswith(f"connector: no payload key at {tmp_path / 'data' / 'payload-key'}: run this"), line
         assert "`make run`" in line and "DATA_DIR" in line and "PAYLOAD_ENCRYPTION_KEYS" in line
-    line = one_sentence(*await connector("logs", env=env, cwd=tmp_path))
-    assert line.startswith(f"connector: no order store at {tmp_path / 'data' / 'connector.db'} (STORE_URL)"), line
+    line = one_sentence(*await connector("codec-server", env={**env, "CODEC_PORT": "0"}, cwd=tmp_path))
+    assert line.startswith(f"connector: no payload key at {tmp_path / 'data' / 'payload-key'}: run this"), line
+    for reader in ("logs", "console"):
+        line = one_sentence(*await connector(reader, env={**env, "CONSOLE_PORT": "0"}, cwd=tmp_path))
+        assert line.startswith(f"connector: no order store at {tmp_path / 'data' / 'connector.db'} (STORE_URL)")
     assert not (tmp_path / "data").exists()  # no new key, no new empty store
 
 
