@@ -8,9 +8,11 @@ an install without it) and check what a user of that install sees.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tomllib
+import zipfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -86,3 +88,33 @@ def test_the_image_and_the_package_leave_the_sandboxes_out() -> None:
     assert not any(name.startswith("sandboxes") or "sandbox" in name for name in packages)
     # The dev install brings them: `make install` installs the sandboxes' own distribution.
     assert "-e ./sandboxes" in (REPO / "Makefile").read_text()
+
+
+def test_the_image_build_packages_what_the_product_reads_at_run_time(tmp_path: Path) -> None:
+    """What the Dockerfile copies, built as it builds it (`pip install .` makes this wheel first): the
+    console's templates and the store's migrations are in, the sandboxes are not."""
+    source = tmp_path / "image"
+    source.mkdir()
+    for line in (REPO / "Dockerfile").read_text().splitlines():
+        if line.startswith("COPY "):
+            # Every COPY of this Dockerfile keeps the repository's layout (`COPY connector ./connector`).
+            for part in line.split()[1:-1]:
+                copied = REPO / part
+                if copied.is_dir():
+                    shutil.copytree(copied, source / part, ignore=shutil.ignore_patterns("__pycache__"))
+                else:
+                    shutil.copy(copied, source / part)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "--wheel-dir", str(tmp_path / "wheel"), "."],
+        cwd=source,
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    (wheel,) = (tmp_path / "wheel").glob("*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    templates = {name for name in names if name.startswith("connector/console/templates/")}
+    assert {f"connector/console/templates/{page}.html" for page in ("orders", "order", "login")} <= templates
+    revisions = [name for name in names if name.startswith("connector/store/migrations/versions/v")]
+    assert len(revisions) >= 2
+    assert not any(name.startswith("sandboxes/") for name in names)
