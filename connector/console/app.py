@@ -28,7 +28,7 @@ from connector.cancel import request_cancel
 from connector.console import auth
 from connector.console.bulk import BulkJobs
 from connector.console.filters import NEEDS_ACTION_VALUES, REPROCESSABLE_VALUES, FilterError, OrderFilter
-from connector.console.orders import all_rows, counts, list_page, order_state
+from connector.console.orders import Counts, all_rows, list_page, order_state
 from connector.console.quarantined import DAYS_SHOWN, recent_quarantined
 from connector.models import CancelRequest, OrderState
 from connector.reprocess import Reprocessed, reprocess_order
@@ -57,6 +57,7 @@ class ConsoleConfig:
 
 def create_console_app(client: Client, store: OrderStore, config: ConsoleConfig) -> Starlette:
     jobs = BulkJobs(client)
+    counted = Counts(client)
 
     def page(request: Request, template: str, status_code: int = 200, **context: Any) -> Response:
         context.update(request=request, csrf=auth.csrf_token(request), signed_in=auth.signed_in(request))
@@ -104,7 +105,7 @@ def create_console_app(client: Client, store: OrderStore, config: ConsoleConfig)
             return page(request, "error.html", 400, message=f"Cannot filter on that: {exc}.")
         token = request.query_params.get("after")
         listed = await list_page(client, selected, token=token, page_size=PAGE_SIZE)
-        by_status, by_code = await counts(client, selected)
+        by_status, by_code = await counted.get(selected)
         set_aside = (
             [] if token else await recent_quarantined(store, account=config.account, connection=selected.connection)
         )
