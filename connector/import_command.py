@@ -3,11 +3,13 @@ workflow, a progress bar while it runs, and the summary at the end."""
 
 from __future__ import annotations
 
-import argparse
 import asyncio
+import json
 import shlex
 import sys
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
+from typing import Any
 
 from pydantic import ValidationError
 from rich.console import Console
@@ -22,7 +24,7 @@ from temporalio.exceptions import TerminatedError
 from temporalio.service import RPCError
 
 from connector.connections import connection_configs
-from connector.importing import ImportInput, ImportProgress, ImportRequest, import_workflow_id
+from connector.importing import MAX_PAGE_SIZE, ImportInput, ImportProgress, ImportRequest, import_workflow_id
 from connector.settings import Settings, SettingsError
 from workflows.importer import ImportWorkflow
 
@@ -32,6 +34,19 @@ WATCH_INTERVAL = 0.5
 
 class ImportArgumentError(ValueError):
     """An argument `connector import` cannot use; the message is one sentence for the operator."""
+
+
+@dataclass(frozen=True)
+class ImportArguments:
+    """`connector import`'s arguments as given (connector/cli/importing.py parses them)."""
+
+    order_ids: list[str] = field(default_factory=list)
+    since: str | None = None
+    until: str | None = None
+    page_size: int = MAX_PAGE_SIZE
+    connection: str | None = None
+    no_wait: bool = False
+    json: bool = False
 
 
 def parse_instant(flag: str, text: str) -> datetime:
@@ -53,7 +68,7 @@ def parse_instant(flag: str, text: str) -> datetime:
     return instant
 
 
-def import_request(settings: Settings, args: argparse.Namespace) -> ImportRequest:
+def import_request(settings: Settings, args: ImportArguments) -> ImportRequest:
     """The request the arguments ask for; ImportArgumentError when they cannot make one."""
     connection = args.connection or settings.connection_name
     try:
@@ -104,10 +119,15 @@ async def start_import(
 
 
 async def watch_import(
-    handle: WorkflowHandle[ImportWorkflow, ImportProgress], request: ImportRequest, console: Console
+    handle: WorkflowHandle[ImportWorkflow, ImportProgress],
+    request: ImportRequest,
+    console: Console,
+    *,
+    as_json: bool = False,
 ) -> int:
-    """A progress bar until the import ends, then the summary: 0 when done (refusals are reported, not
-    errors), 1 if the workflow failed. Interrupted, it leaves the import running and says how to watch."""
+    """A progress bar until the import ends, then the summary (on stdout as JSON with `as_json`; the bar
+    is then `console`'s, stderr's): 0 when done (refusals are reported, not errors), 1 if the workflow
+    failed. Interrupted, it leaves the import running and says how to watch."""
     result = asyncio.ensure_future(handle.result())
     try:
         with _progress_bar(request, console) as bar:
@@ -129,8 +149,19 @@ async def watch_import(
         raise
     finally:
         result.cancel()
-    print_summary(console, handle.id, summary)
+    if as_json:
+        print(json.dumps(summary_json(handle.id, summary), indent=2, ensure_ascii=False))
+    else:
+        print_summary(console, handle.id, summary)
     return 0
+
+
+def summary_json(workflow_id: str, summary: ImportProgress) -> dict[str, Any]:
+    """The summary as `connector import --json` prints it."""
+    counted = summary.model_dump(
+        mode="json", include={"connection", "pages", "seen", "handed_off", "already_known", "refused", "refusals"}
+    )
+    return {"workflow_id": workflow_id, **counted, "refusals_not_listed": summary.refusals_not_listed}
 
 
 def _why(failure: WorkflowFailureError) -> str:

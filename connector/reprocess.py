@@ -7,6 +7,7 @@ idempotent). An order whose workflow completed (after-sale window passed) is lef
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import StrEnum
 
 from temporalio.api.enums.v1 import EventType
@@ -138,12 +139,21 @@ async def _last_input(client: Client, workflow_id: str) -> OrderWorkflowInput:
 
 
 async def reprocess_matching(
-    client: Client, *, status: str | None, code: str | None, connection: str | None, reason: str
+    client: Client,
+    *,
+    status: str | None,
+    code: str | None,
+    connection: str | None,
+    reason: str,
+    on_signaled: Callable[[str], None] | None = None,
 ) -> list[str]:
-    """Signal `reprocess` to every matching order; returns their workflow ids."""
+    """Signal `reprocess` to every matching order (`on_signaled` hears of each, e.g. a progress bar);
+    returns their workflow ids."""
     signaled = []
     async for execution in client.list_workflows(reprocess_query(status=status, code=code, connection=connection)):
         handle = client.get_workflow_handle_for(OrderLifecycle.run, execution.id)
         await handle.signal(OrderLifecycle.reprocess, ReprocessRequest(reason=reason))
         signaled.append(execution.id)
+        if on_signaled is not None:
+            on_signaled(execution.id)
     return signaled

@@ -179,3 +179,20 @@ async def test_create_order_without_a_sandbox_or_with_a_bad_item_is_one_sentence
     assert line.startswith(f"connector: the marketplace sandbox does not answer at {url} (ConnectError): start")
     line = one_sentence(*await connector("create-order", "--item", "1:two", env={}, cwd=tmp_path))
     assert line == "connector: --item '1:two': write SKU or SKU:QUANTITY, e.g. --item 1:2"
+
+
+async def test_a_mistyped_command_or_option_is_one_sentence_pointing_to_help(tmp_path: Path) -> None:
+    cases = {
+        ("stats", "1001"): "connector: no such command 'stats': did you mean 'status'? (see `connector --help`)",
+        ("status", "1001", "--conection", "x"): "connector: no such option: --conection",
+        ("status",): "connector: missing argument 'MARKETPLACE_ORDER_ID' (see `connector status --help`)",
+        ("reprocess", "--status", "lost"): "connector: invalid value for '--status': 'lost' is not one of",
+        ("logs", "--date", "01/12/2026"): "connector: invalid value for '--date': '01/12/2026' is not a date",
+        ("import", "--page-size", "many"): "connector: invalid value for '--page-size': ",
+        (): "connector: missing command (see `connector --help`)",
+    }
+    for words, start in cases.items():
+        code, out, err = await connector(*words, env={}, cwd=tmp_path)
+        line = one_sentence(code, out, err)
+        assert code == 2 and line.startswith(start), line
+        assert line.endswith("--help`)"), line

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 import re
 import shutil
@@ -14,7 +13,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from connector.cli import _parser
+from connector.cli import command_names
 from connector.settings import Settings
 from workflows.support import SEARCH_ATTRIBUTES
 
@@ -26,9 +25,7 @@ SETTINGS_VARIABLES = {name.upper() for name in Settings.model_fields}
 
 
 def cli_commands() -> set[str]:
-    parser = _parser()
-    (commands,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
-    return set(commands.choices)
+    return command_names()
 
 
 def test_the_stack_has_every_part() -> None:

@@ -95,8 +95,9 @@ def backdated(shop: MarketplaceSandbox, count: int, start: datetime) -> list[str
 
 async def cli_import(backlog: Backlog, *words: str) -> int:
     """`connector import ...` through the CLI's own handler, in this event loop (the worker runs here)."""
-    args = cli._parser().parse_args(["import", *words])
-    code: int = await asyncio.wait_for(args.handler(backlog.settings, args), timeout=60)
+    invocation = cli.parse(["import", *words])
+    assert isinstance(invocation, cli.Invocation)
+    code: int = await asyncio.wait_for(invocation.run(backlog.settings), timeout=60)
     return code
 
 
@@ -279,8 +280,9 @@ async def test_argument_errors_are_one_sentence_and_exit_2(
 
 
 async def test_the_range_is_normalized_and_a_date_alone_is_midnight_utc(backlog: Backlog) -> None:
-    args = cli._parser().parse_args(["import", "--since", "2026-11-01"])
-    request = import_request(backlog.settings, args)
+    invocation = cli.parse(["import", "--since", "2026-11-01"])
+    assert isinstance(invocation, cli.Invocation)
+    request = import_request(backlog.settings, invocation.args)
     assert request.since == datetime(2026, 11, 1, tzinfo=UTC)
     same = ImportRequest(connection=CONNECTION, since=datetime.fromisoformat("2026-10-31T21:00:00-03:00"))
     assert import_workflow_id(request) == import_workflow_id(same)
@@ -293,7 +295,7 @@ async def test_the_range_is_normalized_and_a_date_alone_is_midnight_utc(backlog:
 
 
 async def test_the_command_is_listed_and_refuses_garbage_without_a_traceback(tmp_path: Path) -> None:
-    assert "import" in cli._parser().format_help()
+    assert "import" in cli.command_names()
     code, out, err = await connector("import", "--since", "yesterday", env={}, cwd=tmp_path)
     assert (code, out) == (2, "")
     assert err.startswith("connector import: --since 'yesterday' is not an ISO 8601") and err.count("\n") == 1

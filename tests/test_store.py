@@ -27,7 +27,6 @@ from temporalio.testing import ActivityEnvironment
 from connector.logbook import Logbook
 from connector.models import ProblemKind, SkuProblem, ValidationReport
 from connector.store.base import OrderStore, StoreError, open_store
-from connector.store.format import format_logs
 from connector.store.models import HandoffRecord, IdMapping, LogMessage, LogStatus
 from connector.store.sql import SqlStore
 from connector.store.sqlite import SqliteDriver
@@ -334,22 +333,6 @@ async def test_an_unreachable_postgres_is_a_store_error_on_first_use() -> None:
         await store.resolve("reference", "1001")
     assert "secret" not in str(raised.value)
     await store.aclose()
-
-
-def test_format_logs_is_one_line_per_message_with_payloads_when_verbose() -> None:
-    messages = [
-        message("op-1", business_message="created\nin VTEX"),
-        message("op-2", code="I", status=LogStatus.ERROR, vtex_order_id=None, content_source=""),
-    ]
-    table = format_logs(messages).splitlines()
-    assert table[0].startswith("TIME (UTC)           CODE  STATUS   CONNECTION  MARKETPLACE ORDER")
-    assert len(table) == 3
-    assert table[1].startswith("2024-05-01 12:00:00  A     Success  reference   1001")
-    assert table[1].endswith("created in VTEX")
-    assert "Error" in table[2] and " - " in table[2] and '{"id"' not in "\n".join(table)
-    verbose = format_logs(messages, verbose=True)
-    assert '    source: {"id": "1001"}' in verbose and verbose.count("source:") == 1
-    assert format_logs([]) == "no log messages"
 
 
 async def _record_in_activity(logbook: Logbook, *, run_id: str, attempt: int = 1, code: str = "A") -> None:

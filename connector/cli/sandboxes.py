@@ -1,16 +1,20 @@
 """`connector sandboxes` and `connector create-order`: offered only where the sandboxes are installed
-(connector/embedded.py), i.e. a development or demo install, never the production image."""
+(connector/embedded.py), i.e. a development or demo install, never the production image: connector/cli
+imports this module only then, and importing it registers the two commands."""
 
 from __future__ import annotations
 
-import argparse
 import sys
+from dataclasses import dataclass, field
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 import httpx
+import typer
 from sandboxes.marketplace import MarketplaceSandbox
 from sandboxes.vtex import VtexSandbox
 
+from connector.cli.common import Invocation, app
 from connector.connections import connection_configs
 from connector.embedded import MARKETPLACE_SANDBOX_PORT, VTEX_SANDBOX_PORT
 from connector.http_server import HttpServer
@@ -20,22 +24,43 @@ from connector.settings import Settings
 DEFAULT_MARKETPLACE_URL = f"http://127.0.0.1:{MARKETPLACE_SANDBOX_PORT}"
 
 
-def add_sandbox_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    sandboxes = commands.add_parser("sandboxes", help="run only the VTEX and marketplace sandboxes")
-    sandboxes.add_argument("--vtex-port", type=int, default=VTEX_SANDBOX_PORT)
-    sandboxes.add_argument("--marketplace-port", type=int, default=MARKETPLACE_SANDBOX_PORT)
-    sandboxes.add_argument("--host", default="127.0.0.1")
-    sandboxes.set_defaults(handler=_sandboxes)
-
-    create = commands.add_parser("create-order", help="create an order in the marketplace sandbox")
-    create.add_argument("--item", action="append", default=[], metavar="SKU[:QTY]", help="an item line (repeatable)")
-    create.add_argument("--status", default="paid", choices=["paid", "payment_pending", "cancelled"])
-    create.add_argument("--pickup", action="store_true", help="pickup in point instead of delivery")
-    create.add_argument("--marketplace-url", help=f"marketplace sandbox URL (default {DEFAULT_MARKETPLACE_URL})")
-    create.set_defaults(handler=_create_order)
+@dataclass(frozen=True)
+class SandboxesArgs:
+    vtex_port: int = VTEX_SANDBOX_PORT
+    marketplace_port: int = MARKETPLACE_SANDBOX_PORT
+    host: str = "127.0.0.1"
 
 
-async def _sandboxes(settings: Settings, args: argparse.Namespace) -> int:
+@app.command("sandboxes", help="run only the VTEX and marketplace sandboxes")
+def sandboxes_command(
+    vtex_port: int = SandboxesArgs.vtex_port,
+    marketplace_port: int = SandboxesArgs.marketplace_port,
+    host: str = SandboxesArgs.host,
+) -> Invocation[SandboxesArgs]:
+    return Invocation(_sandboxes, SandboxesArgs(vtex_port, marketplace_port, host))
+
+
+@dataclass(frozen=True)
+class CreateOrderArgs:
+    item: list[str] = field(default_factory=list)
+    status: str = "paid"
+    pickup: bool = False
+    marketplace_url: str | None = None
+
+
+@app.command("create-order", help="create an order in the marketplace sandbox")
+def create_order_command(
+    item: Annotated[list[str] | None, typer.Option(metavar="SKU[:QTY]", help="an item line (repeatable)")] = None,
+    status: Annotated[Literal["paid", "payment_pending", "cancelled"], typer.Option()] = "paid",
+    pickup: Annotated[bool, typer.Option("--pickup", help="pickup in point instead of delivery")] = False,
+    marketplace_url: Annotated[
+        str | None, typer.Option(help=f"marketplace sandbox URL (default {DEFAULT_MARKETPLACE_URL})")
+    ] = None,
+) -> Invocation[CreateOrderArgs]:
+    return Invocation(_create_order, CreateOrderArgs(list(item or []), status, pickup, marketplace_url))
+
+
+async def _sandboxes(settings: Settings, args: SandboxesArgs) -> int:
     """The sandboxes on their own, for a split try-out (the benchmarks, fault tests): the worker and
     intake then use them as if they were VTEX and a marketplace (VTEX_BASE_URL, the sandbox key)."""
     vtex = VtexSandbox()
@@ -66,7 +91,7 @@ def _env_secret(settings: Settings) -> str | None:
     return settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
 
 
-async def _create_order(settings: Settings, args: argparse.Namespace) -> int:
+async def _create_order(settings: Settings, args: CreateOrderArgs) -> int:
     base_url = args.marketplace_url or (
         str(settings.marketplace_base_url) if settings.marketplace_base_url else DEFAULT_MARKETPLACE_URL
     )
