@@ -8,7 +8,7 @@ import contextlib
 import json
 import os
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from dataclasses import dataclass
 from typing import Annotated, Any, Generic, TypeVar
 
@@ -134,9 +134,13 @@ def output() -> Console:
     return Console(markup=False, highlight=False, soft_wrap=False)
 
 
-def table(console: Console, *headers: str) -> Table:
-    """A table in the commands' style; in a pipe, plain columns with the header as the first line."""
-    return Table(*headers, box=box.SIMPLE_HEAD if console.is_terminal else None, pad_edge=False, show_edge=False)
+def table(console: Console, *headers: str, wrapping: Collection[str] = ()) -> Table:
+    """A table in the commands' style; in a pipe, plain columns with the header as the first line. In a
+    narrow terminal only the `wrapping` columns (free text) wrap: times, ids and codes stay whole."""
+    rows = Table(box=box.SIMPLE_HEAD if console.is_terminal else None, pad_edge=False, show_edge=False)
+    for header in headers:
+        rows.add_column(header, no_wrap=header not in wrapping)
+    return rows
 
 
 def print_table(console: Console, rendered: Table) -> None:

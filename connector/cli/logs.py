@@ -78,7 +78,7 @@ async def _logs(settings: Settings, args: LogsArgs) -> int:
 
 def log_table(console: Console, messages: Sequence[LogMessage], *, verbose: bool = False) -> Table:
     """One row per message; `verbose` adds a row under it for each content payload."""
-    rows = new_table(console, *HEADERS)
+    rows = new_table(console, *HEADERS, wrapping=("OPERATION", "MESSAGE"))
     for message in messages:
         rows.add_row(
             message.created_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"),

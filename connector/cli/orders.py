@@ -105,7 +105,7 @@ def print_state(console: Console, state: OrderState) -> None:
         lines.append(f"error code   {state.error_code} (attempts: {state.reprocess_attempts})")
     lines.append("timeline")
     print("\n".join(lines))
-    timeline = table(console, "TIME (UTC)", "STEP", "OUTCOME", "CODE", "MESSAGE")
+    timeline = table(console, "TIME (UTC)", "STEP", "OUTCOME", "CODE", "MESSAGE", wrapping=("MESSAGE",))
     for entry in state.timeline:
         timeline.add_row(
             _time(entry.at, seconds=True), Text(entry.step), Text(entry.outcome), dash(entry.code), Text(entry.message)
@@ -205,6 +205,7 @@ async def _orders(settings: Settings, args: OrdersArgs) -> int:
         "LAST ATTEMPT (UTC)",
         "ATTEMPTS",
         "CREATED (UTC)",
+        wrapping=("WHAT TO DO",),
     )
     for row in rows:
         listed.add_row(
