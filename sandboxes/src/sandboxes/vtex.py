@@ -14,6 +14,9 @@ promise is caught:
   random up to 0.3 s per order by default); before that OMS answers 404 as for an unknown order.
 - List orders shows only indexed orders (`list_index_delay_seconds`, 0.5 s by default; VTEX documents
   about four minutes).
+- The Channel Order API (vtex_order_integration) processes each request after a random 0 to 0.5 s
+  (`order_integration_delay_seconds` pins it) and notifies `{connectorEndpoint}/order-integration/
+  notification/processing-result`; notification faults drop, delay or duplicate those notifications.
 """
 
 from __future__ import annotations
@@ -85,10 +88,18 @@ from sandboxes.vtex_models import (
 )
 from sandboxes.vtex_oms import find_order, order_json, order_value
 from sandboxes.vtex_oms_list import list_orders
+from sandboxes.vtex_order_integration import (
+    ENQUEUE_PATH,
+    STATUS_PATH,
+    NotificationFault,
+    OrderIntegration,
+    notification_fault_from_json,
+)
 
 __all__ = [
     "CallbackAttempt",
     "FaultRule",
+    "NotificationFault",
     "RecordedRequest",
     "SandboxOrder",
     "Sender",
@@ -104,7 +115,10 @@ DEFAULT_RETRY_AFTER = 1
 SEQUENCE_BASE = 500_000
 _MASKED_HEADERS = frozenset({"x-vtex-api-apptoken", "vtexidclientautcookie"})
 _ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
-_JSON_BODY_METHODS = frozenset({"POST", "PATCH"})
+_JSON_BODY_METHODS = frozenset({"POST", "PATCH", "PUT"})
+# Paths that need the app key/token besides `/pvt/` ones (Channel Order API: collect-orders guide,
+# "Authentication/authorization").
+_AUTH_PREFIXES = ("/api/order-integration/",)
 # The seller suffixes a sandbox picks from when none is pinned (VTEX's examples only show -01).
 ORDER_ID_SUFFIXES = ("-01", "-02", "-03", "-04", "-05")
 # Upper bound of the default, per-order random delay before OMS finds a new order.
@@ -141,6 +155,9 @@ class VtexSandbox:
         list_index_delay_seconds: float = DEFAULT_LIST_INDEX_DELAY,
         seed: int | None = None,
         clock: Callable[[], float] = time.monotonic,
+        order_integration_delay_seconds: float | None = None,
+        price_divergence_affiliates: Iterable[str] = (),
+        connector_endpoint: str | None = None,
     ) -> None:
         """`callback_sender` delivers the marketplace notifications (default: HTTP, 5 s timeout); a
         failed one is retried after each of `callback_retry_delays` seconds, then given up.
@@ -150,7 +167,13 @@ class VtexSandbox:
         is drawn once, here. `oms_visibility_delay_seconds` is how long a placed order stays unknown to
         OMS (default: a random 0 to 0.3 s per order; 0 disables). `list_index_delay_seconds` is how long
         it then takes to show in List orders. `seed` makes the random draws repeatable; `clock`
-        (seconds) is what the delays are measured on."""
+        (seconds) is what the delays are measured on.
+
+        Channel Order API: `order_integration_delay_seconds` is how long each request waits before it
+        is processed (default: a random 0 to 0.5 s per request); `price_divergence_affiliates` are the
+        affiliates the seller's Order Authorization rules cover (a divergent price waits for manual
+        authorization instead of failing EOI003); `connector_endpoint` stands in for the App
+        Template's endpoint, for orders whose body names none."""
         if oms_visibility_delay_seconds is not None and oms_visibility_delay_seconds < 0:
             raise ValueError("oms_visibility_delay_seconds must not be negative")
         if list_index_delay_seconds < 0:
@@ -179,6 +202,18 @@ class VtexSandbox:
         self._callbacks = CallbackDispatcher(callback_sender, callback_retry_delays)
         # Every notification attempt, in the order made.
         self.callbacks: list[CallbackAttempt] = self._callbacks.attempts
+        self.order_integration = OrderIntegration(
+            place=self._place,
+            orders=self.orders,
+            catalog=self._catalog,
+            callbacks=self._callbacks,
+            rng=self._delay_random,
+            delay_seconds=order_integration_delay_seconds,
+            price_divergence_affiliates=price_divergence_affiliates,
+            connector_endpoint=connector_endpoint,
+            # The spec's examples answer null; whether this sandbox echoes the id is drawn once.
+            echo_order_id=random.Random(None if seed is None else seed + 1).random() < 0.5,
+        )
         self.reset()
         self._api_routes: list[BaseRoute] = [
             self._route("/api/checkout/pub/orderForms/simulation", "POST", self._simulate),
@@ -190,6 +225,8 @@ class VtexSandbox:
             self._route("/api/oms/pvt/orders/{order_id}/cancel", "POST", self._cancel_order),
             self._route("/api/oms/pvt/orders/{order_id}/invoice", "POST", self._invoice),
             self._route("/api/oms/pvt/orders/{order_id}/invoice/{invoice_number}", "PATCH", self._update_invoice),
+            self._route(ENQUEUE_PATH, "POST", self._enqueue_order),
+            self._route(STATUS_PATH, "PUT", self._update_order_status),
         ]
         self.app = Starlette(
             routes=[
@@ -213,13 +250,16 @@ class VtexSandbox:
         return list(self._faults)
 
     async def drain_callbacks(self) -> None:
-        """Wait until every marketplace notification started so far was delivered or given up."""
+        """Wait until every Channel Order request so far was processed and every notification started
+        so far was delivered or given up."""
+        await self.order_integration.drain()
         await self._callbacks.drain()
 
     def reset(self) -> None:
         """Forget orders, requests, faults and callbacks (abandoning deliveries under way); put the
         seeded stock back. Containers are cleared in place so references other code holds stay live."""
         self._callbacks.reset()
+        self.order_integration.reset()
         self.orders.clear()
         self.requests.clear()
         self._faults.clear()
@@ -279,7 +319,8 @@ class VtexSandbox:
 
     def _handle(self, request: Request, handler: Handler, body: Any, is_json: bool, raw: bytes) -> Response:
         try:
-            if "/pvt/" in request.url.path and not self._authorized(request):
+            needs_auth = "/pvt/" in request.url.path or request.url.path.startswith(_AUTH_PREFIXES)
+            if needs_auth and not self._authorized(request):
                 raise VtexApiError(401, "CHK003", "Access denied")
             if request.method in _JSON_BODY_METHODS:
                 media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -317,6 +358,10 @@ class VtexSandbox:
         affiliate_id = require_affiliate(call.query.get("affiliateId"))
         sales_channel = parse_sales_channel(call.query.get("sc"))
         order = validate_place_order(call.body)
+        return 200, place_order_response(self._place(order, affiliate_id, sales_channel))
+
+    def _place(self, order: dict[str, Any], affiliate_id: str, sales_channel: int) -> SandboxOrder:
+        """Store a validated fulfillment order by the placement rules, with its OMS lag."""
         placed = place_order(
             order,
             affiliate_id=affiliate_id,
@@ -331,7 +376,13 @@ class VtexSandbox:
         delay = self._delay_random.uniform(0, MAX_OMS_VISIBILITY_DELAY) if self._oms_delay is None else self._oms_delay
         placed.oms_visible_at = self._clock() + delay
         placed.list_indexed_at = placed.oms_visible_at + self._list_delay
-        return 200, place_order_response(placed)
+        return placed
+
+    def _enqueue_order(self, call: Call) -> tuple[int, Any]:
+        return 200, self.order_integration.enqueue(call.query, call.body)
+
+    def _update_order_status(self, call: Call) -> tuple[int, Any]:
+        return 200, self.order_integration.update_status(call.body)
 
     def _authorize_dispatch(self, call: Call) -> tuple[int, Any]:
         affiliate_id = require_affiliate(call.query.get("affiliateId"))
@@ -411,6 +462,10 @@ class VtexSandbox:
             Route(f"{ADMIN_PREFIX}requests", self._admin_requests, methods=["GET"]),
             Route(f"{ADMIN_PREFIX}callbacks", self._admin_callbacks, methods=["GET"]),
             Route(f"{ADMIN_PREFIX}reset", self._admin_reset, methods=["POST"]),
+            Route(f"{ADMIN_PREFIX}notification-faults", self._admin_add_notification_fault, methods=["POST"]),
+            Route(f"{ADMIN_PREFIX}notification-faults", self._admin_list_notification_faults, methods=["GET"]),
+            Route(f"{ADMIN_PREFIX}notification-faults", self._admin_clear_notification_faults, methods=["DELETE"]),
+            Route(f"{ADMIN_PREFIX}notifications", self._admin_notifications, methods=["GET"]),
         ]
 
     async def _admin_add_fault(self, request: Request) -> Response:
@@ -457,6 +512,28 @@ class VtexSandbox:
     async def _admin_reset(self, request: Request) -> Response:
         self.reset()
         return Response(status_code=204)
+
+    def add_notification_fault(self, fault: NotificationFault) -> None:
+        self.order_integration.faults.append(fault)
+
+    async def _admin_add_notification_fault(self, request: Request) -> Response:
+        parsed, _ = _parse_json(await request.body())
+        try:
+            fault = notification_fault_from_json(parsed)
+        except (TypeError, ValueError) as exc:
+            return _json(400, error_body(None, str(exc)))
+        self.add_notification_fault(fault)
+        return _json(201, fault.to_json())
+
+    async def _admin_list_notification_faults(self, request: Request) -> Response:
+        return _json(200, [fault.to_json() for fault in self.order_integration.faults])
+
+    async def _admin_clear_notification_faults(self, request: Request) -> Response:
+        self.order_integration.faults.clear()
+        return Response(status_code=204)
+
+    async def _admin_notifications(self, request: Request) -> Response:
+        return _json(200, [notification.to_json() for notification in self.order_integration.notifications])
 
 
 def _parse_suffix(value: str) -> str:

@@ -1,4 +1,6 @@
-"""VTEX's notifications to the marketplace: POSTs to routes under the order's `marketplaceServicesEndpoint`.
+"""VTEX's notifications to the marketplace: POSTs to routes under the order's `marketplaceServicesEndpoint`
+(cancel, invoice) or under the Channel Order API's `connectorEndpoint` (processing-result: collect-orders
+guide, "Order Processing Result").
 
 Deliveries run in the background, so the API request that caused one is answered at once. One order's
 notifications go out in the order they were caused (an invoice before its tracking update), and every
@@ -8,17 +10,17 @@ attempt is recorded for tests to inspect.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import httpx
 
 from connector.http_pool import pooled_client
 from sandboxes.vtex_models import JSON
 
-Event = Literal["cancel", "invoice"]
+Event = Literal["cancel", "invoice", "processing-result"]
 Sender = Callable[[str, JSON], Awaitable[httpx.Response]]
 
 SEND_TIMEOUT_SECONDS = 5.0
@@ -26,7 +28,12 @@ SEND_TIMEOUT_SECONDS = 5.0
 # geometric progression", so this doubles too. Three retries, then the delivery gives up.
 DEFAULT_RETRY_DELAYS: tuple[float, ...] = (1.0, 2.0, 4.0)
 # Canceled-orders guide (step 3d) and invoice-tracking guide ("Invoice notification from VTEX").
-_ROUTES: dict[Event, str] = {"cancel": "/pvt/orders/{}/cancel", "invoice": "/pub/orders/{}/invoice"}
+# The Channel Order API's route names no order: the order is in the body.
+_ROUTES: dict[Event, str] = {
+    "cancel": "/pvt/orders/{}/cancel",
+    "invoice": "/pub/orders/{}/invoice",
+    "processing-result": "/order-integration/notification/processing-result",
+}
 
 
 @dataclass
@@ -34,7 +41,8 @@ class CallbackAttempt:
     """One POST of a notification; a delivery makes up to 1 + len(retry delays) of them."""
 
     event: Event
-    order_id: str  # the VTEX order id, as in the URL
+    # The VTEX order id, as in the URL; for processing-result, `{affiliateId}-{marketplaceOrderId}`.
+    order_id: str
     url: str
     body: JSON
     attempt: int  # 1 for the first try of a delivery
@@ -67,10 +75,14 @@ def client_sender(client: httpx.AsyncClient) -> Sender:
     return send
 
 
-def callback_url(endpoint: str, event: Event, order_id: str) -> str:
-    """The event's route appended to the endpoint's path, its query string (`?an=...`) kept."""
+def callback_url(endpoint: str, event: Event, order_id: str, query: Mapping[str, str] | None = None) -> str:
+    """The event's route appended to the endpoint's path, its query string (`?an=...`) kept and `query`
+    added to it (replacing a parameter of the same name)."""
     parts = urlsplit(endpoint)
     route = _ROUTES[event].format(quote(order_id, safe=""))
+    if query:
+        kept = [(name, value) for name, value in parse_qsl(parts.query, keep_blank_values=True) if name not in query]
+        parts = parts._replace(query=urlencode([*kept, *query.items()]))
     return urlunsplit(parts._replace(path=parts.path.rstrip("/") + route, fragment=""))
 
 
@@ -89,10 +101,12 @@ class CallbackDispatcher:
         endpoint: str,
         body: JSON,
         on_result: Callable[[bool], None] | None = None,
+        query: Mapping[str, str] | None = None,
     ) -> None:
         """Start delivering in the background; `on_result(delivered)` runs once it succeeded or gave up.
-        Must be called from the event loop's thread (any sandbox handler is)."""
-        url = callback_url(endpoint, event, order_id)
+        `query` is added to the URL's query string. Must be called from the event loop's thread (any
+        sandbox handler is)."""
+        url = callback_url(endpoint, event, order_id, query)
         previous = self._latest.get(order_id)
         task = asyncio.get_running_loop().create_task(
             self._deliver(previous, event, order_id, url, body, on_result),

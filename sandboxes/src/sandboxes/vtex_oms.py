@@ -15,6 +15,7 @@ from sandboxes.vtex_models import ACCOUNT_NAME, JSON, SELLER_ID, SandboxOrder, V
 
 # What the VTEX Admin shows for each status (pt-BR, as OMS answers for a Brazilian store).
 STATUS_DESCRIPTIONS = {
+    "payment-pending": "Pagamento Pendente",
     "waiting-ffmt-authorization": "Aguardando autorização para despachar",
     "waiting-for-manual-authorization": "Aguardando autorização manual",
     "ready-for-handling": "Pronto para o manuseio",
