@@ -7,6 +7,7 @@ an install without it) and check what a user of that install sees.
 
 from __future__ import annotations
 
+import ast
 import os
 import shutil
 import subprocess
@@ -122,3 +123,15 @@ def test_the_image_build_packages_what_the_product_reads_at_run_time(tmp_path: P
     assert not any(name.startswith("sandboxes/") for name in names)
     # The `connector` command's package (the console script is connector.cli:main).
     assert {"connector/cli/__init__.py", "connector/cli/__main__.py", "connector/cli/orders.py"} <= set(names)
+
+
+def test_the_sandboxes_import_nothing_from_the_product() -> None:
+    """They stand for VTEX and the marketplace as their docs describe them, not as the connector reads them."""
+    imported: set[str] = set()
+    for module in (REPO / "sandboxes" / "src" / "sandboxes").glob("*.py"):
+        for node in ast.walk(ast.parse(module.read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                imported.add(node.module.split(".")[0])
+    assert imported.isdisjoint({"connector", "workflows", "activities", "worker"}), imported

@@ -17,7 +17,6 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import httpx
 
-from connector.http_pool import pooled_client
 from sandboxes.vtex_models import JSON
 
 Event = Literal["cancel", "invoice", "processing-result"]
@@ -61,8 +60,8 @@ class CallbackAttempt:
 
 async def post_json(url: str, body: JSON) -> httpx.Response:
     """The default sender. One short-lived client per attempt: the sandbox has no shutdown hook that
-    could close a shared one."""
-    async with pooled_client(timeout=SEND_TIMEOUT_SECONDS) as client:
+    could close a shared one, and a new connection per attempt never meets one the server closed."""
+    async with httpx.AsyncClient(timeout=SEND_TIMEOUT_SECONDS) as client:
         return await client.post(url, json=body)
 
 
