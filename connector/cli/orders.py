@@ -4,9 +4,7 @@ the web console's filters and query), `reprocess` (one order, or in bulk with a 
 
 from __future__ import annotations
 
-import asyncio
 import sys
-from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
@@ -38,7 +36,7 @@ from connector.cli.common import (
     table,
 )
 from connector.console.filters import NEEDS_ACTION_VALUES, FilterError, OrderFilter
-from connector.console.orders import OrderRow, all_rows, list_page
+from connector.console.orders import OrderRow, all_rows, counts, list_page
 from connector.models import CancelRequest, OrderState, order_workflow_id
 from connector.reprocess import REPROCESSABLE, Reprocessed, reprocess_matching, reprocess_order, reprocess_query
 from connector.settings import Settings
@@ -187,7 +185,7 @@ async def _orders(settings: Settings, args: OrdersArgs) -> int:
     if args.json:
         print_json([row_json(row) for row in rows])
         return 0
-    by_status, by_code = await order_counts(client, selected)
+    by_status, by_code = await counts(client, selected)
     console = output()
     print(f"by status:     {counts_line(by_status)}")
     print(f"by error code: {counts_line(by_code)}")
@@ -223,20 +221,6 @@ async def _orders(settings: Settings, args: OrdersArgs) -> int:
     if more:
         print(f"the first {len(rows)} listed; more match: --limit N (up to {MAX_LIMIT}), --all, or narrow the filters")
     return 0
-
-
-async def order_counts(client: Client, selected: OrderFilter) -> tuple[dict[str, int], dict[str, int]]:
-    """Orders by status (one visibility count each) and by error code (one walk of the waiting orders)
-    within the other filters, as the console's list counts them: a command runs once, so it counts
-    every code there is rather than keep counts between pages."""
-    statuses = [status for status in NEEDS_ACTION_VALUES if selected.status in (None, status)]
-    found = await asyncio.gather(*(client.count_workflows(selected.with_status(s).query()) for s in statuses))
-    by_status = {status: n.count for status, n in zip(statuses, found, strict=True) if n.count}
-    by_code: Counter[str] = Counter()
-    async for row in all_rows(client, selected.with_code(None)):
-        if row.error_code:
-            by_code[row.error_code] += 1
-    return by_status, dict(by_code.most_common())
 
 
 def row_json(row: OrderRow) -> dict[str, Any]:

@@ -305,15 +305,22 @@ def _print_urls(stack: Stack, *, web_ui: str | None, codec: str, console: HttpSe
     print("\n".join(lines), flush=True)
 
 
+# SKU 6 has no stock in the sandbox's catalog (README, "Sandboxes").
+DEMO_SKU_WITHOUT_STOCK = "6"
+
+
 async def _demo_orders(stack: Stack) -> None:
     """A new paid order now and then, so a newcomer sees orders flow in the Web UI. Every fifth one's
-    webhook is "lost" on purpose: the poller picks it up within a poll interval."""
+    webhook is "lost" on purpose: the poller picks it up within a poll interval. Every seventh asks for
+    a SKU without stock, so the seller's console has an order to act on (parked: add stock)."""
     interval = stack.settings.demo_order_interval_seconds
     if interval <= 0 or stack.sandboxes is None:
         return
     marketplace = stack.sandboxes.marketplace
     for count in itertools.count(1):
-        order = marketplace.new_order()
+        order = (
+            marketplace.new_order(items=[(DEMO_SKU_WITHOUT_STOCK, 1)]) if count % 7 == 0 else marketplace.new_order()
+        )
         if count % 5:
             marketplace.notify(order["id"])
             log.info("demo order %s created in the marketplace sandbox", order["id"])

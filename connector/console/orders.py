@@ -108,15 +108,14 @@ async def order_state(client: Client, workflow_id: str) -> OrderState | None:
 async def counts(client: Client, selected: OrderFilter) -> tuple[dict[str, int], dict[str, int]]:
     """Orders by status and by error code within the other filters, exact, in one go: a walk of the
     matching orders (about 0.3 s per 1,000). For a one-off (the CLI); the web console keeps `Counts`."""
-    by_status: dict[str, int] = {}
-    for status in NEEDS_ACTION_VALUES:
-        if selected.status in (None, status):
-            by_status[status] = (await client.count_workflows(selected.with_status(status).query())).count
+    statuses = [status for status in NEEDS_ACTION_VALUES if selected.status in (None, status)]
+    found = await asyncio.gather(*(client.count_workflows(selected.with_status(s).query()) for s in statuses))
+    by_status = {status: n.count for status, n in zip(statuses, found, strict=True) if n.count}
     by_code: Counter[str] = Counter()
     async for row in all_rows(client, selected.with_code(None)):
         if row.error_code:
             by_code[row.error_code] += 1
-    return {s: n for s, n in by_status.items() if n}, dict(by_code.most_common())
+    return by_status, dict(by_code.most_common())
 
 
 # Error codes the connector sets (workflows/order.py, connector/vtex/error_table.py, activities/failures.py):
