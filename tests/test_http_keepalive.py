@@ -215,3 +215,39 @@ async def test_idle_connections_expire_after_keepalive_expiry() -> None:
 def transient(error: VtexError) -> bool:
     """What the error table makes of the error: retried unchanged, or not."""
     return classify(error.status, error.code) is Handling.TRANSIENT
+
+
+async def test_served_connections_send_without_waiting_for_acks() -> None:
+    """Nagle's algorithm off on every connection the servers accept: asyncio turns it off only for a
+    socket that names IPPROTO_TCP, and with it on each response waited on the client's delayed ACK
+    (+40 ms per VTEX or marketplace call, a doubled dispatch latency in the benchmark)."""
+    accepted: list[int] = []
+
+    async def app(
+        scope: dict[str, object], receive: object, send: Callable[[dict[str, object]], Awaitable[None]]
+    ) -> None:
+        if scope["type"] != "http":
+            return
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    server = HttpServer(app)
+    await server.start()
+    try:
+        listening = server._server.servers[0].sockets[0]
+        assert listening.proto == socket.IPPROTO_TCP
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        await writer.drain()
+        assert (await reader.readline()).startswith(b"HTTP/1.1 204")
+        for transport in _server_transports(server):
+            accepted.append(transport.get_extra_info("socket").getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+        writer.close()
+    finally:
+        await server.stop()
+    assert accepted and all(accepted)
+
+
+def _server_transports(server: HttpServer) -> list[asyncio.Transport]:
+    """The transports of the connections uvicorn holds open (its server state keeps their protocols)."""
+    return [protocol.transport for protocol in server._server.server_state.connections]
