@@ -17,6 +17,7 @@ import pytest
 import pytest_asyncio
 from sandboxes.marketplace import MarketplaceSandbox
 from sandboxes.vtex import VtexSandbox
+from starlette.types import Receive, Scope, Send
 
 from connector.http_pool import pooled_client
 from connector.http_server import HttpServer
@@ -223,9 +224,7 @@ async def test_served_connections_send_without_waiting_for_acks() -> None:
     (+40 ms per VTEX or marketplace call, a doubled dispatch latency in the benchmark)."""
     accepted: list[int] = []
 
-    async def app(
-        scope: dict[str, object], receive: object, send: Callable[[dict[str, object]], Awaitable[None]]
-    ) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
         await send({"type": "http.response.start", "status": 204, "headers": []})
