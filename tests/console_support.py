@@ -8,17 +8,15 @@ from contextlib import asynccontextmanager
 
 import httpx
 from pydantic import SecretStr
-from sandboxes.vtex import FaultRule
 
 from connector.console.server import console_server
 from connector.embedded import Sandboxes
 from connector.http_server import HttpServer
 from connector.models import OrderStatus
 from connector.stack import Stack
-from tests.helpers import wait_for_state
+from tests.helpers import fmt007, wait_for_state
 
 PASSWORD = "Kq3-vx9_Lm2pZt7wRb4"
-PLACE = "/api/fulfillment/pvt/orders"
 
 
 @asynccontextmanager
@@ -35,15 +33,7 @@ async def running_console(stack: Stack) -> AsyncIterator[HttpServer]:
 
 async def park_with_price_divergence(stack: Stack, box: Sandboxes) -> str:
     """An order parked with FMT007 (VTEX refuses its price); the fault stays until the test clears it."""
-    box.vtex.add_fault(
-        FaultRule(
-            method="POST",
-            path_contains=PLACE,
-            status=400,
-            code="FMT007",
-            message="Payment total (10990) differs from store desired value (9990)",
-        )
-    )
+    box.vtex.add_fault(fmt007(10990, 9990))
     order = box.marketplace.new_order(items=[("1", 1)])
     box.marketplace.notify(order["id"])
     await wait_for_state(stack.client, "reference", order["id"], lambda s: s.status is OrderStatus.PARKED)

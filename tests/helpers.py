@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 from sandboxes.marketplace import sign
+from sandboxes.vtex import FaultRule
 from temporalio.client import Client
 
 from connector.embedded import Sandboxes
@@ -116,3 +117,14 @@ async def dispatched_in_oms(stack: Stack, box: Sandboxes, sku: str = "1") -> Ord
     )
     assert (await seller(box, "GET", f"/api/oms/pvt/orders/{state.vtex_order_id}")).status_code == 200
     return state
+
+
+def fmt007(paid: int, desired: int) -> FaultRule:
+    """VTEX refusing every placement with FMT007 (the marketplace charged `paid`, VTEX wants `desired`)."""
+    return FaultRule(
+        method="POST",
+        path_contains="/api/fulfillment/pvt/orders",
+        status=400,
+        code="FMT007",
+        message=f"Payment total ({paid}) differs from store desired value ({desired})",
+    )

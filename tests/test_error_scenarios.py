@@ -17,7 +17,7 @@ from connector.reprocess import reprocess_matching
 from connector.stack import Stack
 from connector.starter import hand_off_order
 from connector.store.models import LogStatus
-from tests.helpers import wait_for_state
+from tests.helpers import fmt007, wait_for_state
 
 CONNECTION = "reference"
 PLACE = "/api/fulfillment/pvt/orders"
@@ -59,16 +59,6 @@ async def start(
         notification=MarketplaceNotification(marketplace_order_id=order["id"]),
     )
     return str(order["id"])
-
-
-def fmt007(paid: int, desired: int) -> FaultRule:
-    return FaultRule(
-        method="POST",
-        path_contains=PLACE,
-        status=400,
-        code="FMT007",
-        message=f"Payment total ({paid}) differs from store desired value ({desired})",
-    )
 
 
 async def test_price_divergence_not_allowed_parks_with_both_prices(stack: Stack, box: Sandboxes) -> None:

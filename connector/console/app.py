@@ -76,6 +76,16 @@ def create_console_app(client: Client, store: OrderStore, config: ConsoleConfig)
             return page(request, "error.html", 403, message="This form expired. Go back, reload the page and retry.")
         return data
 
+    async def form_filter(request: Request) -> OrderFilter | Response:
+        """The filter a bulk action's form carries, once its CSRF token matches; an error page otherwise."""
+        data = await checked_form(request)
+        if isinstance(data, Response):
+            return data
+        try:
+            return OrderFilter.from_params({key: _text(data, key) or "" for key in data})
+        except FilterError as exc:
+            return page(request, "error.html", 400, message=f"Cannot filter on that: {exc}.")
+
     async def login_page(request: Request) -> Response:
         return page(request, "login.html", next=_safe_next(request.query_params.get("next")))
 
@@ -196,25 +206,17 @@ def create_console_app(client: Client, store: OrderStore, config: ConsoleConfig)
 
     @auth.login_required
     async def bulk_preview(request: Request) -> Response:
-        data = await checked_form(request)
-        if isinstance(data, Response):
-            return data
-        try:
-            selected = OrderFilter.from_params({key: _text(data, key) or "" for key in data})
-        except FilterError as exc:
-            return page(request, "error.html", 400, message=f"Cannot filter on that: {exc}.")
+        selected = await form_filter(request)
+        if isinstance(selected, Response):
+            return selected
         count = (await client.count_workflows(selected.query(REPROCESSABLE_VALUES))).count
         return page(request, "bulk_preview.html", selected=selected, count=count)
 
     @auth.login_required
     async def bulk_run(request: Request) -> Response:
-        data = await checked_form(request)
-        if isinstance(data, Response):
-            return data
-        try:
-            selected = OrderFilter.from_params({key: _text(data, key) or "" for key in data})
-        except FilterError as exc:
-            return page(request, "error.html", 400, message=f"Cannot filter on that: {exc}.")
+        selected = await form_filter(request)
+        if isinstance(selected, Response):
+            return selected
         job = jobs.start(selected, reason="bulk reprocess from the seller's console")
         return RedirectResponse(f"/bulk/{job.id}", status_code=303)
 
