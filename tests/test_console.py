@@ -15,7 +15,10 @@ import httpx
 import pytest
 import pytest_asyncio
 from pydantic import SecretStr
+from sandboxes.vtex import FaultRule
 
+from connector.console.filters import OrderFilter
+from connector.console.orders import Counts
 from connector.console.server import console_password
 from connector.embedded import Sandboxes
 from connector.models import OrderStatus, order_workflow_id
@@ -24,6 +27,8 @@ from connector.stack import Stack
 from tests.conftest import embedded_settings
 from tests.console_support import csrf_of, listed_orders, logged_in, park_with_price_divergence, running_console
 from tests.helpers import signed_webhook, wait_for_state
+
+PLACE = "/api/fulfillment/pvt/orders"
 
 
 @pytest_asyncio.fixture
@@ -162,3 +167,17 @@ async def test_a_notification_set_aside_is_listed_for_the_seller(stack: Stack) -
         page = await http.get("/")
         assert "Notifications set aside" in page.text and odd_id in page.text
         await http.aclose()
+
+
+async def test_an_error_code_nobody_listed_is_counted_once_the_walk_finds_it(stack: Stack, box: Sandboxes) -> None:
+    box.vtex.add_fault(FaultRule(method="POST", path_contains=PLACE, status=400, code="ORD999", message="new rule"))
+    order = box.marketplace.new_order(items=[("1", 1)])
+    box.marketplace.notify(order["id"])
+    await wait_for_state(stack.client, "reference", order["id"], lambda s: s.status is OrderStatus.PARKED)
+    selected = OrderFilter(search=order["id"])
+    counter = Counts(stack.client)
+    by_status, by_code = await counter.count_now(selected)
+    assert by_status == {"parked": 1} and "ORD999" not in by_code  # not a code the connector knows of
+    await asyncio.sleep(0.5)  # visibility follows the last upsert a little behind
+    await counter.find_codes()
+    assert (await counter.count_now(selected))[1] == {"ORD999": 1}

@@ -76,6 +76,13 @@ def create_console_app(client: Client, store: OrderStore, config: ConsoleConfig)
             return page(request, "error.html", 403, message="This form expired. Go back, reload the page and retry.")
         return data
 
+    async def running_order(request: Request, workflow_id: str) -> OrderState | Response:
+        """The order an action is for, as it stands now; a 404 page when no running order answers."""
+        state = await order_state(client, workflow_id)
+        if state is None:
+            return page(request, "error.html", 404, message=f"No running order {workflow_id} answers.")
+        return state
+
     async def form_filter(request: Request) -> OrderFilter | Response:
         """The filter a bulk action's form carries, once its CSRF token matches; an error page otherwise."""
         data = await checked_form(request)
@@ -170,9 +177,9 @@ def create_console_app(client: Client, store: OrderStore, config: ConsoleConfig)
         if isinstance(data, Response):
             return data
         workflow_id = request.path_params["workflow_id"]
-        state = await order_state(client, workflow_id)
-        if state is None:
-            return page(request, "error.html", 404, message=f"No running order {workflow_id} answers.")
+        state = await running_order(request, workflow_id)
+        if isinstance(state, Response):
+            return state
         outcome = await reprocess_order(
             client,
             connection=state.connection,
@@ -180,7 +187,7 @@ def create_console_app(client: Client, store: OrderStore, config: ConsoleConfig)
             reason="reprocess requested from the seller's console",
         )
         done = "reprocess requested" if outcome in (Reprocessed.SIGNALED, Reprocessed.RESTARTED) else outcome.value
-        return RedirectResponse(f"/orders/{quote(workflow_id, safe='')}?done={quote(done)}", status_code=303)
+        return _back_to_order(workflow_id, done)
 
     @auth.login_required
     async def cancel(request: Request) -> Response:
@@ -191,9 +198,9 @@ def create_console_app(client: Client, store: OrderStore, config: ConsoleConfig)
         reason = (_text(data, "reason") or "").strip()
         if not reason:
             return page(request, "error.html", 400, message="Say why the order is canceled: the reason is required.")
-        state = await order_state(client, workflow_id)
-        if state is None:
-            return page(request, "error.html", 404, message=f"No running order {workflow_id} answers.")
+        state = await running_order(request, workflow_id)
+        if isinstance(state, Response):
+            return state
         accepted = await request_cancel(
             client,
             store,
@@ -202,7 +209,7 @@ def create_console_app(client: Client, store: OrderStore, config: ConsoleConfig)
             request=CancelRequest(reason=reason[:500], source="seller console"),
         )
         done = "cancel requested" if accepted else "the order is no longer running"
-        return RedirectResponse(f"/orders/{quote(workflow_id, safe='')}?done={quote(done)}", status_code=303)
+        return _back_to_order(workflow_id, done)
 
     @auth.login_required
     async def bulk_preview(request: Request) -> Response:
@@ -261,6 +268,11 @@ def create_console_app(client: Client, store: OrderStore, config: ConsoleConfig)
         ],
         exception_handlers={FilterError: bad_form},
     )
+
+
+def _back_to_order(workflow_id: str, done: str) -> Response:
+    """After an action: the order's page, with what was done in its banner."""
+    return RedirectResponse(f"/orders/{quote(workflow_id, safe='')}?done={quote(done)}", status_code=303)
 
 
 def _inert(value: str) -> str:

@@ -108,14 +108,19 @@ async def order_state(client: Client, workflow_id: str) -> OrderState | None:
 async def counts(client: Client, selected: OrderFilter) -> tuple[dict[str, int], dict[str, int]]:
     """Orders by status and by error code within the other filters, exact, in one go: a walk of the
     matching orders (about 0.3 s per 1,000). For a one-off (the CLI); the web console keeps `Counts`."""
-    statuses = [status for status in NEEDS_ACTION_VALUES if selected.status in (None, status)]
-    found = await asyncio.gather(*(client.count_workflows(selected.with_status(s).query()) for s in statuses))
-    by_status = {status: n.count for status, n in zip(statuses, found, strict=True) if n.count}
+    by_status = await status_counts(client, selected)
     by_code: Counter[str] = Counter()
     async for row in all_rows(client, selected.with_code(None)):
         if row.error_code:
             by_code[row.error_code] += 1
     return by_status, dict(by_code.most_common())
+
+
+async def status_counts(client: Client, selected: OrderFilter) -> dict[str, int]:
+    """Orders in each needs-action status within the filter, one visibility count each, all at once."""
+    statuses = [status for status in NEEDS_ACTION_VALUES if selected.status in (None, status)]
+    found = await asyncio.gather(*(client.count_workflows(selected.with_status(s).query()) for s in statuses))
+    return {status: n.count for status, n in zip(statuses, found, strict=True) if n.count}
 
 
 # Error codes the connector sets (workflows/order.py, connector/vtex/error_table.py, activities/failures.py):
@@ -160,20 +165,19 @@ class Counts:
         kept = self._kept.get(key)
         if kept is not None and kept[0] > now:
             return kept[1]
-        counted = await self._count(selected)
+        counted = await self.count_now(selected)
         self._kept = {k: v for k, v in self._kept.items() if v[0] > now}  # drop the expired
         self._kept[key] = (now + self._ttl, counted)
         return counted
 
-    async def _count(self, selected: OrderFilter) -> tuple[dict[str, int], dict[str, int]]:
-        statuses = [s for s in NEEDS_ACTION_VALUES if selected.status in (None, s)]
+    async def count_now(self, selected: OrderFilter) -> tuple[dict[str, int], dict[str, int]]:
+        """The counts without the kept ones: statuses and codes counted at once."""
         codes = sorted(self._codes)
-        found = await asyncio.gather(
-            *(self._client.count_workflows(selected.with_status(s).query()) for s in statuses),
-            *(self._client.count_workflows(selected.with_code(code).query()) for code in codes),
+        by_status, found = await asyncio.gather(
+            status_counts(self._client, selected),
+            asyncio.gather(*(self._client.count_workflows(selected.with_code(code).query()) for code in codes)),
         )
-        by_status = {s: n.count for s, n in zip(statuses, found[: len(statuses)], strict=True) if n.count}
-        by_code = {c: n.count for c, n in zip(codes, found[len(statuses) :], strict=True) if n.count}
+        by_code = {code: n.count for code, n in zip(codes, found, strict=True) if n.count}
         return by_status, dict(sorted(by_code.items(), key=lambda item: -item[1]))
 
     def _discover(self, now: float) -> None:
@@ -182,9 +186,10 @@ class Counts:
         if now - self._discovered_at < DISCOVERY_EVERY_SECONDS:
             return
         self._discovered_at = now
-        self._discovery = asyncio.create_task(self._walk(), name="console-error-codes")
+        self._discovery = asyncio.create_task(self.find_codes(), name="console-error-codes")
 
-    async def _walk(self) -> None:
+    async def find_codes(self) -> None:
+        """Walk the waiting orders for the error codes they carry; from then on only those are counted."""
         try:
             present = {row.error_code async for row in all_rows(self._client, OrderFilter()) if row.error_code}
         except Exception as exc:  # the codes counted so far stay; the walk is tried again later
