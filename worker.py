@@ -10,6 +10,7 @@ from typing import Any
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.channel_orders import ChannelOrderActivities
 from activities.importing import ImportActivities
 from activities.logbook import LogbookActivities
 from activities.marketplace import MarketplaceActivities, MarketplaceFollowUpActivities
@@ -65,6 +66,9 @@ def create_workers(
         seller_id=seller_id,
         services_endpoints={name: c.services_endpoint for name, c in connections.items()},
     )
+    channel_order_activities = ChannelOrderActivities(
+        vtex, logbook, services_endpoints={name: c.services_endpoint for name, c in connections.items()}
+    )
     marketplace_activities = MarketplaceActivities(adapters, logbook, ledger=store)
     follow_up_activities = MarketplaceFollowUpActivities(adapters, logbook)
     logbook_activities = LogbookActivities(logbook)
@@ -76,6 +80,9 @@ def create_workers(
         vtex_activities.validate_order,
         vtex_activities.place_order,
         vtex_activities.authorize_dispatch,
+        channel_order_activities.enqueue_channel_order,
+        channel_order_activities.look_up_channel_order,
+        channel_order_activities.approve_channel_order,
     ]
     vtex_steps: list[Callable[..., Any]] = [
         *local_vtex_steps,

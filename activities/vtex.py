@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from datetime import UTC, datetime
 from typing import Any
 
 from temporalio import activity
-from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
+from temporalio.exceptions import ApplicationError
 
 from activities.failures import vtex_failure
-from connector.failures import UNREAD_NOTIFICATION, VTEX_FAILURE_LOG_CODES
+from activities.vtex_common import TO_VTEX, existing_order_id, log_vtex_failure, refuse_if_unread_notification
 from connector.logbook import Logbook
 from connector.models import (
     AuthorizeDispatchInput,
@@ -27,19 +26,13 @@ from connector.models import (
     ValidationReport,
     VtexOrderInfo,
     VtexOrderInput,
-    vtex_order_id,
 )
-from connector.redundancy import unread_notification
 from connector.store.models import IdMapping, LogStatus
 from connector.validation import validate_order
 from connector.vtex.client import VtexClient
-from connector.vtex.error_table import Handling, classify, divergent_prices, seller_action
+from connector.vtex.error_table import Handling, classify, divergent_prices
 from connector.vtex.errors import VtexError
 from connector.vtex.payloads import fulfillment_order_body, return_invoice_body, simulation_body
-
-TO_VTEX = "Connector to VTEX"
-
-log = logging.getLogger(__name__)
 
 
 class VtexActivities:
@@ -110,7 +103,9 @@ class VtexActivities:
         """The VTEX id of this order if an earlier attempt placed it (its problems are then its own)."""
         marketplace_id = request.order.marketplace_order_id
         try:
-            existing = await self._existing_order_id(request.connection, marketplace_id, request.affiliate_id)
+            existing = await existing_order_id(
+                self._vtex, self._logbook.store, request.connection, marketplace_id, request.affiliate_id
+            )
         except VtexError:
             return None  # the failed validation stands; the order is retried and looks again
         if existing is None:
@@ -137,13 +132,17 @@ class VtexActivities:
     async def place_order(self, request: PlaceOrderInput) -> PlacedOrder:
         order = request.order
         if request.refuse_if_unread_notification:
-            await self._refuse_if_unread_notification(request.connection, order.marketplace_order_id)
+            await refuse_if_unread_notification(self._logbook.store, request.connection, order.marketplace_order_id)
         try:
             # A retry may follow an attempt whose response was lost after VTEX created the order:
             # look before placing again. The first attempt skips the look-up (one call less per order).
             if activity.info().attempt > 1:
-                existing = await self._existing_order_id(
-                    request.connection, order.marketplace_order_id, request.affiliate_id
+                existing = await existing_order_id(
+                    self._vtex,
+                    self._logbook.store,
+                    request.connection,
+                    order.marketplace_order_id,
+                    request.affiliate_id,
                 )
                 if existing is not None:
                     return await self._placed(request, PlacedOrder(vtex_order_id=existing, already_existed=True))
@@ -191,28 +190,11 @@ class VtexActivities:
         found = await self._require_existing(request)
         return found.model_copy(update={"already_existed": False, "awaiting_approval": created_async})
 
-    async def _refuse_if_unread_notification(self, connection: str, marketplace_order_id: str) -> None:
-        """Act only if no notification (a cancel, a change) came in since the workflow read the order.
-        A store that cannot say lets the step go on: the signal still reaches the workflow, which then
-        cancels what this step did; this check only keeps that from happening in the first place."""
-        try:
-            records = await self._logbook.store.handoffs(connection, [marketplace_order_id])
-        except Exception as exc:  # any store outage (sqlite3, psycopg): the check is advisory, see above
-            log.warning("order %s: could not look for an unread notification (%s); going on", marketplace_order_id, exc)
-            return
-        if unread_notification(records.get(marketplace_order_id)):
-            raise ApplicationError(
-                f"a notification for the order {marketplace_order_id} came in after its marketplace read; "
-                "it is read again first",
-                type=UNREAD_NOTIFICATION,
-                non_retryable=True,
-                # Expected, not a fault: logged by the SDK at debug level, not as a warning with a traceback.
-                category=ApplicationErrorCategory.BENIGN,
-            )
-
     async def _require_existing(self, request: PlaceOrderInput) -> PlacedOrder:
         marketplace_id = request.order.marketplace_order_id
-        existing = await self._existing_order_id(request.connection, marketplace_id, request.affiliate_id)
+        existing = await existing_order_id(
+            self._vtex, self._logbook.store, request.connection, marketplace_id, request.affiliate_id
+        )
         if existing is None:
             # VTEX has the order but OMS does not show it yet (it indexes new orders with a lag).
             raise ApplicationError(
@@ -227,24 +209,12 @@ class VtexActivities:
             )
         return PlacedOrder(vtex_order_id=existing, already_existed=True)
 
-    async def _existing_order_id(self, connection: str, marketplace_order_id: str, affiliate_id: str) -> str | None:
-        """The VTEX id of an order placed before: from our id map, else VTEX's usual id, else OMS's list.
-        The seller suffix is VTEX's choice, so the usual `-01` id is only a first guess."""
-        mapping = await self._logbook.store.resolve(connection, marketplace_order_id)
-        if mapping is not None and mapping.marketplace_order_id == marketplace_order_id:
-            return mapping.vtex_order_id
-        guess = await self._vtex.get_order(vtex_order_id(affiliate_id, marketplace_order_id))
-        if guess is not None:
-            return guess.order_id
-        found = await self._vtex.find_order_ids(marketplace_order_id, affiliate_id=affiliate_id)
-        return found[0] if found else None
-
     @activity.defn(name="find_vtex_order")
     async def find_vtex_order(self, request: FindVtexOrderInput) -> str | None:
         """The id of the VTEX order of a marketplace order, or None if VTEX shows none (yet)."""
         try:
-            found = await self._existing_order_id(
-                request.connection, request.marketplace_order_id, request.affiliate_id
+            found = await existing_order_id(
+                self._vtex, self._logbook.store, request.connection, request.marketplace_order_id, request.affiliate_id
             )
         except VtexError as exc:
             raise vtex_failure(exc, sales_channel="") from None
@@ -303,7 +273,7 @@ class VtexActivities:
     @activity.defn(name="authorize_dispatch")
     async def authorize_dispatch(self, request: AuthorizeDispatchInput) -> None:
         if request.refuse_if_unread_notification:
-            await self._refuse_if_unread_notification(request.connection, request.marketplace_order_id)
+            await refuse_if_unread_notification(self._logbook.store, request.connection, request.marketplace_order_id)
         try:
             await self._vtex.authorize_dispatch(
                 request.marketplace_order_id,
@@ -492,21 +462,15 @@ class VtexActivities:
         sales_channel: str,
         translated: Any = None,
     ) -> None:
-        handling = classify(exc.status, exc.code)
-        code = VTEX_FAILURE_LOG_CODES[handling]
-        if operation == "Cancel order" and handling is Handling.CREDENTIALS:
-            code = "K"  # the guide's "not able to communicate with VTEX to cancel the order"
-        await self._logbook.record(
-            code=code,
-            operation=operation,
-            direction=TO_VTEX,
-            status=LogStatus.ALERT if handling is Handling.CREDENTIALS else LogStatus.ERROR,
-            business_message=seller_action(exc.status, exc.code, exc.message, sales_channel=sales_channel),
+        await log_vtex_failure(
+            self._logbook,
             connection=connection,
             marketplace_order_id=marketplace_order_id,
-            vtex_order_id=vtex_id,
+            vtex_id=vtex_id,
+            operation=operation,
+            exc=exc,
+            sales_channel=sales_channel,
             translated=translated,
-            destination={"status": exc.status, "code": exc.code, "message": exc.message},
         )
 
 

@@ -15,7 +15,7 @@ from typing import TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from connector.models import ReprocessPolicy
+from connector.models import ReprocessPolicy, VtexFlow
 from connector.secret_strength import require_strong
 from connector.settings import Settings, SettingsError, callback_tokens
 
@@ -31,6 +31,9 @@ class ConnectionConfig(BaseModel):
     name: str = Field(pattern=NAME_PATTERN)
     marketplace: str = Field(default="reference", description="Which adapter speaks to the marketplace.")
     marketplace_base_url: str | None = None
+    vtex_flow: VtexFlow | None = Field(
+        default=None, description="fulfillment (Place fulfillment order) or order-integration (Channel Order API)."
+    )
     affiliate_id: str | None = Field(default=None, pattern=r"^[A-Za-z]{3}$")
     sales_channel: str | None = Field(default=None, pattern=r"^\d+$")
     webhook_secret: str | None = None
@@ -77,6 +80,7 @@ class Connection:
     callback_tokens: tuple[str, ...] = field(repr=False)
     webhook_secret: str = field(repr=False)
     price_divergence_allowance_rate: float | None = None
+    vtex_flow: VtexFlow = VtexFlow.FULFILLMENT
     accept_unpaid_orders: bool = False
     payment_window_seconds: float = 86400.0
     poll_interval_seconds: float = 60.0
@@ -137,6 +141,7 @@ def build_connections(settings: Settings, *, marketplace_urls: dict[str, str] | 
             sales_channel=config.sales_channel or settings.vtex_sales_channel,
             marketplace_base_url=base_url.rstrip("/"),
             services_endpoint=settings.marketplace_services_endpoint(config.name, tokens[0]),
+            vtex_flow=_pick(config.vtex_flow, settings.vtex_flow),
             callback_tokens=tokens,
             webhook_secret=config.webhook_secret or _secret(settings, config.name, "webhook-secret", "WEBHOOK_SECRET"),
             price_divergence_allowance_rate=_pick(

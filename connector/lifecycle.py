@@ -4,7 +4,7 @@ OrderLifecycle (workflows/order.py) moves an order only along these edges; the `
 `OrderStatus` search attribute and the timeline all show the status this table names. Read it top to
 bottom as the order's life:
 
-    received → (awaiting-payment →) validating → placed | pending-approval → dispatch-authorized
+    received → (awaiting-payment →) validating (→ enqueued) → placed | pending-approval → dispatch-authorized
              → invoiced → completed (→ after-sale → canceled)
     any working status → reprocessing | parked | dead-lettered → back to where it was
     any status before completed → canceling → canceled (→ late-payment)
@@ -12,6 +12,8 @@ bottom as the order's life:
 reprocessing: a transient failure, retried on a durable backoff. dead-lettered: still failing after
 `max_attempts`, retried every `dead_letter_retry_seconds`, with an alert. parked: the seller or operator
 must act (an ErrorCode says what), then `connector reprocess` or a new notification resumes it.
+enqueued: only for connections on VTEX's Channel Order API (vtex_flow order-integration), sent and waiting
+for VTEX's asynchronous result.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ WORKING = frozenset(
         S.RECEIVED,
         S.AWAITING_PAYMENT,
         S.VALIDATING,
+        S.ENQUEUED,
         S.PLACED,
         S.PENDING_APPROVAL,
         S.DISPATCH_AUTHORIZED,
@@ -51,7 +54,10 @@ SETTLED = frozenset({S.COMPLETED, S.CANCELED, S.LATE_PAYMENT})
 _FORWARD: dict[OrderStatus, frozenset[OrderStatus]] = {
     S.RECEIVED: frozenset({S.AWAITING_PAYMENT, S.VALIDATING, S.CANCELING, S.CANCELED}),
     S.AWAITING_PAYMENT: frozenset({S.VALIDATING, S.DISPATCH_AUTHORIZED, S.CANCELING, S.CANCELED}),
-    S.VALIDATING: frozenset({S.PLACED, S.PENDING_APPROVAL, S.AWAITING_PAYMENT, S.CANCELING, S.CANCELED}),
+    S.VALIDATING: frozenset(
+        {S.ENQUEUED, S.PLACED, S.PENDING_APPROVAL, S.AWAITING_PAYMENT, S.CANCELING, S.CANCELED}
+    ),
+    S.ENQUEUED: frozenset({S.PLACED, S.PENDING_APPROVAL, S.CANCELING, S.CANCELED}),
     S.PLACED: frozenset({S.AWAITING_PAYMENT, S.DISPATCH_AUTHORIZED, S.CANCELING, S.CANCELED}),
     S.PENDING_APPROVAL: frozenset({S.PLACED, S.AWAITING_PAYMENT, S.DISPATCH_AUTHORIZED, S.CANCELING, S.CANCELED}),
     S.DISPATCH_AUTHORIZED: frozenset({S.INVOICED, S.COMPLETED, S.CANCELING, S.CANCELED}),

@@ -43,6 +43,7 @@ REDACTED_KEYS = frozenset(
         "payments",
         "X-VTEX-API-AppToken",
         "marketplaceServicesEndpoint",
+        "connectorEndpoint",
         "x-vtex-api-apptoken",
         "app_token",
         "appToken",

@@ -21,6 +21,15 @@ class MarketplaceOrderStatus(StrEnum):
     CANCELED = "canceled"
 
 
+class VtexFlow(StrEnum):
+    """How a connection places orders in VTEX (README, "Two ways into VTEX")."""
+
+    # Place fulfillment order + authorize dispatch: the method VTEX's guides mark deprecated.
+    FULFILLMENT = "fulfillment"
+    # The Channel Order API (New Order Integration): enqueue, VTEX reports the result asynchronously.
+    ORDER_INTEGRATION = "order-integration"
+
+
 class DeliveryChannel(StrEnum):
     DELIVERY = "delivery"
     PICKUP_IN_POINT = "pickup-in-point"
@@ -258,6 +267,8 @@ class OrderStatus(StrEnum):
     RECEIVED = "received"
     AWAITING_PAYMENT = "awaiting-payment"
     VALIDATING = "validating"
+    # Sent to VTEX's Channel Order API (New Order Integration); VTEX integrates it asynchronously.
+    ENQUEUED = "enqueued"
     PENDING_APPROVAL = "pending-approval"
     PLACED = "placed"
     DISPATCH_AUTHORIZED = "dispatch-authorized"
@@ -272,6 +283,23 @@ class OrderStatus(StrEnum):
     AFTER_SALE = "after-sale"
     # The marketplace reports a payment for an order canceled when its payment window passed.
     LATE_PAYMENT = "late-payment"
+
+
+class ChannelOrderError(BaseModel):
+    source: str | None = None
+    code: str | None = None
+    description: str | None = None
+
+
+class ChannelOrderResult(BaseModel):
+    """VTEX's processing-result notification (Channel Order API), as the intake hands it to the order: a
+    hint the order checks with VTEX before it moves (workflows/order.py)."""
+
+    flow: str = Field(description="PlaceOrder or ApproveOrder.")
+    code: str = Field(description="SOI001, SOI002, or an EOI error code.")
+    operation_id: str | None = None
+    main_order_id: str | None = None
+    errors: list[ChannelOrderError] = Field(default_factory=list)
 
 
 class TimelineEntry(BaseModel):
@@ -293,6 +321,9 @@ class ReprocessPolicy(BaseModel):
     max_attempts: int = Field(default=10, ge=1)
     dead_letter_retry_seconds: float = Field(default=6 * 3600.0, gt=0)
     approval_poll_seconds: float = Field(default=300.0, gt=0)
+    # First look at VTEX after a Channel Order request, doubling up to the unknown-placement window: the
+    # processing-result notification usually comes first, but completion never depends on it.
+    channel_order_check_seconds: float = Field(default=15.0, gt=0)
     # Start-to-close of one activity attempt: how long a worker killed mid-activity delays the retry.
     activity_timeout_seconds: float = Field(default=60.0, gt=0)
 
@@ -362,6 +393,14 @@ class OrderSnapshot(BaseModel):
     vtex_canceled: VtexCancellation | None = None
     we_asked_vtex_to_cancel: bool = False
     return_invoice_number: str | None = None
+    # Channel Order API (vtex_flow order-integration): when the order was last sent, whether as paid,
+    # when the approval was last sent, and the processing results not acted on yet.
+    enqueued_at: datetime | None = None
+    enqueued_paid: bool = False
+    # The operationId VTEX gave the last request, when it gave one: an error result must carry it.
+    operation_id: str | None = None
+    approval_sent_at: datetime | None = None
+    results: list[ChannelOrderResult] = Field(default_factory=list)
 
 
 class OrderWorkflowInput(BaseModel):
@@ -398,6 +437,8 @@ class OrderWorkflowInput(BaseModel):
     local_integration: bool = False
     # VTEX activities run on their own task queue, rate-limited server-side across all workers.
     vtex_task_queue: str | None = None
+    # Orders started before the Channel Order API was offered lack it and replay as fulfillment orders.
+    vtex_flow: VtexFlow = VtexFlow.FULFILLMENT
 
 
 class OrderState(BaseModel):
@@ -449,6 +490,46 @@ class PlaceOrderInput(BaseModel):
     # Set when the placement shares a workflow task with the marketplace read (local_integration): a
     # signal sent meanwhile has not reached the workflow, so the store is asked instead.
     refuse_if_unread_notification: bool = False
+
+
+class EnqueueChannelOrderInput(BaseModel):
+    """Send an order to VTEX's Channel Order API (`marketplaceOrderStatus` approved when paid, else new)."""
+
+    order: MarketplaceOrder
+    report: ValidationReport
+    affiliate_id: str
+    sales_channel: str
+    connection: str
+    price_divergence_allowance_rate: float | None = None
+    lock_ttl: str = "1d"
+    refuse_if_unread_notification: bool = False
+
+
+class LookUpChannelOrderInput(BaseModel):
+    """Where VTEX stands on a Channel Order request: the VTEX order it made, if any."""
+
+    connection: str
+    marketplace_order_id: str
+    affiliate_id: str
+    sales_channel: str
+    # Where a processing result says the order is (`fields.mainOrderId`), looked at first.
+    main_order_id: str | None = None
+    # A PlaceOrder error result to confirm: it holds only when VTEX shows no order.
+    result: ChannelOrderResult | None = None
+    # Looking for the approval (of an order VTEX has) rather than for the integration.
+    approval: bool = False
+
+
+class ApproveChannelOrderInput(BaseModel):
+    """Ask VTEX to approve a Channel Order order (Update order status, `approved`): paid in the marketplace."""
+
+    connection: str
+    marketplace_order_id: str
+    vtex_order_id: str
+    sales_channel: str
+    refuse_if_unread_notification: bool = False
+    # An ApproveOrder error result (EOI008, EOI009, ...) that came since the last request, to report.
+    result: ChannelOrderResult | None = None
 
 
 class CancelOrderInput(BaseModel):

@@ -12,7 +12,7 @@ from typing import Literal
 from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from connector.models import ReprocessPolicy
+from connector.models import ReprocessPolicy, VtexFlow
 from connector.secret_strength import require_strong
 
 VTEX_TOKEN_REMEDY = "use the app token VTEX generated with the app key (Account settings > Application keys)"
@@ -55,6 +55,10 @@ class Settings(BaseSettings):
     reprocess_max_attempts: int = Field(default=10, ge=10, description="VTEX asks for at least 10.")
     dead_letter_retry_seconds: float = Field(default=6 * 3600.0, gt=0)
     price_approval_poll_seconds: float = Field(default=300.0, gt=0)
+    # How orders are placed in VTEX (README, "Two ways into VTEX"); CONNECTIONS_FILE may set it per connection.
+    vtex_flow: VtexFlow = VtexFlow.FULFILLMENT
+    # Channel Order API: the first look at VTEX after a request, doubling (the notification usually comes first).
+    channel_order_check_seconds: float = Field(default=15.0, gt=0)
     activity_attempts: int = Field(default=5, ge=1)
     activity_initial_interval_seconds: float = Field(default=1.0, gt=0)
 
@@ -201,6 +205,7 @@ class Settings(BaseSettings):
             max_attempts=self.reprocess_max_attempts,
             dead_letter_retry_seconds=self.dead_letter_retry_seconds,
             approval_poll_seconds=self.price_approval_poll_seconds,
+            channel_order_check_seconds=self.channel_order_check_seconds,
             # A placement makes up to three sequential VTEX calls (look-up, place, place async).
             activity_timeout_seconds=3 * self.vtex_timeout_seconds + 5,
         )

@@ -81,6 +81,7 @@ async def hand_off_order(
                 continue_as_new_after_events=connection.continue_as_new_after_events,
                 lean_history=True,
                 local_integration=True,
+                vtex_flow=connection.vtex_flow,
             ),
             id=workflow_id,
             task_queue=task_queue,

@@ -28,21 +28,27 @@ from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.exceptions import TimeoutError as StepTimeout
 
 with workflow.unsafe.imports_passed_through():
+    from activities.channel_orders import APPROVED_STATUSES as CHANNEL_APPROVED_STATUSES
+    from activities.channel_orders import MANUAL_AUTHORIZATION, ChannelOrderActivities
     from activities.logbook import LogbookActivities
     from activities.marketplace import MarketplaceActivities, MarketplaceFollowUpActivities
     from activities.vtex import VtexActivities
     from connector.failures import VTEX_THROTTLED, Disposition, disposition
     from connector.lifecycle import HELD, allowed
     from connector.models import (
+        ApproveChannelOrderInput,
         AuthorizeDispatchInput,
         CancelInVtexInput,
         CancelOutcome,
         CancelRequest,
+        ChannelOrderResult,
+        EnqueueChannelOrderInput,
         FetchOrderInput,
         FindVtexOrderInput,
         Invoice,
         InvoiceProgress,
         InvoiceType,
+        LookUpChannelOrderInput,
         MarketplaceCancellationInput,
         MarketplaceInvoiceInput,
         MarketplaceNotification,
@@ -60,7 +66,9 @@ with workflow.unsafe.imports_passed_through():
         Stage,
         TimelineEntry,
         ValidateOrderInput,
+        ValidationReport,
         VtexCancellation,
+        VtexFlow,
         VtexOrderInfo,
         VtexOrderInput,
         WorkflowLogInput,
@@ -80,6 +88,8 @@ APPROVED_STATUSES = frozenset(
     {"waiting-ffmt-authorization", "payment-pending", "payment-approved", "ready-for-handling", "handling", "invoiced"}
 )
 CONNECTOR_ERROR = "CONNECTOR_ERROR"
+# Activities that call VTEX: as regular activities they run on the rate-limited VTEX task queue.
+VTEX_STEP_CLASSES = (VtexActivities, ChannelOrderActivities)
 LATE_PAYMENT = "LATE_PAYMENT"
 # With lean_history, the marketplace read and the validation run as local activities, in one workflow
 # task; placement and authorization stay regular activities, so the workflow-task boundary before each is
@@ -91,10 +101,22 @@ LOCAL_STEPS = (MarketplaceActivities.fetch_marketplace_order, VtexActivities.val
 # since its read (a webhook, the poller, `connector cancel`); if so they refuse (READ_AGAIN) and the
 # workflow waits for that signal, then reads the order again. A canceled order is thus never placed or
 # authorized once its cancel is in the connector's hands.
-INTEGRATION_LOCAL_STEPS = (*LOCAL_STEPS, VtexActivities.place_order, VtexActivities.authorize_dispatch)
+INTEGRATION_LOCAL_STEPS = (
+    *LOCAL_STEPS,
+    VtexActivities.place_order,
+    VtexActivities.authorize_dispatch,
+    ChannelOrderActivities.enqueue_channel_order,
+    ChannelOrderActivities.look_up_channel_order,
+    ChannelOrderActivities.approve_channel_order,
+)
 # How long a refused step waits for the notification's signal (sent right after the store noted it) before
 # reading the order again anyway.
 UNREAD_NOTIFICATION_WAIT_SECONDS = 10.0
+# The Channel Order API's flows (processing-result notifications, `flow`).
+PLACE_ORDER = "PlaceOrder"
+APPROVE_ORDER = "ApproveOrder"
+# Processing results kept for the order at most (a sender repeating itself must not grow the history).
+MAX_PENDING_RESULTS = 10
 
 
 @workflow.defn(name="OrderLifecycle")
@@ -123,6 +145,11 @@ class OrderLifecycle:
         self._vtex_canceled = snap.vtex_canceled
         self._we_asked_vtex_to_cancel = snap.we_asked_vtex_to_cancel
         self._return_invoice_number = snap.return_invoice_number
+        self._enqueued_at = snap.enqueued_at
+        self._enqueued_paid = snap.enqueued_paid
+        self._operation_id = snap.operation_id
+        self._approval_sent_at = snap.approval_sent_at
+        self._results = snap.results
         self._held_step: str | None = None
         # Search-attribute updates not written yet (see _flush), by attribute name: the last one wins.
         self._unwritten: dict[str, SearchAttributeUpdate[Any]] = {}
@@ -203,6 +230,18 @@ class OrderLifecycle:
         if self._vtex_canceled is None:
             self._vtex_canceled = cancellation
 
+    @workflow.signal
+    def vtex_processing_result(self, result: ChannelOrderResult) -> None:
+        """VTEX's processing-result notification (Channel Order API): where to look and what VTEX reports,
+        checked with VTEX before it moves the order (the order never waits on it: it looks on a timer)."""
+        if self._input.vtex_flow is not VtexFlow.ORDER_INTEGRATION:
+            self._record(
+                "vtex-result", "alert", f"VTEX reported {result.code} for an order not sent as a channel order"
+            )
+            return
+        self._results = [*self._results, result][-MAX_PENDING_RESULTS:]
+        self._record("vtex-result", "pending", f"VTEX reported {result.code} ({result.flow}); checking with VTEX")
+
     @workflow.query
     def status(self) -> OrderState:
         return self._state
@@ -268,7 +307,13 @@ class OrderLifecycle:
                 continue
             if self._state.status is S.AWAITING_PAYMENT:
                 self._record("payment", "success", "the marketplace confirmed the payment")
-            authorized = await self._authorize(order, self._placed)
+            if self._input.vtex_flow is VtexFlow.ORDER_INTEGRATION:
+                approved = await self._approve_through_channel(self._placed)
+                if approved is INTERRUPTED:
+                    continue
+                authorized = approved
+            else:
+                authorized = await self._authorize(order, self._placed)
             if isinstance(authorized, Failure):
                 if authorized.disposition is Disposition.READ_AGAIN:
                     await self._await_unread_notification()
@@ -300,6 +345,8 @@ class OrderLifecycle:
             self._cancel = CancelRequest(reason="canceled in the marketplace", source="marketplace")
 
     async def _validate_and_place(self, order: MarketplaceOrder) -> PlacedOrder | Failure | Interrupted:
+        if self._enqueued_at is not None:
+            return await self._await_channel_result()  # sent before a continue-as-new or a cancel's check
         self._move(S.VALIDATING)
         report = await self._step(
             "validate",
@@ -330,6 +377,8 @@ class OrderLifecycle:
         self._record("validate", "success", "simulation and SKU checks passed")
         if self._interrupted():
             return INTERRUPTED
+        if self._input.vtex_flow is VtexFlow.ORDER_INTEGRATION:
+            return await self._place_through_channel(order, report)
         attempted_before, self._place_attempted = self._place_attempted, True
         placed = await self._step(
             "place",
@@ -354,6 +403,183 @@ class OrderLifecycle:
             self._place_attempted = placed.kind in ("", Handling.TRANSIENT.value)
             return placed
         return self._took_placed(placed)
+
+    async def _place_through_channel(
+        self, order: MarketplaceOrder, report: ValidationReport
+    ) -> PlacedOrder | Failure | Interrupted:
+        """Send the order to the Channel Order API (approved when paid, else new), then wait for VTEX."""
+        paid = order.status is MarketplaceOrderStatus.PAID
+        attempted_before, self._place_attempted = self._place_attempted, True
+        sent = await self._step(
+            "place",
+            ChannelOrderActivities.enqueue_channel_order,
+            EnqueueChannelOrderInput(
+                order=order,
+                report=report,
+                affiliate_id=self._input.affiliate_id,
+                sales_channel=self._input.sales_channel,
+                connection=self._input.connection,
+                price_divergence_allowance_rate=self._input.price_divergence_allowance_rate,
+                lock_ttl=lock_ttl(self._input.payment_window_seconds),
+                refuse_if_unread_notification=self._input.local_integration,
+            ),
+        )
+        if isinstance(sent, Failure):
+            refused = sent.disposition is Disposition.READ_AGAIN
+            self._place_attempted = attempted_before if refused else sent.kind in ("", Handling.TRANSIENT.value)
+            return sent
+        self._enqueued_at, self._enqueued_paid, self._operation_id = workflow.now(), paid, sent
+        self._results = [r for r in self._results if r.flow != PLACE_ORDER]  # about an earlier send
+        self._move(S.ENQUEUED)
+        status = "approved" if paid else "new"
+        self._record("place", "pending", f"sent to VTEX's Channel Order API as {status}; waiting for its result", "X19")
+        return await self._await_channel_result()
+
+    async def _await_channel_result(self) -> PlacedOrder | Failure | Interrupted:
+        """Until VTEX shows the order: look now and then on a doubling timer, sooner when VTEX reports a
+        result; an error VTEX reports holds only if VTEX shows no order (the look-up's to decide). Past the
+        unknown-placement window with nothing to show, the order is sent again (EOI007 keeps it single)."""
+        assert self._enqueued_at is not None
+        window = self._input.unknown_placement_window_seconds
+        checks = 0
+        while True:
+            result = await self._believable(self._take_result(PLACE_ORDER))
+            found = await self._step(
+                "place",
+                ChannelOrderActivities.look_up_channel_order,
+                LookUpChannelOrderInput(
+                    connection=self._input.connection,
+                    marketplace_order_id=self._input.marketplace_order_id,
+                    affiliate_id=self._input.affiliate_id,
+                    sales_channel=self._input.sales_channel,
+                    main_order_id=result.main_order_id if result else None,
+                    result=result if result is not None and not result.code.startswith("SOI") else None,
+                ),
+            )
+            if isinstance(found, Failure):
+                self._enqueued_at = None  # the next attempt sends it again
+                # An error VTEX reported with no order behind it: known not to exist (a cancel need not look).
+                self._place_attempted = found.kind in ("", Handling.TRANSIENT.value)
+                return found
+            if found is not None:
+                self._enqueued_at = None
+                placed = PlacedOrder(
+                    vtex_order_id=found.vtex_order_id, awaiting_approval=found.status == MANUAL_AUTHORIZATION
+                )
+                return self._took_placed(placed)
+            waited = (workflow.now() - self._enqueued_at).total_seconds()
+            if waited >= window:
+                self._enqueued_at = None
+                return await self._no_result("integrated", "the order is sent again (VTEX refuses a duplicate)")
+            await self._pause(
+                lambda: self._woken() or self._has_result(PLACE_ORDER),
+                seconds=min(self._policy.channel_order_check_seconds * 2**checks, window - waited),
+            )
+            checks += 1
+            if self._woken():
+                return INTERRUPTED  # the integration loop reads the order again (a cancel?), then comes back
+
+    async def _approve_through_channel(self, placed: PlacedOrder) -> Failure | Interrupted | None:
+        """A paid order: VTEX approves one sent as approved by itself (SOI002); one sent as new, or one VTEX
+        does not approve within a check, is approved on request. Done when VTEX shows it approved."""
+        window = self._input.unknown_placement_window_seconds
+        checks = 0
+        while True:
+            result = self._take_result(APPROVE_ORDER)
+            info = await self._step(
+                "authorize",
+                ChannelOrderActivities.look_up_channel_order,
+                LookUpChannelOrderInput(
+                    connection=self._input.connection,
+                    marketplace_order_id=self._input.marketplace_order_id,
+                    affiliate_id=self._input.affiliate_id,
+                    sales_channel=self._input.sales_channel,
+                    main_order_id=placed.vtex_order_id,
+                    approval=True,
+                ),
+            )
+            if isinstance(info, Failure):
+                return info
+            status = info.status if info is not None else None
+            if status in CHANNEL_APPROVED_STATUSES:
+                self._approval_sent_at = None
+                self._move(S.DISPATCH_AUTHORIZED)
+                self._record("authorize", "success", f"VTEX approved {placed.vtex_order_id}: dispatch authorized")
+                return None
+            if status == "canceled":
+                self._vtex_canceled = VtexCancellation(reason="VTEX canceled the order before approving it")
+                return INTERRUPTED
+            if status == MANUAL_AUTHORIZATION:
+                # EOI011: the seller has not decided on the price divergence yet.
+                placed.awaiting_approval, self._price_approved = True, False
+                return INTERRUPTED
+            error = result if result is not None and result.code.startswith("EOI") else None
+            due = self._approval_sent_at is None and (not self._enqueued_paid or checks > 0)
+            if error is not None or due:
+                sent = await self._step(
+                    "authorize",
+                    ChannelOrderActivities.approve_channel_order,
+                    ApproveChannelOrderInput(
+                        connection=self._input.connection,
+                        marketplace_order_id=self._input.marketplace_order_id,
+                        vtex_order_id=placed.vtex_order_id,
+                        sales_channel=self._input.sales_channel,
+                        refuse_if_unread_notification=self._input.local_integration,
+                        result=error,
+                    ),
+                )
+                if isinstance(sent, Failure):
+                    self._approval_sent_at = None
+                    return sent
+                self._approval_sent_at = workflow.now()
+                self._record("authorize", "pending", f"approval of {placed.vtex_order_id} sent to VTEX", "X21")
+            elif self._approval_sent_at is not None:
+                if (workflow.now() - self._approval_sent_at).total_seconds() >= window:
+                    self._approval_sent_at = None
+                    return await self._no_result("approved", "the approval is sent again")
+            await self._pause(
+                lambda: self._woken() or self._has_result(APPROVE_ORDER),
+                seconds=min(self._policy.channel_order_check_seconds * 2**checks, window),
+            )
+            checks += 1
+            if self._woken():
+                return INTERRUPTED
+
+    async def _no_result(self, what: str, then: str) -> Failure:
+        minutes = f"{self._input.unknown_placement_window_seconds / 60:g} minutes"
+        reason = (
+            f"VTEX has not {what} the order {self._input.marketplace_order_id} {minutes} after the request and "
+            f"reported no error; {then}."
+        )
+        await self._log_line("X20", "pending", reason)
+        return Failure("place" if what == "integrated" else "authorize", Disposition.RETRY, "NO_RESULT", reason)
+
+    async def _believable(self, result: ChannelOrderResult | None) -> ChannelOrderResult | None:
+        """An error result holds only with the operationId VTEX gave the request (when it gave one): VTEX
+        shows nothing to check an error against but the absence of the order."""
+        if result is None or result.code.startswith("SOI") or self._operation_id in (None, result.operation_id):
+            return result
+        await self._log_line(
+            "X18",
+            "alert",
+            f"A processing result {result.code} for the order {self._input.marketplace_order_id} names another "
+            "request than the connector's; it was ignored. If it was not VTEX, someone knows the callback URL: "
+            "rotate CALLBACK_TOKEN.",
+        )
+        return None
+
+    def _has_result(self, flow: str) -> bool:
+        return any(result.flow == flow for result in self._results)
+
+    def _take_result(self, flow: str) -> ChannelOrderResult | None:
+        """The most telling result VTEX reported for `flow` since the last look (a success over an error,
+        else the latest), and forget the others: each look asks VTEX anyway."""
+        mine = [result for result in self._results if result.flow == flow]
+        if not mine:
+            return None
+        self._results = [result for result in self._results if result.flow != flow]
+        successes = [result for result in mine if result.code.startswith("SOI")]
+        return (successes or mine)[-1]
 
     def _took_placed(self, placed: PlacedOrder) -> PlacedOrder:
         self._placed = placed
@@ -718,7 +944,7 @@ class OrderLifecycle:
     async def _step(self, step: str, activity: Callable[[Any, A], Awaitable[T]], argument: A) -> T | Failure:
         """One activity call; its failure comes back as a value, classified in one place."""
         policy = self._policy
-        vtex = getattr(VtexActivities, activity.__name__, None) is activity
+        vtex = any(getattr(steps, activity.__name__, None) is activity for steps in VTEX_STEP_CLASSES)
         timeout = timedelta(seconds=policy.activity_timeout_seconds)
         retry = RetryPolicy(
             initial_interval=timedelta(seconds=policy.activity_initial_interval_seconds),
@@ -871,6 +1097,11 @@ class OrderLifecycle:
             vtex_canceled=self._vtex_canceled,
             we_asked_vtex_to_cancel=self._we_asked_vtex_to_cancel,
             return_invoice_number=self._return_invoice_number,
+            enqueued_at=self._enqueued_at,
+            enqueued_paid=self._enqueued_paid,
+            operation_id=self._operation_id,
+            approval_sent_at=self._approval_sent_at,
+            results=self._results,
         )
         workflow.continue_as_new(self._input.model_copy(update={"snapshot": snapshot, "resume": None}))
 

@@ -1,4 +1,5 @@
-"""VTEX's callbacks on marketplaceServicesEndpoint: invoices, tracking and cancellations, as signals.
+"""VTEX's callbacks on marketplaceServicesEndpoint (the Channel Order API's connectorEndpoint, the same URL):
+invoices, tracking, cancellations and processing results, as signals.
 
 VTEX does not sign these calls, so the endpoint URL it was given carries an unguessable per-connection
 token, compared in constant time (several during a rotation); a wrong token gets the same 404 as an
@@ -7,6 +8,11 @@ id: the id map resolves both. Then the claim is checked with VTEX itself (connec
 callback_checks.py): one that does not check out gets 409, an alert in the order log, and changes
 nothing; VTEX unreachable gets 503 (deliver again). The answer is VTEX's receipt contract, `{orderId,
 receipt, date}`, given once the signal is accepted (the workflow does the rest).
+
+A processing result of the Channel Order API (`/order-integration/notification/processing-result`) is not
+checked here: it only tells the order where to look, and the order asks VTEX itself before it moves
+(workflows/order.py), so a forged, repeated, late or lost one changes nothing wrong. One for an order the
+connector is not integrating is answered and leaves an X18 alert.
 """
 
 from __future__ import annotations
@@ -30,11 +36,21 @@ from connector.connections import Connection
 from connector.intake.bodies import capped_body
 from connector.intake.callback_checks import Confirmed, cancellation_problem, confirm_invoice
 from connector.logbook import Logbook
-from connector.models import Invoice, InvoiceItem, InvoiceType, VtexCancellation, order_workflow_id
+from connector.models import (
+    ChannelOrderError,
+    ChannelOrderResult,
+    Invoice,
+    InvoiceItem,
+    InvoiceType,
+    MarketplaceNotification,
+    VtexCancellation,
+    order_workflow_id,
+)
 from connector.starter import LATE_EVENT_CODE
 from connector.store.base import OrderStore
 from connector.store.models import IdMapping, LogStatus
 from connector.vtex.client import VtexClient
+from connector.vtex.responses import ChannelOrderAnswer
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +58,7 @@ PREFIX = "/vtex/{connection}/{token}"
 # An invoice may embed its XML (embeddedInvoice); a cancellation is a reason at most.
 MAX_INVOICE_BYTES = 512 * 1024
 MAX_CANCEL_BYTES = 16 * 1024
+MAX_RESULT_BYTES = 64 * 1024
 # X18 in the order-log table (README): a VTEX callback VTEX itself does not confirm.
 UNVERIFIED_CALLBACK_CODE = "X18"
 
@@ -162,7 +179,52 @@ def callback_routes(
             return await refuse(found, "cancellation", problem, claimed)
         return await _signal(client, logbook, found, "vtex_canceled", claimed)
 
+    async def processing_result(request: Request) -> Response:
+        name = request.path_params["connection"]
+        connection = connections.get(name)
+        if connection is None or not _known_token(request.path_params["token"], connection.callback_tokens):
+            log.warning("refused a VTEX processing result for %r from %s: wrong token", name, _client(request))
+            return JSONResponse({"error": "not found"}, status_code=404)
+        try:
+            answer = ChannelOrderAnswer.model_validate_json(await capped_body(request, MAX_RESULT_BYTES))
+            order_id = MarketplaceNotification(
+                marketplace_order_id=answer.marketplace_order_id or ""
+            ).marketplace_order_id
+        except ValidationError as exc:
+            return JSONResponse({"error": f"invalid processing result: {_first_error(exc)}"}, status_code=400)
+        result = ChannelOrderResult(
+            flow=answer.flow,
+            code=answer.code,
+            operation_id=answer.operation_id,
+            main_order_id=answer.fields.main_order_id if answer.fields else None,
+            errors=[ChannelOrderError(source=e.source, code=e.code, description=e.description) for e in answer.errors],
+        )
+        mapping = IdMapping(connection=name, marketplace_order_id=order_id, vtex_order_id=result.main_order_id or "")
+        handle = client.get_workflow_handle(order_workflow_id(name, order_id))
+        try:
+            await handle.signal("vtex_processing_result", result)
+        except RPCError as exc:
+            if exc.status != RPCStatusCode.NOT_FOUND:
+                log.error("could not pass VTEX's processing result for %s on: %s", order_id, exc.message)
+                return JSONResponse({"error": "temporarily unavailable"}, status_code=503, headers={"Retry-After": "5"})
+            log.error(
+                "VTEX reported %s for the order %s (%s), which the connector is not integrating",
+                result.code,
+                order_id,
+                name,
+            )
+            await _callback_alert(
+                logbook,
+                mapping,
+                UNVERIFIED_CALLBACK_CODE,
+                f"VTEX reported {result.code} ({result.flow}) for the order {order_id}, which the connector is not "
+                "integrating now; nothing was done.",
+                destination=result,
+            )
+        return JSONResponse({"status": "received"})
+
     return [
+        Route(f"{PREFIX}/order-integration/notification/processing-result", processing_result, methods=["POST"]),
         Route(f"{PREFIX}/pub/orders/{{order_id}}/invoice", invoice, methods=["POST"]),
         Route(f"{PREFIX}/pvt/orders/{{order_id}}/invoice", invoice, methods=["POST"]),
         Route(f"{PREFIX}/pvt/orders/{{order_id}}/cancel", cancel, methods=["POST"]),
@@ -215,7 +277,7 @@ async def _callback_alert(
         business_message=business_message,
         connection=mapping.connection,
         marketplace_order_id=mapping.marketplace_order_id,
-        vtex_order_id=mapping.vtex_order_id,
+        vtex_order_id=mapping.vtex_order_id or None,
         source=source,
         destination=destination,
     )

@@ -93,6 +93,7 @@ from sandboxes.vtex_order_integration import (
     STATUS_PATH,
     NotificationFault,
     OrderIntegration,
+    ProcessingFault,
     notification_fault_from_json,
 )
 
@@ -100,6 +101,7 @@ __all__ = [
     "CallbackAttempt",
     "FaultRule",
     "NotificationFault",
+    "ProcessingFault",
     "RecordedRequest",
     "SandboxOrder",
     "Sender",
@@ -515,6 +517,9 @@ class VtexSandbox:
 
     def add_notification_fault(self, fault: NotificationFault) -> None:
         self.order_integration.faults.append(fault)
+
+    def add_processing_fault(self, fault: ProcessingFault) -> None:
+        self.order_integration.processing_faults.append(fault)
 
     async def _admin_add_notification_fault(self, request: Request) -> Response:
         parsed, _ = _parse_json(await request.body())

@@ -42,7 +42,9 @@ Where the docs leave room, the sandbox varies: processing starts after a random 
 whether the POST's SOI003 echoes `marketplaceOrderId` (the examples show null) is drawn per sandbox;
 the sandbox's OMS lag applies, so Get order may still answer 404 when SOI001 arrives.
 Notification faults (`NotificationFault`) drop, delay or duplicate notifications; a delayed one may be
-overtaken by a later one, as nothing in the docs orders them.
+overtaken by a later one, as nothing in the docs orders them. Processing faults (`ProcessingFault`) make
+the next requests of a flow fail with a code the rules cannot produce (EOI000, EOI001, EOI006) or would
+produce only with a store set up for it (EOI003, EOI004): nothing is placed or approved.
 """
 
 from __future__ import annotations
@@ -93,11 +95,13 @@ MESSAGES = {
     "SOI001": "Order integrated successfully",
     "SOI002": "Order approved successfully",
     "SOI003": "Order successfully enqueued",
+    "EOI000": "Unknown error",
     "EOI001": "Unmapped error",
     "EOI002": "SLA not available",
     "EOI003": "Price divergence",
     "EOI004": "Invalid cart",
     "EOI005": "Validation error",
+    "EOI006": "VTEX unexpected error",
     "EOI007": "Duplicated order",
     "EOI008": "Cannot approve an order that is not integrated yet",
     "EOI009": "Order out of valid status to approve",
@@ -172,6 +176,24 @@ def notification_fault_from_json(data: object) -> NotificationFault:
 
 
 @dataclass
+class ProcessingFault:
+    """The next `times` requests of `flow` fail with `code` (and one error naming it) instead of being
+    processed by the rules."""
+
+    code: str
+    flow: str = PLACE_ORDER
+    times: int = 1
+
+    def __post_init__(self) -> None:
+        if self.code not in MESSAGES or not self.code.startswith("EOI"):
+            raise ValueError(f"code must be one of the EOI codes: {', '.join(c for c in MESSAGES if c[0] == 'E')}")
+        if self.flow not in (PLACE_ORDER, APPROVE_ORDER):
+            raise ValueError("flow must be PlaceOrder or ApproveOrder")
+        if self.times < 1:
+            raise ValueError("times must be positive")
+
+
+@dataclass
 class Notification:
     """A processing result VTEX had to tell, and what became of it: `sent`, `dropped`, `delayed`,
     `duplicated` (sent twice) or `no-endpoint` (neither the body nor the sandbox named one). The
@@ -228,6 +250,7 @@ class OrderIntegration:
         self.integrations: list[Integration] = []
         self.notifications: list[Notification] = []
         self.faults: list[NotificationFault] = []
+        self.processing_faults: list[ProcessingFault] = []
         self._place = place
         self._orders = orders
         self._catalog = catalog
@@ -244,6 +267,7 @@ class OrderIntegration:
         self.integrations.clear()
         self.notifications.clear()
         self.faults.clear()
+        self.processing_faults.clear()
 
     async def drain(self) -> None:
         """Wait until every enqueued request was processed and every delayed notification handed over."""
@@ -302,7 +326,7 @@ class OrderIntegration:
 
     async def _process_order(self, integration: Integration, order: JSON, delay: float) -> None:
         await asyncio.sleep(delay)
-        code, errors, placed = self._integrate(integration, order)
+        code, errors, placed = self._take_processing_fault(PLACE_ORDER) or self._integrate(integration, order)
         integration.state = "integrated" if placed else "failed"
         integration.order_id = placed.order_id if placed else None
         self._notify(integration, PLACE_ORDER, code, errors, placed, integration.operation_id, integration.endpoint)
@@ -349,7 +373,10 @@ class OrderIntegration:
         marketplace_order_id: str = update["marketplaceOrderId"]
         integration = self._integrated(marketplace_order_id, update["connectorName"])
         placed = self._orders.get(integration.order_id or "") if integration else None
-        if update["marketplaceOrderStatus"] != "approved":
+        failed = self._take_processing_fault(APPROVE_ORDER)
+        if failed is not None:
+            code, errors = failed[0], failed[1]
+        elif update["marketplaceOrderStatus"] != "approved":
             text = "Only the approval (marketplaceOrderStatus approved) changes an order's status"
             code, errors = "EOI001", [_error(ORDER_INTEGRATION, "EOI001", text)]
         elif placed is None:
@@ -366,6 +393,15 @@ class OrderIntegration:
             update["connectorEndpoint"],
             marketplace_order_id=marketplace_order_id,
         )
+
+    def _take_processing_fault(self, flow: str) -> tuple[str, list[JSON], None] | None:
+        for fault in self.processing_faults:
+            if fault.flow == flow:
+                fault.times -= 1
+                if fault.times == 0:
+                    self.processing_faults.remove(fault)
+                return fault.code, [_error(ORDER_INTEGRATION, fault.code, MESSAGES[fault.code])], None
+        return None
 
     def _integrated(self, marketplace_order_id: str, connector_name: str) -> Integration | None:
         """The integrated order under this id; the same connector's first when affiliates share ids."""

@@ -1,0 +1,217 @@
+"""The Channel Order API (New Order Integration, `vtex_flow` order-integration) end to end on a real dev
+server: the connector enqueues, VTEX's sandbox processes asynchronously and POSTs its processing result to
+the intake, and the order finishes whatever becomes of that notification."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest_asyncio
+from sandboxes.vtex import FaultRule, NotificationFault, ProcessingFault
+
+from connector.embedded import Sandboxes
+from connector.models import MarketplaceNotification, OrderState, OrderStatus, VtexFlow
+from connector.stack import Stack
+from connector.starter import hand_off_order
+from connector.store.models import LogMessage, LogStatus
+from tests.contract.openapi import validate_request
+from tests.helpers import wait_for_state
+
+CONNECTION = "reference"
+ENQUEUE = "/api/order-integration/orders"
+STATUS = "/api/order-integration/orders/status"
+PROCESSING_RESULT = "/order-integration/notification/processing-result"
+
+
+@pytest_asyncio.fixture
+async def box(stack: Stack) -> AsyncIterator[Sandboxes]:
+    assert stack.sandboxes is not None
+    yield stack.sandboxes
+    stack.sandboxes.vtex.clear_faults()
+    stack.sandboxes.vtex.order_integration.faults.clear()
+    stack.sandboxes.vtex.order_integration.processing_faults.clear()
+
+
+async def start(stack: Stack, box: Sandboxes, *items: tuple[str, int], status: str = "paid", **options: Any) -> str:
+    order = box.marketplace.new_order(items=list(items), status=status)
+    connection = dataclasses.replace(stack.connections[CONNECTION], vtex_flow=VtexFlow.ORDER_INTEGRATION, **options)
+    await hand_off_order(
+        stack.client,
+        task_queue=stack.settings.temporal_task_queue,
+        connection=connection,
+        notification=MarketplaceNotification(marketplace_order_id=order["id"]),
+    )
+    return str(order["id"])
+
+
+async def reach(stack: Stack, order_id: str, status: OrderStatus, *, within: float = 30.0) -> OrderState:
+    return await wait_for_state(stack.client, CONNECTION, order_id, lambda s: s.status is status, within=within)
+
+
+def channel_requests(box: Sandboxes, order_id: str, path: str) -> list[Any]:
+    return [
+        r
+        for r in box.vtex.requests
+        if r.path == path and isinstance(r.body, dict) and r.body.get("marketplaceOrderId") == order_id
+    ]
+
+
+def vtex_orders(box: Sandboxes, order_id: str) -> list[str]:
+    return [o.order_id for o in box.vtex.orders.values() if o.marketplace_order_id == order_id]
+
+
+async def order_log(stack: Stack, order_id: str) -> list[LogMessage]:
+    assert stack.store is not None
+    today = datetime.now(UTC).date()
+    return await stack.store.logs(account="sandbox", day=today, marketplace_order_id=order_id, connection=CONNECTION)
+
+
+async def log_codes(stack: Stack, order_id: str) -> list[str]:
+    return [m.code for m in await order_log(stack, order_id)]
+
+
+async def test_a_paid_order_is_enqueued_integrated_and_approved_by_vtex(stack: Stack, box: Sandboxes) -> None:
+    order_id = await start(stack, box, ("1", 2), ("8", 1))
+    state = await reach(stack, order_id, OrderStatus.DISPATCH_AUTHORIZED)
+    assert vtex_orders(box, order_id) == [state.vtex_order_id]
+    assert state.vtex_order_id is not None and box.vtex.orders[state.vtex_order_id].status == "ready-for-handling"
+    sent = channel_requests(box, order_id, ENQUEUE)
+    assert len(sent) == 1 and sent[0].body["marketplaceOrderStatus"] == "approved"
+    assert sent[0].body["connectorEndpoint"] == stack.connections[CONNECTION].services_endpoint
+    # No legacy call: neither Place fulfillment order nor authorize dispatch.
+    assert not [r for r in box.vtex.requests if r.path.startswith("/api/fulfillment/") and order_id in str(r.body)]
+    for recorded in box.vtex.requests:
+        if recorded.path.startswith("/api/order-integration/"):
+            validate_request(recorded.method, recorded.path, recorded.query, recorded.headers, recorded.body)
+    codes = await log_codes(stack, order_id)
+    assert {"X19", "A", "X3"} <= set(codes)
+
+
+async def test_an_unpaid_order_is_enqueued_as_new_and_approved_once_paid(stack: Stack, box: Sandboxes) -> None:
+    order_id = await start(stack, box, ("1", 1), status="payment_pending", accept_unpaid_orders=True)
+    state = await wait_for_state(
+        stack.client,
+        CONNECTION,
+        order_id,
+        lambda s: s.status is OrderStatus.AWAITING_PAYMENT and s.vtex_order_id is not None,
+    )
+    assert state.vtex_order_id is not None
+    assert box.vtex.orders[state.vtex_order_id].status == "payment-pending"
+    assert [r.body["marketplaceOrderStatus"] for r in channel_requests(box, order_id, ENQUEUE)] == ["new"]
+    box.marketplace.pay(order_id)
+    box.marketplace.notify(order_id)
+    await reach(stack, order_id, OrderStatus.DISPATCH_AUTHORIZED)
+    assert box.vtex.orders[state.vtex_order_id].status == "ready-for-handling"
+    approvals = channel_requests(box, order_id, STATUS)
+    assert len(approvals) == 1
+    validate_request(
+        approvals[0].method, approvals[0].path, approvals[0].query, approvals[0].headers, approvals[0].body
+    )
+
+
+async def test_lost_notifications_change_nothing(stack: Stack, box: Sandboxes) -> None:
+    box.vtex.add_notification_fault(NotificationFault(action="drop", times=-1))
+    order_id = await start(stack, box, ("2", 1))
+    state = await reach(stack, order_id, OrderStatus.DISPATCH_AUTHORIZED)
+    assert [n.fate for n in box.vtex.order_integration.notifications if n.marketplace_order_id == order_id] == [
+        "dropped",
+        "dropped",
+    ]
+    assert vtex_orders(box, order_id) == [state.vtex_order_id]
+
+
+async def test_repeated_and_late_notifications_make_one_order(stack: Stack, box: Sandboxes) -> None:
+    box.vtex.add_notification_fault(NotificationFault(action="duplicate", code="SOI001"))
+    box.vtex.add_notification_fault(NotificationFault(action="delay", code="SOI002", delay_seconds=1.5))
+    order_id = await start(stack, box, ("2", 1))
+    state = await reach(stack, order_id, OrderStatus.DISPATCH_AUTHORIZED)
+    await asyncio.sleep(2.0)  # the late SOI002 arrives after the order moved on
+    after = await reach(stack, order_id, OrderStatus.DISPATCH_AUTHORIZED)
+    assert vtex_orders(box, order_id) == [state.vtex_order_id]
+    assert len(channel_requests(box, order_id, ENQUEUE)) == 1
+    assert after.parked_reason is None
+
+
+async def test_a_stock_refusal_is_reprocessed_until_vtex_takes_the_order(stack: Stack, box: Sandboxes) -> None:
+    box.vtex.add_processing_fault(ProcessingFault(code="EOI002"))
+    order_id = await start(stack, box, ("3", 1))
+    state = await reach(stack, order_id, OrderStatus.DISPATCH_AUTHORIZED)
+    assert [e.code for e in state.timeline if e.step == "reprocessing"] == ["EOI002"]
+    assert len(channel_requests(box, order_id, ENQUEUE)) == 2
+    assert "X5" in await log_codes(stack, order_id)
+
+
+async def test_a_validation_refusal_parks_the_order_with_vtexs_reason(stack: Stack, box: Sandboxes) -> None:
+    box.vtex.add_processing_fault(ProcessingFault(code="EOI005"))
+    order_id = await start(stack, box, ("3", 1))
+    state = await reach(stack, order_id, OrderStatus.PARKED)
+    assert state.error_code == "EOI005"
+    assert state.parked_reason is not None and "EOI005" in state.parked_reason
+    assert vtex_orders(box, order_id) == []
+
+
+async def test_a_duplicate_is_followed_not_placed_twice(stack: Stack, box: Sandboxes) -> None:
+    # VTEX's result is lost and VTEX cannot be asked for a while: the connector sends the order again and
+    # VTEX refuses the duplicate (EOI007); the order it follows is the one VTEX made the first time.
+    box.vtex.add_notification_fault(NotificationFault(action="drop", code="SOI001"))
+    box.vtex.add_fault(FaultRule(method="GET", path_contains="/api/oms/pvt/orders", status=503, times=-1))
+    order_id = await start(stack, box, ("2", 1))
+    deadline = asyncio.get_running_loop().time() + 20
+    while len(channel_requests(box, order_id, ENQUEUE)) < 2:
+        assert asyncio.get_running_loop().time() < deadline, "the order was never sent again"
+        await asyncio.sleep(0.1)
+    box.vtex.clear_faults()
+    state = await reach(stack, order_id, OrderStatus.DISPATCH_AUTHORIZED)
+    assert vtex_orders(box, order_id) == [state.vtex_order_id]
+    await box.vtex.order_integration.drain()
+    codes = [n.code for n in box.vtex.order_integration.notifications if n.marketplace_order_id == order_id]
+    assert "EOI007" in codes
+
+
+async def test_a_server_error_on_enqueue_is_retried(stack: Stack, box: Sandboxes) -> None:
+    box.vtex.add_fault(FaultRule(method="POST", path_contains=ENQUEUE, status=503, times=2))
+    order_id = await start(stack, box, ("1", 1))
+    await reach(stack, order_id, OrderStatus.DISPATCH_AUTHORIZED)
+    assert [r.status for r in channel_requests(box, order_id, ENQUEUE)] == [503, 503, 200]
+
+
+async def test_processing_results_at_the_intake(stack: Stack, box: Sandboxes) -> None:
+    endpoint = stack.connections[CONNECTION].services_endpoint
+    result = {"code": "SOI001", "flow": "PlaceOrder", "success": True, "marketplaceOrderId": "nobody-123"}
+    async with httpx.AsyncClient() as http:
+        wrong = await http.post(endpoint[: -len("x")] + "y" + PROCESSING_RESULT, json=result)
+        malformed = await http.post(endpoint + PROCESSING_RESULT, json={"flow": "PlaceOrder"})
+        no_order = await http.post(endpoint + PROCESSING_RESULT, json={**result, "marketplaceOrderId": None})
+        unknown = await http.post(endpoint + PROCESSING_RESULT, json=result)
+    assert wrong.status_code == 404
+    assert malformed.status_code == 400 and "code" in malformed.json()["error"]
+    assert no_order.status_code == 400
+    assert unknown.status_code == 200
+    lines = await order_log(stack, "nobody-123")
+    assert [(m.code, m.status) for m in lines] == [("X18", LogStatus.ALERT)]
+
+
+async def test_a_forged_result_moves_nothing(stack: Stack, box: Sandboxes) -> None:
+    # VTEX is slow: the forged SOI001 (naming an order of someone else) and EOI003 arrive first.
+    box.vtex.order_integration.delay_seconds = 2.0
+    try:
+        order_id = await start(stack, box, ("2", 1))
+        await reach(stack, order_id, OrderStatus.ENQUEUED)
+        endpoint = stack.connections[CONNECTION].services_endpoint + PROCESSING_RESULT
+        forged = {"flow": "PlaceOrder", "marketplaceOrderId": order_id, "success": True}
+        async with httpx.AsyncClient() as http:
+            for body in (
+                {**forged, "code": "SOI001", "fields": {"mainOrderId": "MKP-someone-else-01"}},
+                {**forged, "code": "EOI003", "success": False, "errors": [{"code": "FMT007", "description": "x"}]},
+            ):
+                assert (await http.post(endpoint, json=body)).status_code == 200
+        state = await reach(stack, order_id, OrderStatus.DISPATCH_AUTHORIZED)
+    finally:
+        box.vtex.order_integration.delay_seconds = None
+    assert state.vtex_order_id is not None and state.vtex_order_id != "MKP-someone-else-01"
+    assert vtex_orders(box, order_id) == [state.vtex_order_id]
