@@ -15,6 +15,7 @@ from connector.http_pool import pooled_client
 from connector.metrics import VTEX_REQUESTS, VTEX_SECONDS
 from connector.vtex.errors import VtexError, error_from_response, error_from_transport
 from connector.vtex.responses import (
+    ChannelOrderAnswer,
     OmsOrder,
     OmsOrderList,
     PlaceOrderResponse,
@@ -105,6 +106,27 @@ class VtexClient:
             params={"affiliateId": affiliate_id, "sc": sales_channel},
             json={"marketplaceOrderId": marketplace_order_id},
         )
+
+    async def enqueue_channel_order(self, body: JSON, *, affiliate_id: str) -> ChannelOrderAnswer:
+        """Channel Order API, EnqueueNewOrder (`channel_order_body`). VTEX answers SOI003 ("enqueued") and
+        reports the outcome later, by notification (SOI001, EOI002...). A 2xx answer is returned as is,
+        whatever its code; a refused body (400, EOI005 naming the field) raises `VtexError`."""
+        response = await self._send(
+            "enqueue channel order",
+            "POST",
+            "/api/order-integration/orders",
+            params={"affiliateId": affiliate_id},
+            json=body,
+        )
+        return ChannelOrderAnswer.model_validate(response.json())
+
+    async def update_channel_order_status(self, body: JSON) -> ChannelOrderAnswer:
+        """Channel Order API, UpdateOrderStatus (`channel_order_status_body`): approve an integrated order.
+        SOI003 now; SOI002, EOI008, EOI009 or EOI011 later, by notification."""
+        response = await self._send(
+            "update channel order status", "PUT", "/api/order-integration/orders/status", json=body
+        )
+        return ChannelOrderAnswer.model_validate(response.json())
 
     async def get_order(self, order_id: str) -> OmsOrder | None:
         """OMS Get order; None when VTEX has no such order."""

@@ -52,8 +52,9 @@ def error_from_transport(operation: str, exc: httpx.HTTPError) -> VtexError:
 
 
 def _code_and_message(response: httpx.Response) -> tuple[str | None, str]:
-    # VTEX answers {"error": {"code", "message"}} (Checkout, Fulfillment); some APIs use
-    # {"Message": ...} or plain text. Never echo more than a short excerpt.
+    # VTEX answers {"error": {"code", "message"}} (Checkout, Fulfillment); the Channel Order API its
+    # contract ({"code", "flow", "message", "errors": [...]}); some APIs use {"Message": ...} or plain
+    # text. Never echo more than a short excerpt.
     try:
         body = response.json()
     except (json.JSONDecodeError, UnicodeDecodeError):
@@ -63,10 +64,30 @@ def _code_and_message(response: httpx.Response) -> tuple[str | None, str]:
         if isinstance(error, dict):
             code = error.get("code")
             return (str(code) if code else None), str(error.get("message") or response.reason_phrase)
+        if isinstance(body.get("code"), str) and "flow" in body:
+            return _channel_order_code_and_message(body, response.reason_phrase)
         for key in ("message", "Message"):
             if key in body:
                 return None, str(body[key])[:300]
     return None, str(body)[:300]
+
+
+def _channel_order_code_and_message(body: dict[str, object], fallback: str) -> tuple[str | None, str]:
+    """The Channel Order API answers errors in its own contract (`Deliverybyfranchiseseller`: `code`,
+    `flow`, `message`, `errors[]` of {source, code, description}): the code is the contract's (EOI005 for
+    a field check), the message the errors' descriptions, each prefixed with its own code when that
+    differs (the underlying FMT/ORD code), or the contract's `message` when there are none."""
+    code = str(body["code"]) or None
+    details = []
+    errors = body.get("errors")
+    for error in errors if isinstance(errors, list) else []:
+        if not isinstance(error, dict) or not error.get("description"):
+            continue
+        own = error.get("code")
+        prefix = f"{own}: " if own and own != code else ""
+        details.append(f"{prefix}{error['description']}")
+    message = "; ".join(details) or str(body.get("message") or fallback)
+    return code, message[:300]
 
 
 def parse_retry_after(value: str | None) -> float | None:

@@ -130,6 +130,122 @@ def _logistics(order: MarketplaceOrder, report: ValidationReport, lock_ttl: str)
     return entries
 
 
+def channel_order_body(
+    order: MarketplaceOrder,
+    report: ValidationReport,
+    *,
+    connector_name: str,
+    connector_endpoint: str,
+    paid: bool,
+    price_divergence_allowance_rate: float | None,
+    lock_ttl: str,
+) -> JSON:
+    """The Channel Order API's EnqueueNewOrder body (spec `EnqueueNewOrderRequest`; collect-orders guide).
+
+    Beyond the module's rule for absent values: a field the spec requires but does not make nullable is
+    sent empty when the order has no value for it (`phone`, `document`, `addressId`, `shippingEstimate`:
+    ""; `paymentMethods`, `deliveryIds`: []), as leaving it out breaks the `required` list. Optional
+    fields we have nothing for are left out: `marketplaceInterestValue` (the payment value already is
+    what the customer paid), `pickupAccountName` (franchises only), `customData` (it would require a
+    marketplace payment method), `taxData`, `trackingHints`, `openTextField`, and
+    `selectedAddresses[].geoCoordinates`. The address's `reference` has no place in `SelectedAddress`.
+
+    `logisticsInfo[i]` belongs to `items[i]`: the spec's `LogisticsInfo` has no `itemIndex`.
+    """
+    body: JSON = {
+        "marketplaceOrderId": order.marketplace_order_id,
+        "connectorName": connector_name,
+        "connectorEndpoint": connector_endpoint,
+        # `approved` makes VTEX approve the order right after integrating it (a second notification).
+        "marketplaceOrderStatus": "approved" if paid else "new",
+        "marketplacePaymentValue": order.payment_value,
+        "allowFranchises": False,
+        "items": [{"id": item.sku_id, "price": item.unit_price, "quantity": item.quantity} for item in order.items],
+        "clientProfileData": _channel_client_profile(order),
+        "shippingData": {
+            "logisticsInfo": _channel_logistics(order, report, lock_ttl),
+            "selectedAddresses": [_channel_address(order)],
+            "isFob": False,
+            "isMarketplaceFulfillment": False,
+        },
+        # The marketplace took the payment; its method is not passed on.
+        "invoiceData": {"userPaymentInfo": {"paymentMethods": []}},
+    }
+    if price_divergence_allowance_rate is not None:
+        body["priceDivergenceAllowanceRate"] = price_divergence_allowance_rate
+    return body
+
+
+def channel_order_status_body(marketplace_order_id: str, *, connector_name: str, connector_endpoint: str) -> JSON:
+    """UpdateOrderStatus body (spec `UpdateOrderStatusRequest`): approve an integrated order. All four
+    fields are required; `connectorEndpoint` must carry no query string (spec), so a connection's routing
+    token belongs in its path."""
+    return {
+        "marketplaceOrderId": marketplace_order_id,
+        "marketplaceOrderStatus": "approved",
+        "connectorName": connector_name,
+        "connectorEndpoint": connector_endpoint,
+    }
+
+
+def _channel_client_profile(order: MarketplaceOrder) -> JSON:
+    # All ten are required: phone and document are not nullable ("" when absent), the corporate ones are.
+    customer = order.customer
+    return {
+        "email": customer.email,
+        "firstName": customer.first_name,
+        "lastName": customer.last_name,
+        "phone": customer.phone or "",
+        "document": customer.document or "",
+        "corporateDocument": customer.corporate_document,
+        "corporatePhone": customer.corporate_phone,
+        "corporateName": customer.corporate_name,
+        "tradeName": customer.trade_name,
+        "stateInscription": customer.state_inscription,
+    }
+
+
+def _channel_address(order: MarketplaceOrder) -> JSON:
+    """`SelectedAddress`: the pickup point's for pickup-in-point orders (guide scenario 9: type `pickup`,
+    `addressId` the pickup point's id in VTEX's logistics), else the customer's."""
+    shipping = order.shipping
+    address = shipping.address
+    pickup = shipping.delivery_channel is DeliveryChannel.PICKUP_IN_POINT
+    body: JSON = {
+        "addressType": "pickup" if pickup else address.address_type,
+        "addressId": (shipping.pickup_point_id if pickup else address.address_id) or "",
+        "receiverName": address.receiver_name,
+        "postalCode": address.postal_code,
+        "city": address.city,
+        "state": address.state,
+        "country": address.country,
+        "street": address.street,
+        "number": address.number,
+    }
+    optional = {"neighborhood": address.neighborhood, "complement": address.complement}
+    body.update({key: value for key, value in optional.items() if value is not None})
+    return body
+
+
+def _channel_logistics(order: MarketplaceOrder, report: ValidationReport, lock_ttl: str) -> list[JSON]:
+    channel = order.shipping.delivery_channel
+    choices = [report.choice_for(index) for index in range(len(order.items))]
+    prices = split_freight(order.shipping.price, [choice.price for choice in choices])
+    return [
+        {
+            "price": price,
+            "selectedDeliveryChannel": channel.value,
+            # Pickup-in-point orders leave the SLA empty (guide scenario 9): the address names the point.
+            "selectedSla": "" if channel is DeliveryChannel.PICKUP_IN_POINT else choice.sla_id,
+            "lockTTL": lock_ttl,
+            "shippingEstimate": choice.shipping_estimate or "",
+            # Only for orders the marketplace fulfills from its own warehouse (guide scenario 8).
+            "deliveryIds": [],
+        }
+        for choice, price in zip(choices, prices, strict=True)
+    ]
+
+
 def split_freight(total: int, weights: list[int]) -> list[int]:
     """Split the marketplace's freight (one total) across item lines, as VTEX wants it per line.
 

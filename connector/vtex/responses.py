@@ -6,7 +6,7 @@ guides write. Unknown fields are ignored so VTEX can add fields without breaking
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel, to_pascal
 
 
@@ -160,3 +160,70 @@ class OmsOrderList(_Camel):
 
     orders: list[OmsOrderSummary] = Field(default_factory=list, alias="list")
     paging: OmsPaging = Field(default_factory=OmsPaging)
+
+
+class ChannelOrderError(_Camel):
+    """One `errors[]` entry of the Channel Order API's contract: `code` comes from `source` (Fulfillment,
+    Checkout or Order Integration), so it is free text (FMT005, ORD027, EOI005...) whatever the spec's
+    FMT001-FMT005 enum says. All three are required by the spec; a missing or null one reads as ""."""
+
+    source: str = ""
+    code: str = ""
+    description: str = ""
+
+    @field_validator("source", "code", "description", mode="before")
+    @classmethod
+    def _null_is_empty(cls, value: object) -> object:
+        return "" if value is None else value
+
+
+class ChannelOrderFields(_Camel):
+    """`fields` of the contract, only on success. The guide's examples send `franchiseOrderId: null`."""
+
+    main_order_id: str | None = None
+    franchise_order_id: str | None = None
+
+
+class ChannelOrderAnswer(_Camel):
+    """The Channel Order API's one data contract (spec `Deliverybyseller`, `Deliverybyfranchiseseller`,
+    `Approveorder`; collect-orders guide "Response Body"): the synchronous answer of EnqueueNewOrder and
+    UpdateOrderStatus (SOI003, or a 400's body) and the processing-result notification VTEX POSTs to
+    `{connectorEndpoint}/order-integration/notification/processing-result`.
+
+    Tolerant, since it also parses what VTEX pushes: unknown keys are ignored; `marketplaceOrderId`,
+    `accountName`, `operationId`, `message` and `fields` may be null or missing (the guide: "Some fields
+    can return as null"); `errors: null` reads as []. Only `code` and `flow` (PlaceOrder, ApproveOrder or
+    Unknown) are required. A missing or null `success` follows the code's prefix (SOI... succeeded).
+    """
+
+    code: str
+    flow: str
+    success: bool = False
+    account_name: str | None = None
+    operation_id: str | None = None
+    marketplace_order_id: str | None = None
+    message: str | None = None
+    errors: list[ChannelOrderError] = Field(default_factory=list)
+    fields: ChannelOrderFields | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _success_from_code(cls, data: object) -> object:
+        if isinstance(data, dict) and data.get("success") is None:
+            code = data.get("code")
+            return {**data, "success": isinstance(code, str) and code.upper().startswith("S")}
+        return data
+
+    @field_validator("errors", mode="before")
+    @classmethod
+    def _null_is_no_errors(cls, value: object) -> object:
+        return [] if value is None else value
+
+    @property
+    def main_order_id(self) -> str | None:
+        """The VTEX order id (`fields.mainOrderId`), given on success only."""
+        return self.fields.main_order_id if self.fields else None
+
+    def error_details(self) -> list[tuple[str, str, str]]:
+        """`errors[]` as (source, code, description), the form the error table's messages take."""
+        return [(error.source, error.code, error.description) for error in self.errors]
