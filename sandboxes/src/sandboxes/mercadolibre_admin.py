@@ -62,6 +62,8 @@ if TYPE_CHECKING:
     from sandboxes.mercadolibre import MercadoLibreSandbox
 
 PREFIX = "/_sandbox"
+# POSTs to these create something: 201.
+_CREATING = ("/orders", "/packs", "/claims", "/faults")
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
@@ -122,10 +124,8 @@ def _endpoint(handler: Callable[[Request, JSON], Any]) -> Endpoint:
             return JSONResponse(exc.payload, status_code=exc.status)
         if result is None:
             return Response(status_code=204)
-        status = (
-            201 if request.method == "POST" and request.url.path.endswith(("/orders", "/packs", "/claims")) else 200
-        )
-        return JSONResponse(result, status_code=status)
+        created = request.method == "POST" and request.url.path.endswith(_CREATING)
+        return JSONResponse(result, status_code=201 if created else 200)
 
     return endpoint
 
