@@ -26,7 +26,7 @@ from connector.models import (
 )
 from connector.store.models import IdMapping, LogStatus
 from connector.vtex.client import VtexClient
-from connector.vtex.error_table import Handling, channel_order_action, channel_order_handling
+from connector.vtex.error_table import Handling, channel_order_action, channel_order_handling, classify
 from connector.vtex.errors import VtexError
 from connector.vtex.payloads import channel_order_body, channel_order_status_body
 from connector.vtex.responses import OmsOrder
@@ -75,6 +75,8 @@ class ChannelOrderActivities:
         try:
             answer = await self._vtex.enqueue_channel_order(body, affiliate_id=request.affiliate_id)
         except VtexError as exc:
+            if classify(exc.status, exc.code) is Handling.ALREADY_EXISTS:
+                return None  # VTEX has it (EOI007 said at once): the look-up that follows finds it
             await log_vtex_failure(
                 self._logbook,
                 connection=request.connection,

@@ -14,8 +14,9 @@ import httpx
 import pytest_asyncio
 from sandboxes.vtex import FaultRule, NotificationFault, ProcessingFault
 
+from connector.cancel import request_cancel
 from connector.embedded import Sandboxes
-from connector.models import MarketplaceNotification, OrderState, OrderStatus, VtexFlow
+from connector.models import CancelRequest, MarketplaceNotification, OrderState, OrderStatus, VtexFlow
 from connector.stack import Stack
 from connector.starter import hand_off_order
 from connector.store.models import LogMessage, LogStatus
@@ -37,8 +38,10 @@ async def box(stack: Stack) -> AsyncIterator[Sandboxes]:
     stack.sandboxes.vtex.order_integration.processing_faults.clear()
 
 
-async def start(stack: Stack, box: Sandboxes, *items: tuple[str, int], status: str = "paid", **options: Any) -> str:
-    order = box.marketplace.new_order(items=list(items), status=status)
+async def start(
+    stack: Stack, box: Sandboxes, *items: tuple[str, int], status: str = "paid", pickup: bool = False, **options: Any
+) -> str:
+    order = box.marketplace.new_order(items=list(items), status=status, pickup=pickup)
     connection = dataclasses.replace(stack.connections[CONNECTION], vtex_flow=VtexFlow.ORDER_INTEGRATION, **options)
     await hand_off_order(
         stack.client,
@@ -90,6 +93,16 @@ async def test_a_paid_order_is_enqueued_integrated_and_approved_by_vtex(stack: S
             validate_request(recorded.method, recorded.path, recorded.query, recorded.headers, recorded.body)
     codes = await log_codes(stack, order_id)
     assert {"X19", "A", "X3"} <= set(codes)
+
+
+async def test_a_pickup_order_names_its_pickup_point_and_no_sla(stack: Stack, box: Sandboxes) -> None:
+    order_id = await start(stack, box, ("1", 1), pickup=True)
+    await reach(stack, order_id, OrderStatus.DISPATCH_AUTHORIZED)
+    body = channel_requests(box, order_id, ENQUEUE)[0].body
+    assert body["shippingData"]["selectedAddresses"][0]["addressType"] == "pickup"
+    assert [(i["selectedDeliveryChannel"], i["selectedSla"]) for i in body["shippingData"]["logisticsInfo"]] == [
+        ("pickup-in-point", "")
+    ]
 
 
 async def test_an_unpaid_order_is_enqueued_as_new_and_approved_once_paid(stack: Stack, box: Sandboxes) -> None:
@@ -215,3 +228,82 @@ async def test_a_forged_result_moves_nothing(stack: Stack, box: Sandboxes) -> No
         box.vtex.order_integration.delay_seconds = None
     assert state.vtex_order_id is not None and state.vtex_order_id != "MKP-someone-else-01"
     assert vtex_orders(box, order_id) == [state.vtex_order_id]
+
+
+async def placed_unpaid(stack: Stack, box: Sandboxes, sku: str) -> tuple[str, str]:
+    """An unpaid order VTEX integrated (payment-pending); its marketplace and VTEX ids."""
+    order_id = await start(stack, box, (sku, 1), status="payment_pending", accept_unpaid_orders=True)
+    state = await wait_for_state(
+        stack.client,
+        CONNECTION,
+        order_id,
+        lambda s: s.status is OrderStatus.AWAITING_PAYMENT and s.vtex_order_id is not None,
+    )
+    assert state.vtex_order_id is not None
+    return order_id, state.vtex_order_id
+
+
+def pay(box: Sandboxes, order_id: str) -> None:
+    box.marketplace.pay(order_id)
+    box.marketplace.notify(order_id)
+
+
+async def test_an_approval_vtex_cannot_make_yet_is_queued_then_sent_again(stack: Stack, box: Sandboxes) -> None:
+    order_id, vtex_id = await placed_unpaid(stack, box, "1")
+    box.vtex.add_processing_fault(ProcessingFault(code="EOI008", flow="ApproveOrder"))
+    pay(box, order_id)
+    state = await reach(stack, order_id, OrderStatus.DISPATCH_AUTHORIZED)
+    assert [e.code for e in state.timeline if e.step == "reprocessing"] == ["EOI008"]
+    assert len(channel_requests(box, order_id, STATUS)) == 2
+    assert box.vtex.orders[vtex_id].status == "ready-for-handling"
+
+
+async def test_a_server_error_on_the_approval_is_retried(stack: Stack, box: Sandboxes) -> None:
+    order_id, _ = await placed_unpaid(stack, box, "1")
+    box.vtex.add_fault(FaultRule(method="PUT", path_contains=STATUS, status=500, times=2))
+    pay(box, order_id)
+    await reach(stack, order_id, OrderStatus.DISPATCH_AUTHORIZED)
+    assert [r.status for r in channel_requests(box, order_id, STATUS)] == [500, 500, 200]
+
+
+async def test_an_approval_waits_for_the_sellers_price_decision(stack: Stack, box: Sandboxes) -> None:
+    # VTEX holds the order for a price divergence its Order Authorization rules catch (EOI011 on approval).
+    order_id, vtex_id = await placed_unpaid(stack, box, "2")
+    box.vtex.orders[vtex_id].status = "waiting-for-manual-authorization"
+    pay(box, order_id)
+    await reach(stack, order_id, OrderStatus.PENDING_APPROVAL)
+    assert channel_requests(box, order_id, STATUS) == []
+    box.vtex.orders[vtex_id].status = "payment-pending"  # the seller approves the price in VTEX's admin
+    await reach(stack, order_id, OrderStatus.DISPATCH_AUTHORIZED)
+    assert box.vtex.orders[vtex_id].status == "ready-for-handling"
+
+
+async def test_an_order_vtex_canceled_before_its_approval_ends_canceled(stack: Stack, box: Sandboxes) -> None:
+    order_id, vtex_id = await placed_unpaid(stack, box, "2")
+    box.vtex.orders[vtex_id].status = "canceled"  # the seller canceled it in VTEX
+    pay(box, order_id)
+    state = await reach(stack, order_id, OrderStatus.CANCELED)
+    assert channel_requests(box, order_id, STATUS) == []
+    assert "VTEX canceled the order before approving it" in " ".join(e.message for e in state.timeline)
+    assert box.marketplace.orders[order_id]["cancellation"] is not None  # the marketplace was told
+
+
+async def test_a_cancel_while_vtex_processes_the_order_cancels_what_vtex_makes(stack: Stack, box: Sandboxes) -> None:
+    box.vtex.order_integration.delay_seconds = 1.5
+    try:
+        order_id = await start(stack, box, ("2", 1))
+        await reach(stack, order_id, OrderStatus.ENQUEUED)
+        assert stack.store is not None
+        assert await request_cancel(
+            stack.client,
+            stack.store,
+            connection=CONNECTION,
+            marketplace_order_id=order_id,
+            request=CancelRequest(reason="the buyer changed their mind", source="operator"),
+        )
+        state = await reach(stack, order_id, OrderStatus.CANCELED)
+    finally:
+        box.vtex.order_integration.delay_seconds = None
+    assert state.vtex_order_id is not None
+    assert box.vtex.orders[state.vtex_order_id].status == "canceled"
+    assert channel_requests(box, order_id, STATUS) == []

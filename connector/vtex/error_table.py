@@ -47,6 +47,8 @@ BY_CODE = {
 def classify(status: int | None, code: str | None) -> Handling:
     if code in BY_CODE:
         return BY_CODE[code]
+    if code is not None and (handling := CHANNEL_ORDER_BY_CODE.get(code)) is not None:
+        return handling  # the Channel Order API's code in a synchronous answer (a 400's EOI005)
     if status is None or status == 429 or status >= 500:
         return Handling.TRANSIENT
     if status in (401, 403):
@@ -67,6 +69,8 @@ def divergent_prices(message: str) -> tuple[int, int] | None:
 
 def seller_action(status: int | None, code: str | None, message: str, *, sales_channel: str) -> str:
     """What the seller (or operator) must do, in words, for a failed VTEX call."""
+    if code is not None and code in CHANNEL_ORDER_BY_CODE:
+        return channel_order_action(code, [], sales_channel=sales_channel, message=message)
     if code in STOCK_CODES:
         return f"VTEX reports an item without stock or unavailable ({code}: {message}); add stock in VTEX."
     if code in CARRIER_CODES:

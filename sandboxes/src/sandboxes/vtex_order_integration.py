@@ -490,7 +490,8 @@ def to_fulfillment_order(order: JSON, endpoint: str, catalog: Mapping[str, Sandb
     """The EnqueueNewOrder body as a Place fulfillment order body (`placeFulfillmentOrderRequest`), the
     shape the placement rules and OMS read. `logisticsInfo[i]` is item i's (the spec: "the SLAs
     responsible for delivering each item"); an empty `selectedSla` for delivery takes the cheapest
-    (collect-orders guide, Scenario 5: "Fulfillment's service will choose an available SLA")."""
+    (collect-orders guide, Scenario 5: "Fulfillment's service will choose an available SLA"); an empty one for
+    pickup-in-point is the SLA of the pickup point the address names (Scenario 9)."""
     items: list[JSON] = order["items"]
     shipping: JSON = order["shippingData"]
     address: JSON = shipping["selectedAddresses"][0]
@@ -503,6 +504,10 @@ def to_fulfillment_order(order: JSON, endpoint: str, catalog: Mapping[str, Sandb
         if not sla and channel == "delivery" and sku is not None:
             offered = [s for s in sku.slas if s.delivery_channel == channel]
             sla = min(offered, key=lambda s: s.price).id if offered else sla
+        if not sla and channel == "pickup-in-point" and sku is not None:
+            # Scenario 9: no SLA, the pickup point named by the address's addressId.
+            point = address.get("addressId")
+            sla = next((s.id for s in sku.slas if s.pickup_point_id and s.pickup_point_id == point), sla)
         logistics.append(
             {
                 "itemIndex": index,
