@@ -1,8 +1,10 @@
-"""Record OrderLifecycle histories for the replay test: `.venv/bin/python -m tests.record_histories SUFFIX`.
+"""Record OrderLifecycle histories for the replay test: `.venv/bin/python -m tests.record_histories SUFFIX [PREFIX]`.
 
 Run it when a deliberate, patched change to OrderLifecycle ships, to add histories of the new version next
 to the old ones (never replace old ones while such workflows may still be running). The histories of the
-first definition (tests/histories/order_workflow_v1) are frozen: that workflow no longer changes.
+first definition (tests/histories/order_workflow_v1) are frozen: that workflow no longer changes. PREFIX
+records only the scenarios whose name starts with it (`channel_`: the Channel Order API's, recorded when it
+came, with no suffix).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from sandboxes.vtex import FaultRule
+from sandboxes.vtex import FaultRule, NotificationFault, ProcessingFault
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
@@ -31,6 +33,7 @@ from connector.models import (
     OrderState,
     OrderStatus,
     ReprocessRequest,
+    VtexFlow,
     order_workflow_id,
 )
 from connector.stack import Stack
@@ -43,6 +46,7 @@ from workflows.support import SEARCH_ATTRIBUTES
 HISTORIES = Path(__file__).parent / "histories" / "order_lifecycle"
 # `python -m tests.record_histories _v3`: the version's suffix, so new recordings sit next to old ones.
 SUFFIX = sys.argv[1] if len(sys.argv) > 1 else ""
+ONLY = sys.argv[2] if len(sys.argv) > 2 else ""
 PLACE = "/api/fulfillment/pvt/orders"
 S = OrderStatus
 
@@ -59,6 +63,8 @@ async def record(
     **options: Any,
 ) -> None:
     """One order through the connector; its first run's history is written once `until` holds."""
+    if not name.startswith(ONLY):
+        return
     assert stack.sandboxes is not None
     order = stack.sandboxes.marketplace.new_order(items=items or [("1", 1)], status=status, unit_prices=unit_prices)
     await hand_off_order(
@@ -197,7 +203,43 @@ async def main() -> None:
             await record(
                 stack, "cancel_noted_during_placement", lambda s: s.status is S.CANCELED, cancel_during_placement
             )
+            box.vtex.clear_faults()
+            await record_channel_orders(stack)
     await env.shutdown()
+
+
+async def record_channel_orders(stack: Stack) -> None:
+    """Orders placed through the Channel Order API (vtex_flow order-integration)."""
+    assert stack.sandboxes is not None
+    box = stack.sandboxes
+    channel = VtexFlow.ORDER_INTEGRATION
+    await record(
+        stack, "channel_paid_order_dispatch_authorized", lambda s: s.status is S.DISPATCH_AUTHORIZED, vtex_flow=channel
+    )
+
+    async def pay(order_id: str) -> None:
+        await wait_for_state(stack.client, "reference", order_id, lambda s: s.status is S.AWAITING_PAYMENT)
+        box.marketplace.pay(order_id)
+        box.marketplace.notify(order_id)
+
+    await record(
+        stack,
+        "channel_unpaid_order_approved_once_paid",
+        lambda s: s.status is S.DISPATCH_AUTHORIZED,
+        pay,
+        status="payment_pending",
+        accept_unpaid_orders=True,
+        vtex_flow=channel,
+    )
+    box.vtex.add_processing_fault(ProcessingFault(code="EOI002"))
+    await record(
+        stack, "channel_stock_refusal_reprocessed", lambda s: s.status is S.DISPATCH_AUTHORIZED, vtex_flow=channel
+    )
+    box.vtex.add_notification_fault(NotificationFault(action="drop", times=-1))
+    await record(
+        stack, "channel_results_lost_found_by_looking", lambda s: s.status is S.DISPATCH_AUTHORIZED, vtex_flow=channel
+    )
+    box.vtex.order_integration.faults.clear()
 
 
 if __name__ == "__main__":
