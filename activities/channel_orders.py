@@ -19,6 +19,7 @@ from activities.vtex_common import TO_VTEX, existing_order_id, log_vtex_failure,
 from connector.logbook import Logbook
 from connector.models import (
     ApproveChannelOrderInput,
+    ChannelOrderLook,
     ChannelOrderResult,
     EnqueueChannelOrderInput,
     LookUpChannelOrderInput,
@@ -107,12 +108,12 @@ class ChannelOrderActivities:
         return answer.operation_id
 
     @activity.defn(name="look_up_channel_order")
-    async def look_up_channel_order(self, request: LookUpChannelOrderInput) -> VtexOrderInfo | None:
+    async def look_up_channel_order(self, request: LookUpChannelOrderInput) -> ChannelOrderLook:
         """The VTEX order made for this marketplace order (None: VTEX shows none yet). A PlaceOrder error
         result with no VTEX order behind it fails the step the way the error table says."""
         marketplace_id = request.marketplace_order_id
         try:
-            found = await self._find(request)
+            found, named_another_order = await self._find(request)
         except VtexError as exc:
             raise vtex_failure(exc, sales_channel=request.sales_channel) from None
         if found is not None:
@@ -125,22 +126,45 @@ class ChannelOrderActivities:
                 await self._log_approved(request, found)
             else:
                 await self._log_integrated(request, found)
-            return VtexOrderInfo(
+            info = VtexOrderInfo(
                 vtex_order_id=found.order_id, status=found.status, return_invoices=found.return_invoice_numbers()
             )
+            return ChannelOrderLook(order=info, named_another_order=named_another_order)
         if request.result is not None:
             await self._fail_with(request, request.result)
-        return None
+        return ChannelOrderLook(named_another_order=named_another_order)
 
-    async def _find(self, request: LookUpChannelOrderInput) -> OmsOrder | None:
+    async def _find(self, request: LookUpChannelOrderInput) -> tuple[OmsOrder | None, bool]:
+        """The order, looked for where a result named it first; and whether that place holds another
+        marketplace order's."""
+        named_another_order = False
         if request.main_order_id:
             named = await self._vtex.get_order(request.main_order_id)
             if named is not None and named.marketplace_order_id == request.marketplace_order_id:
-                return named
+                return named, False
+            if named is not None:
+                await self._not_this_order(request, named)
+                named_another_order = True
         found = await existing_order_id(
             self._vtex, self._logbook.store, request.connection, request.marketplace_order_id, request.affiliate_id
         )
-        return await self._vtex.get_order(found) if found is not None else None
+        return (await self._vtex.get_order(found) if found is not None else None), named_another_order
+
+    async def _not_this_order(self, request: LookUpChannelOrderInput, named: OmsOrder) -> None:
+        """A processing result named a VTEX order of another marketplace order: forged, or VTEX's mistake."""
+        await self._logbook.record(
+            code="X18",
+            operation="Place order",
+            direction="VTEX to connector",
+            status=LogStatus.ALERT,
+            business_message=(
+                f"A processing result for the order {request.marketplace_order_id} named the VTEX order "
+                f"{named.order_id}, which belongs to the marketplace order {named.marketplace_order_id}; it was "
+                "ignored. If it was not VTEX, someone knows the callback URL: rotate CALLBACK_TOKEN."
+            ),
+            connection=request.connection,
+            marketplace_order_id=request.marketplace_order_id,
+        )
 
     async def _log_integrated(self, request: LookUpChannelOrderInput, order: OmsOrder) -> None:
         if order.status == MANUAL_AUTHORIZATION:

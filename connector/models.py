@@ -603,6 +603,14 @@ class VtexOrderInfo(BaseModel):
     return_invoices: list[str] = Field(default_factory=list)
 
 
+class ChannelOrderLook(BaseModel):
+    """What a look at VTEX found: the order (None: VTEX shows none yet), and whether the place a processing
+    result named holds another marketplace order's (a false hint: drop it)."""
+
+    order: VtexOrderInfo | None = None
+    named_another_order: bool = False
+
+
 class ReturnInvoiceInput(BaseModel):
     connection: str
     marketplace_order_id: str

@@ -210,7 +210,8 @@ async def test_processing_results_at_the_intake(stack: Stack, box: Sandboxes) ->
 
 
 async def test_a_forged_result_moves_nothing(stack: Stack, box: Sandboxes) -> None:
-    # VTEX is slow: the forged SOI001 (naming an order of someone else) and EOI003 arrive first.
+    other = await reach(stack, await start(stack, box, ("1", 1)), OrderStatus.DISPATCH_AUTHORIZED)
+    # VTEX is slow: a SOI001 naming another order's VTEX id and an EOI003 of no request of ours come first.
     box.vtex.order_integration.delay_seconds = 2.0
     try:
         order_id = await start(stack, box, ("2", 1))
@@ -219,15 +220,17 @@ async def test_a_forged_result_moves_nothing(stack: Stack, box: Sandboxes) -> No
         forged = {"flow": "PlaceOrder", "marketplaceOrderId": order_id, "success": True}
         async with httpx.AsyncClient() as http:
             for body in (
-                {**forged, "code": "SOI001", "fields": {"mainOrderId": "MKP-someone-else-01"}},
+                {**forged, "code": "SOI001", "fields": {"mainOrderId": other.vtex_order_id}},
                 {**forged, "code": "EOI003", "success": False, "errors": [{"code": "FMT007", "description": "x"}]},
             ):
                 assert (await http.post(endpoint, json=body)).status_code == 200
         state = await reach(stack, order_id, OrderStatus.DISPATCH_AUTHORIZED)
     finally:
         box.vtex.order_integration.delay_seconds = None
-    assert state.vtex_order_id is not None and state.vtex_order_id != "MKP-someone-else-01"
+    assert state.vtex_order_id is not None and state.vtex_order_id != other.vtex_order_id
     assert vtex_orders(box, order_id) == [state.vtex_order_id]
+    alerts = [m for m in await order_log(stack, order_id) if m.code == "X18"]
+    assert len(alerts) == 2 and all(m.status is LogStatus.ALERT for m in alerts)
 
 
 async def placed_unpaid(stack: Stack, box: Sandboxes, sku: str) -> tuple[str, str]:

@@ -115,6 +115,9 @@ UNREAD_NOTIFICATION_WAIT_SECONDS = 10.0
 # The Channel Order API's flows (processing-result notifications, `flow`).
 PLACE_ORDER = "PlaceOrder"
 APPROVE_ORDER = "ApproveOrder"
+# After a result names the order VTEX made, OMS shows it within seconds: look again sooner, this many times.
+HINT_FIRST_LOOK_SECONDS = 0.5
+HINT_LOOKS = 5
 # Processing results kept for the order at most (a sender repeating itself must not grow the history).
 MAX_PENDING_RESULTS = 10
 
@@ -441,10 +444,13 @@ class OrderLifecycle:
         unknown-placement window with nothing to show, the order is sent again (EOI007 keeps it single)."""
         assert self._enqueued_at is not None
         window = self._input.unknown_placement_window_seconds
-        checks = 0
+        checks = soon = 0
+        hint: str | None = None  # where a result said the order is, until VTEX shows it there
         while True:
             result = await self._believable(self._take_result(PLACE_ORDER))
-            found = await self._step(
+            if result is not None and result.main_order_id:
+                hint = result.main_order_id
+            look = await self._step(
                 "place",
                 ChannelOrderActivities.look_up_channel_order,
                 LookUpChannelOrderInput(
@@ -452,15 +458,18 @@ class OrderLifecycle:
                     marketplace_order_id=self._input.marketplace_order_id,
                     affiliate_id=self._input.affiliate_id,
                     sales_channel=self._input.sales_channel,
-                    main_order_id=result.main_order_id if result else None,
+                    main_order_id=hint,
                     result=result if result is not None and not result.code.startswith("SOI") else None,
                 ),
             )
-            if isinstance(found, Failure):
+            if isinstance(look, Failure):
                 self._enqueued_at = None  # the next attempt sends it again
                 # An error VTEX reported with no order behind it: known not to exist (a cancel need not look).
-                self._place_attempted = found.kind in ("", Handling.TRANSIENT.value)
-                return found
+                self._place_attempted = look.kind in ("", Handling.TRANSIENT.value)
+                return look
+            if look.named_another_order:
+                hint = None  # a false hint, logged (X18) by the look-up
+            found = look.order
             if found is not None:
                 self._enqueued_at = None
                 placed = PlacedOrder(
@@ -471,11 +480,13 @@ class OrderLifecycle:
             if waited >= window:
                 self._enqueued_at = None
                 return await self._no_result("integrated", "the order is sent again (VTEX refuses a duplicate)")
+            if hint is not None and soon < HINT_LOOKS:
+                delay, soon = HINT_FIRST_LOOK_SECONDS * 2**soon, soon + 1
+            else:
+                delay, checks = self._policy.channel_order_check_seconds * 2**checks, checks + 1
             await self._pause(
-                lambda: self._woken() or self._has_result(PLACE_ORDER),
-                seconds=min(self._policy.channel_order_check_seconds * 2**checks, window - waited),
+                lambda: self._woken() or self._has_result(PLACE_ORDER), seconds=min(delay, window - waited)
             )
-            checks += 1
             if self._woken():
                 return INTERRUPTED  # the integration loop reads the order again (a cancel?), then comes back
 
@@ -486,7 +497,7 @@ class OrderLifecycle:
         checks = 0
         while True:
             result = self._take_result(APPROVE_ORDER)
-            info = await self._step(
+            look = await self._step(
                 "authorize",
                 ChannelOrderActivities.look_up_channel_order,
                 LookUpChannelOrderInput(
@@ -498,9 +509,9 @@ class OrderLifecycle:
                     approval=True,
                 ),
             )
-            if isinstance(info, Failure):
-                return info
-            status = info.status if info is not None else None
+            if isinstance(look, Failure):
+                return look
+            status = look.order.status if look.order is not None else None
             if status in CHANNEL_APPROVED_STATUSES:
                 self._approval_sent_at = None
                 self._move(S.DISPATCH_AUTHORIZED)
