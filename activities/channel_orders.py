@@ -255,6 +255,9 @@ class ChannelOrderActivities:
         ...), and fails the step the way the error table says."""
         if request.result is not None:
             handling = channel_order_handling(request.result.code)
+            if request.result.code == "EOI009":
+                # Not approvable, and VTEX does not show it canceled (the workflow looked): a person must look.
+                handling = Handling.BUSINESS
             if handling is not None and handling is not Handling.ALREADY_EXISTS:
                 await self._raise_result(
                     request.connection,

@@ -310,3 +310,12 @@ async def test_a_cancel_while_vtex_processes_the_order_cancels_what_vtex_makes(s
     assert state.vtex_order_id is not None
     assert box.vtex.orders[state.vtex_order_id].status == "canceled"
     assert channel_requests(box, order_id, STATUS) == []
+
+
+async def test_an_approval_vtex_refuses_for_its_status_parks_the_order(stack: Stack, box: Sandboxes) -> None:
+    order_id, _ = await placed_unpaid(stack, box, "1")
+    box.vtex.add_processing_fault(ProcessingFault(code="EOI009", flow="ApproveOrder"))
+    pay(box, order_id)
+    state = await reach(stack, order_id, OrderStatus.PARKED)
+    assert state.error_code == "EOI009"
+    assert "X9" in await log_codes(stack, order_id)
