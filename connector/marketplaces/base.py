@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Protocol
 
 from connector.models import ChangesPage, Invoice, ListingPosition, MarketplaceNotification, MarketplaceOrder, Tracking
@@ -15,6 +15,47 @@ class MarketplaceError(Exception):
         super().__init__(message)
         self.status = status
         self.transient = transient
+
+
+class AuthorizationBroken(MarketplaceError):
+    """The marketplace refused the connection's authorization for good (OAuth `invalid_grant`: the refresh
+    token was revoked, expired or already used): a person must reconnect the account. For the orders it is
+    transient: they wait in the reprocess queue and resume once the account is reconnected."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, status=400, transient=True)
+
+
+class TokenSource(Protocol):
+    """A connection's OAuth access tokens, kept and refreshed for every worker at once."""
+
+    async def access_token(self) -> str:
+        """A token valid for a while yet (refreshed first, under a lease, when it is not); AuthorizationBroken
+        when the marketplace refused the authorization, MarketplaceError when it cannot be reached."""
+        ...
+
+    async def rejected(self, token: str) -> None:
+        """The marketplace answered 401 to `token` before its expiry: the next access_token refreshes."""
+        ...
+
+
+class CartStore(Protocol):
+    """Which connector order (one workflow, one VTEX order) each marketplace order belongs to, for
+    marketplaces whose carts hold several orders (Mercado Libre's packs). The first answer stands: a cart
+    whose marketplace id changes or that splits keeps its orders in the connector order they started in."""
+
+    async def cart_key(self, connection: str, marketplace_order_id: str) -> str | None:
+        """The connector order of a marketplace order, None if not known yet."""
+        ...
+
+    async def join_cart(self, connection: str, cart_key: str, marketplace_order_ids: Collection[str]) -> dict[str, str]:
+        """Put each order not known yet in `cart_key`'s cart; every given order's cart as stored (an order
+        already in a cart stays there)."""
+        ...
+
+    async def cart_orders(self, connection: str, cart_key: str) -> list[str]:
+        """The marketplace orders in a cart, in the order they joined it."""
+        ...
 
 
 class NotificationRejected(ValueError):
@@ -34,6 +75,13 @@ class MarketplaceAdapter(Protocol):
     def parse_notification(self, headers: Mapping[str, str], body: bytes) -> MarketplaceNotification:
         """Verify the webhook's signature over the raw body, then turn it into a notification, or raise
         NotificationRejected. `headers` has lower-case names. Pure: no I/O (the webhook must answer fast)."""
+        ...
+
+    async def order_key(self, notification: MarketplaceNotification) -> MarketplaceNotification | None:
+        """The notification addressed to the connector's order it concerns: `marketplace_order_id` becomes
+        that order's id (for Mercado Libre the cart's, a pack of orders placed as one VTEX order). May read
+        the marketplace (it runs after the webhook's answer, in the hand-off); MarketplaceError when it cannot
+        (the hand-off tries again later). None: nothing for an order to do (the adapter logged why)."""
         ...
 
     async def changed_orders_page(self, position: ListingPosition, *, limit: int) -> ChangesPage:

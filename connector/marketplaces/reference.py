@@ -300,6 +300,10 @@ class ReferenceMarketplace:
             )
         return delivery_id
 
+    async def order_key(self, notification: MarketplaceNotification) -> MarketplaceNotification:
+        """Each order of the reference marketplace is its own connector order."""
+        return notification
+
     async def changed_orders_page(self, position: ListingPosition, *, limit: int) -> ChangesPage:
         """One page of `GET /orders`, walked by keyset rather than by offset alone: an order that changes
         during a walk moves to the end of the listing, which would shift an unread entry back into a page
