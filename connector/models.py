@@ -74,12 +74,26 @@ class Address(BaseModel):
     reference: str | None = None
 
 
+class Logistics(StrEnum):
+    """Who takes the order to the buyer (VTEX's external-marketplace scenarios 5, 7 and 8)."""
+
+    # The seller ships with its own carriers: VTEX's SLA (scenario 5).
+    SELLER = "seller"
+    # The marketplace's carrier collects from the seller, with the marketplace's label: FOB (scenario 7).
+    MARKETPLACE_CARRIER = "marketplace-carrier"
+    # The marketplace ships from its own warehouse, with its stock: FOB and marketplace fulfillment
+    # (scenario 8); `warehouse_id` names the seller's warehouse for such orders in VTEX.
+    MARKETPLACE_FULFILLMENT = "marketplace-fulfillment"
+
+
 class Shipping(BaseModel):
     address: Address
     price: int = Field(ge=0, description="Freight charged by the marketplace, in cents.")
     delivery_channel: DeliveryChannel = DeliveryChannel.DELIVERY
     selected_sla: str | None = None
     pickup_point_id: str | None = None
+    logistics: Logistics = Logistics.SELLER
+    warehouse_id: str | None = None
 
 
 class MarketplaceOrder(BaseModel):
