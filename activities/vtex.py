@@ -74,6 +74,7 @@ class VtexActivities:
             dict(zip(sku_ids, contexts, strict=True)),
             sales_channel=request.sales_channel,
             price_divergence_allowance_rate=request.price_divergence_allowance_rate,
+            channel_order_api=request.channel_order_api,
         )
         if not report.ok and request.look_for_placed_order:
             placed = await self._placed_before(request)

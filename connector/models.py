@@ -210,6 +210,9 @@ class ProblemKind(StrEnum):
     NO_SLA = "no-sla"
     NO_PICKUP_POINT = "no-pickup-point"
     PRICE_DIVERGENCE = "price-divergence"
+    # The marketplace delivers the order (FOB), which only the Channel Order API can place, or needs a
+    # VTEX warehouse for its own fulfillment that the connection does not name.
+    MARKETPLACE_DELIVERY = "marketplace-delivery"
 
 
 # Problems that may go away by themselves (stock arrives, a carrier's capacity frees up): the order is
@@ -488,6 +491,8 @@ class ValidateOrderInput(BaseModel):
     sales_channel: str
     price_divergence_allowance_rate: float | None = None
     # With local_integration a worker that dies after the placement but before the workflow task ends
+    # The order goes through the Channel Order API, which takes orders the marketplace delivers (FOB).
+    channel_order_api: bool = False
     # leaves no record of it: the next worker validates again, and the order's own reservation can then
     # fail the stock check. So a failed validation first looks for the order in VTEX.
     look_for_placed_order: bool = False

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 
 from connector.models import (
     DeliveryChannel,
+    Logistics,
     MarketplaceOrder,
     OrderItem,
     ProblemKind,
@@ -31,8 +32,12 @@ def validate_order(
     *,
     sales_channel: str,
     price_divergence_allowance_rate: float | None = None,
+    channel_order_api: bool = False,
 ) -> ValidationReport:
     report = ValidationReport()
+    delivery_problem = _marketplace_delivery_problem(order, channel_order_api)
+    if delivery_problem is not None:
+        report.problems.append(delivery_problem)
     vtex_prices: dict[int, int] = {}
     for index, item in enumerate(order.items):
         catalog_problems = _catalog_problems(item, contexts.get(item.sku_id), sales_channel)
@@ -143,6 +148,17 @@ def _simulation_problems(
             )
         ], None
     position, simulated = found
+    logistics = order.shipping.logistics
+    if logistics is not Logistics.SELLER:
+        # The marketplace delivers (FOB): no SLA of the seller's is chosen (scenarios 7 and 8 leave it
+        # empty); with its own fulfillment the stock is the marketplace's, not VTEX's to check.
+        if logistics is Logistics.MARKETPLACE_CARRIER and simulated.availability not in (
+            None,
+            "available",
+            UNDELIVERABLE,
+        ):
+            return [_unavailable(sku, item.quantity)], None
+        return [], SlaChoice(item_index=index, sla_id="", price=0)
     sla = _choose_sla(order, simulation.slas_for(position))
     if simulated.availability not in (None, "available", UNDELIVERABLE):
         # VTEX offers no SLA for an item it cannot sell: stock is the one action, not a carrier too.
@@ -156,6 +172,40 @@ def _simulation_problems(
     if sla is None:
         return [_missing_sla_problem(order, sku)], None
     return [], SlaChoice(item_index=index, sla_id=sla.id, price=sla.price, shipping_estimate=sla.shipping_estimate)
+
+
+def _unavailable(sku: str, quantity: int) -> SkuProblem:
+    return SkuProblem(
+        sku_id=sku, kind=ProblemKind.UNAVAILABLE, action=f"add stock for SKU {sku} (the order needs {quantity})"
+    )
+
+
+def _marketplace_delivery_problem(order: MarketplaceOrder, channel_order_api: bool) -> SkuProblem | None:
+    """An order the marketplace delivers needs the Channel Order API (Place fulfillment order has no FOB),
+    and, fulfilled from the marketplace's warehouse, the VTEX warehouse such orders go to."""
+    shipping = order.shipping
+    if shipping.logistics is Logistics.SELLER:
+        return None
+    sku = order.items[0].sku_id
+    if not channel_order_api:
+        return SkuProblem(
+            sku_id=sku,
+            kind=ProblemKind.MARKETPLACE_DELIVERY,
+            action=(
+                "the marketplace delivers this order, which only VTEX's Channel Order API can place: set the "
+                "connection's vtex_flow to order-integration, then reprocess"
+            ),
+        )
+    if shipping.logistics is Logistics.MARKETPLACE_FULFILLMENT and not shipping.warehouse_id:
+        return SkuProblem(
+            sku_id=sku,
+            kind=ProblemKind.MARKETPLACE_DELIVERY,
+            action=(
+                "the marketplace ships this order from its own warehouse: name the VTEX warehouse for such "
+                "orders in the connection (fulfillment_warehouse_id), then reprocess"
+            ),
+        )
+    return None
 
 
 def _choose_sla(order: MarketplaceOrder, slas: list[SimulationSla]) -> SimulationSla | None:

@@ -14,6 +14,7 @@ from connector.models import (
     Address,
     Customer,
     DeliveryChannel,
+    Logistics,
     MarketplaceOrder,
     MarketplaceOrderStatus,
     OrderItem,
@@ -326,3 +327,35 @@ def test_a_status_body_without_its_connector_is_caught(field: str) -> None:
         validate_request("PUT", STATUS_PATH, {}, HEADERS, body, spec=SPEC)
     with pytest.raises(ChannelOrderRejected):
         validate_update(body, "ApproveOrder")
+
+
+def delivered_by(logistics: Logistics, warehouse_id: str | None = None) -> MarketplaceOrder:
+    order = make_order()
+    shipping = order.shipping.model_copy(update={"logistics": logistics, "warehouse_id": warehouse_id})
+    return order.model_copy(update={"shipping": shipping})
+
+
+def test_an_order_the_marketplaces_carrier_collects_is_fob_without_an_sla() -> None:
+    body = body_for(delivered_by(Logistics.MARKETPLACE_CARRIER), make_report())
+    assert_fits(body)
+    shipping = body["shippingData"]
+    assert (shipping["isFob"], shipping["isMarketplaceFulfillment"]) == (True, False)  # scenario 7
+    assert [(i["selectedDeliveryChannel"], i["selectedSla"], i["deliveryIds"]) for i in shipping["logisticsInfo"]] == [
+        ("delivery", "", []),
+        ("delivery", "", []),
+    ]
+
+
+def test_an_order_the_marketplace_fulfills_names_the_sellers_warehouse() -> None:
+    body = body_for(delivered_by(Logistics.MARKETPLACE_FULFILLMENT, "meli_full"), make_report())
+    assert_fits(body)
+    shipping = body["shippingData"]
+    assert (shipping["isFob"], shipping["isMarketplaceFulfillment"]) == (True, True)  # scenario 8
+    assert {(i["selectedSla"], str(i["deliveryIds"])) for i in shipping["logisticsInfo"]} == {
+        ("", "[{'warehouseId': 'meli_full'}]")
+    }
+
+
+def test_an_order_the_seller_ships_is_not_fob() -> None:
+    shipping = body_for(delivered_by(Logistics.SELLER), make_report())["shippingData"]
+    assert (shipping["isFob"], shipping["isMarketplaceFulfillment"]) == (False, False)

@@ -6,6 +6,7 @@ from connector.models import (
     Address,
     Customer,
     DeliveryChannel,
+    Logistics,
     MarketplaceOrder,
     MarketplaceOrderStatus,
     OrderItem,
@@ -142,3 +143,56 @@ def test_slas_are_read_for_the_answer_position_when_vtex_leaves_a_sku_out() -> N
     report = validate_order(order, sim, contexts, sales_channel="1")
     assert [(p.sku_id, p.kind) for p in report.problems] == [("4", ProblemKind.SKU_INACTIVE)]
     assert report.choice_for(1).sla_id == "Normal"
+
+
+def delivered_by(logistics: Logistics, warehouse_id: str | None = None) -> MarketplaceOrder:
+    order = make_order("1")
+    shipping = order.shipping.model_copy(update={"logistics": logistics, "warehouse_id": warehouse_id})
+    return order.model_copy(update={"shipping": shipping})
+
+
+NO_CARRIER = simulation([{"id": "1", "requestIndex": 0, "availability": "available"}], [{"itemIndex": 0, "slas": []}])
+NO_STOCK = simulation([{"id": "1", "requestIndex": 0, "availability": "withoutStock"}], [{"itemIndex": 0, "slas": []}])
+
+
+def test_an_order_the_marketplace_delivers_needs_no_carrier_of_the_seller() -> None:
+    for order in (delivered_by(Logistics.MARKETPLACE_CARRIER), delivered_by(Logistics.MARKETPLACE_FULFILLMENT, "w")):
+        report = validate_order(order, NO_CARRIER, {"1": context("1")}, sales_channel="1", channel_order_api=True)
+        assert report.ok, report.problems
+        assert [(c.sla_id, c.price) for c in report.sla_choices] == [("", 0)]
+
+
+def test_stock_is_the_sellers_to_have_unless_the_marketplace_fulfills() -> None:
+    carrier = validate_order(
+        delivered_by(Logistics.MARKETPLACE_CARRIER),
+        NO_STOCK,
+        {"1": context("1")},
+        sales_channel="1",
+        channel_order_api=True,
+    )
+    assert [p.kind for p in carrier.problems] == [ProblemKind.UNAVAILABLE]
+    full = validate_order(
+        delivered_by(Logistics.MARKETPLACE_FULFILLMENT, "w"),
+        NO_STOCK,
+        {"1": context("1")},
+        sales_channel="1",
+        channel_order_api=True,
+    )
+    assert full.ok
+
+
+def test_an_order_the_marketplace_delivers_needs_the_channel_order_api_and_a_warehouse() -> None:
+    legacy = validate_order(
+        delivered_by(Logistics.MARKETPLACE_CARRIER), NO_CARRIER, {"1": context("1")}, sales_channel="1"
+    )
+    assert [p.kind for p in legacy.problems] == [ProblemKind.MARKETPLACE_DELIVERY]
+    assert "vtex_flow" in legacy.problems[0].action and legacy.needs_seller_action
+    no_warehouse = validate_order(
+        delivered_by(Logistics.MARKETPLACE_FULFILLMENT),
+        NO_CARRIER,
+        {"1": context("1")},
+        sales_channel="1",
+        channel_order_api=True,
+    )
+    assert [p.kind for p in no_warehouse.problems] == [ProblemKind.MARKETPLACE_DELIVERY]
+    assert "fulfillment_warehouse_id" in no_warehouse.problems[0].action

@@ -361,6 +361,7 @@ class OrderLifecycle:
                 sales_channel=self._input.sales_channel,
                 price_divergence_allowance_rate=self._input.price_divergence_allowance_rate,
                 look_for_placed_order=self._input.local_integration,
+                channel_order_api=self._input.vtex_flow is VtexFlow.ORDER_INTEGRATION,
             ),
         )
         if isinstance(report, Failure):

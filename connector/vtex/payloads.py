@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from connector.models import DeliveryChannel, MarketplaceOrder, ValidationReport
+from connector.models import DeliveryChannel, Logistics, MarketplaceOrder, ValidationReport
 from connector.vtex.responses import OmsOrder
 
 JSON = dict[str, Any]
@@ -165,8 +165,9 @@ def channel_order_body(
         "shippingData": {
             "logisticsInfo": _channel_logistics(order, report, lock_ttl),
             "selectedAddresses": [_channel_address(order)],
-            "isFob": False,
-            "isMarketplaceFulfillment": False,
+            # The marketplace delivers: its carrier (scenario 7), or from its own warehouse (scenario 8).
+            "isFob": order.shipping.logistics is not Logistics.SELLER,
+            "isMarketplaceFulfillment": order.shipping.logistics is Logistics.MARKETPLACE_FULFILLMENT,
         },
         # The marketplace took the payment; its method is not passed on.
         "invoiceData": {"userPaymentInfo": {"paymentMethods": []}},
@@ -228,19 +229,23 @@ def _channel_address(order: MarketplaceOrder) -> JSON:
 
 
 def _channel_logistics(order: MarketplaceOrder, report: ValidationReport, lock_ttl: str) -> list[JSON]:
-    channel = order.shipping.delivery_channel
+    shipping = order.shipping
+    channel = shipping.delivery_channel
     choices = [report.choice_for(index) for index in range(len(order.items))]
-    prices = split_freight(order.shipping.price, [choice.price for choice in choices])
+    prices = split_freight(shipping.price, [choice.price for choice in choices])
+    # Pickup-in-point orders (scenario 9) and orders the marketplace delivers (scenarios 7 and 8) leave the
+    # SLA empty: the address names the pickup point, the marketplace carries the order.
+    no_sla = channel is DeliveryChannel.PICKUP_IN_POINT or shipping.logistics is not Logistics.SELLER
+    # Only orders the marketplace fulfills from its own warehouse name one (scenario 8).
+    warehouse = shipping.warehouse_id if shipping.logistics is Logistics.MARKETPLACE_FULFILLMENT else None
     return [
         {
             "price": price,
             "selectedDeliveryChannel": channel.value,
-            # Pickup-in-point orders leave the SLA empty (guide scenario 9): the address names the point.
-            "selectedSla": "" if channel is DeliveryChannel.PICKUP_IN_POINT else choice.sla_id,
+            "selectedSla": "" if no_sla else choice.sla_id,
             "lockTTL": lock_ttl,
             "shippingEstimate": choice.shipping_estimate or "",
-            # Only for orders the marketplace fulfills from its own warehouse (guide scenario 8).
-            "deliveryIds": [],
+            "deliveryIds": [{"warehouseId": warehouse}] if warehouse else [],
         }
         for choice, price in zip(choices, prices, strict=True)
     ]
