@@ -68,7 +68,9 @@ class ImportActivities(HandOffActivities):
                 refusals.append(checked)
                 continue
             try:
-                await adapter.fetch_order(raw_id)
+                keyed = await adapter.order_key(checked)
+                if keyed is not None:
+                    await adapter.fetch_order(keyed.marketplace_order_id)
             except MarketplaceError as exc:
                 if exc.transient:
                     raise marketplace_failure(exc) from None

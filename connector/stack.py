@@ -110,6 +110,7 @@ class Stack:
             self.client,
             task_queue=settings.temporal_task_queue,
             connections=self.connections,
+            adapters=self._adapters,
             store=self.store,
             logbook=self.logbook,
         )

@@ -178,6 +178,7 @@ async def test_a_queued_notification_that_cannot_be_handed_off_stays_queued_and_
         stack.client,
         task_queue=stack.settings.temporal_task_queue,
         connections=stack.connections,
+        adapters={},
         store=store,
         logbook=Logbook(store, account="sandbox"),
     )

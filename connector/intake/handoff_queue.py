@@ -21,8 +21,10 @@ from temporalio.client import Client
 
 from connector.connections import Connection
 from connector.logbook import Logbook
+from connector.marketplaces.base import MarketplaceAdapter, MarketplaceError
 from connector.metrics import HANDOFF_QUEUE
 from connector.models import MarketplaceNotification
+from connector.quarantine import quarantine
 from connector.starter import hand_off_order
 from connector.store.base import OrderStore
 from connector.store.models import QueuedHandoff
@@ -43,12 +45,14 @@ class HandOffQueue:
         *,
         task_queue: str,
         connections: Mapping[str, Connection],
+        adapters: Mapping[str, MarketplaceAdapter],
         store: OrderStore,
         logbook: Logbook,
     ) -> None:
         self._client = client
         self._task_queue = task_queue
         self._connections = connections
+        self._adapters = adapters
         self._store = store
         self._logbook = logbook
         self._queued = asyncio.Event()
@@ -104,6 +108,7 @@ class HandOffQueue:
 
     async def _hand_off(self, entry: QueuedHandoff) -> None:
         connection = self._connections.get(entry.connection)
+        adapter = self._adapters.get(entry.connection)
         try:
             notification = MarketplaceNotification.model_validate_json(entry.notification)
         except ValidationError as exc:
@@ -111,7 +116,7 @@ class HandOffQueue:
             log.error("hand-off queue: entry %s is unreadable (%s); left in the queue", entry.id, exc)
             await self._later(entry)
             return
-        if connection is None:
+        if connection is None or adapter is None:
             log.error(
                 "hand-off queue: order %s of connection %s, which this intake does not have; kept queued",
                 notification.marketplace_order_id,
@@ -120,13 +125,34 @@ class HandOffQueue:
             await self._later(entry)
             return
         try:
-            await hand_off_order(
-                self._client,
-                task_queue=self._task_queue,
-                connection=connection,
-                notification=notification,
-                logbook=self._logbook,
-                ledger=self._store,
+            keyed = await adapter.order_key(notification)
+            if keyed is not None:
+                await hand_off_order(
+                    self._client,
+                    task_queue=self._task_queue,
+                    connection=connection,
+                    notification=keyed,
+                    logbook=self._logbook,
+                    ledger=self._store,
+                )
+        except MarketplaceError as exc:
+            if exc.transient:  # the marketplace (or its authorization) is down: queued, retried
+                log.warning(
+                    "hand-off queue: order %s (%s) waits for the marketplace, attempt %d: %s",
+                    notification.marketplace_order_id,
+                    entry.connection,
+                    entry.attempts,
+                    exc,
+                )
+                await self._later(entry)
+                return
+            # The marketplace will never say which order this is: set aside, visibly, and go on.
+            await quarantine(
+                self._logbook,
+                connection=entry.connection,
+                source="webhook",
+                raw_id=notification.marketplace_order_id,
+                reason=f"the marketplace cannot tell which order it is: {exc}",
             )
         except Exception as exc:  # Temporal (or the store) unavailable: queued, retried, never dropped
             log.warning(
