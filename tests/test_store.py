@@ -27,7 +27,7 @@ from temporalio.testing import ActivityEnvironment
 from connector.logbook import Logbook
 from connector.models import ProblemKind, SkuProblem, ValidationReport
 from connector.store.base import OrderStore, StoreError, open_store
-from connector.store.models import HandoffRecord, IdMapping, LogMessage, LogStatus
+from connector.store.models import HandoffRecord, IdMapping, LogMessage, LogStatus, StoredToken, TokenWrite
 from connector.store.sql import SqlStore
 from connector.store.sqlite import SqliteDriver
 
@@ -500,6 +500,136 @@ async def test_concurrent_claims_never_take_the_same_hand_off(url: str) -> None:
         await asyncio.gather(*(drain(store) for store in (first, second) for _ in range(5)))
         await drain(first)  # in case every racer came back short at once
         assert len(ids) == len(set(ids)) == 200
+    finally:
+        await first.aclose()
+        await second.aclose()
+
+
+# -- carts (CartStore) ----------------------------------------------------------------------------------------
+
+
+async def test_an_order_joins_the_first_cart_it_is_put_in_and_stays_there(store: OrderStore) -> None:
+    assert await store.cart_key("meli", "2001") is None
+    assert await store.join_cart("meli", "cart-1", ["2001", "2002"]) == {"2001": "cart-1", "2002": "cart-1"}
+    # A pack whose id changed: the known orders stay in their cart, the new one joins the asked cart.
+    assert await store.join_cart("meli", "cart-2", ["2002", "2003"]) == {"2002": "cart-1", "2003": "cart-2"}
+    assert await store.cart_key("meli", "2002") == "cart-1"
+    assert await store.cart_key("meli", "2003") == "cart-2"
+    # Connections never share carts.
+    assert await store.cart_key("other", "2001") is None
+    assert await store.join_cart("other", "cart-9", ["2001"]) == {"2001": "cart-9"}
+    assert await store.cart_orders("meli", "cart-9") == []
+    assert await store.join_cart("meli", "cart-1", []) == {}
+
+
+async def test_a_carts_orders_come_in_the_order_they_joined_then_by_id(store: OrderStore) -> None:
+    await store.join_cart("meli", "cart-1", ["30", "20"])
+    await asyncio.sleep(0.002)
+    await store.join_cart("meli", "cart-1", ["10"])
+    await asyncio.sleep(0.002)
+    await store.join_cart("meli", "cart-1", ["20", "40"])  # 20 is there already: it keeps its place
+    assert await store.cart_orders("meli", "cart-1") == ["20", "30", "10", "40"]
+    assert await store.cart_orders("meli", "no-such-cart") == []
+
+
+async def test_concurrent_joins_agree_on_every_orders_cart(url: str) -> None:
+    first, second = open_store(url), open_store(url)  # two workers on one store
+    try:
+        orders = [str(n) for n in range(1000, 1600)]  # more than one statement's worth
+        answers = await asyncio.gather(
+            *(
+                store.join_cart("meli", f"cart-{n}", orders[n::2] + orders[::3])
+                for n, store in enumerate([first, second] * 3)
+            )
+        )
+        stored = {order: await first.cart_key("meli", order) for order in orders}
+        assert None not in stored.values()
+        for answer in answers:
+            assert answer == {order: stored[order] for order in answer}
+        in_carts = [order for n in range(6) for order in await second.cart_orders("meli", f"cart-{n}")]
+        assert sorted(in_carts) == sorted(orders)
+    finally:
+        await first.aclose()
+        await second.aclose()
+
+
+# -- marketplace tokens ---------------------------------------------------------------------------------------
+
+
+def token_write(refresh: str, **changes: object) -> TokenWrite:
+    return TokenWrite.model_validate({"key_id": "k1", "sealed_refresh_token": refresh, **changes})
+
+
+async def test_a_token_row_is_created_once_and_replaced_only_over_the_version_read(store: OrderStore) -> None:
+    assert await store.marketplace_token("meli") is None
+    assert await store.replace_marketplace_token("meli", 1, token_write("r0")) is None  # no row: nothing written
+    expires = datetime(2026, 12, 8, 18, tzinfo=UTC)
+    created = await store.create_marketplace_token(
+        "meli", token_write("r1", sealed_access_token="a1", access_expires_at=expires)
+    )
+    assert created is not None
+    assert (created.connection, created.version, created.sealed_refresh_token) == ("meli", 1, "r1")
+    assert created.access_expires_at == expires and created.updated_at.tzinfo == UTC
+    assert created.lease_owner is None and created.broken_reason is None
+    assert await store.create_marketplace_token("meli", token_write("other")) is None  # the first stands
+    assert await store.marketplace_token("meli") == created
+
+    # Two writers read version 1: the first to write wins, the stale one changes nothing.
+    newer = await store.replace_marketplace_token("meli", 1, token_write("r2", sealed_access_token="a2"))
+    assert newer is not None and newer.version == 2 and newer.sealed_refresh_token == "r2"
+    assert await store.replace_marketplace_token("meli", 1, token_write("stale")) is None
+    assert await store.marketplace_token("meli") == newer
+
+    broken_at = datetime(2026, 12, 8, 19, tzinfo=UTC)
+    broken = await store.replace_marketplace_token(
+        "meli", 2, newer.write(broken_reason="invalid_grant", broken_at=broken_at)
+    )
+    assert broken is not None and broken.version == 3
+    assert (broken.sealed_refresh_token, broken.sealed_access_token) == ("r2", "a2")
+    assert (broken.broken_reason, broken.broken_at) == ("invalid_grant", broken_at)
+    assert await store.marketplace_token("other") is None
+
+
+async def test_concurrent_compare_and_sets_let_exactly_one_writer_through(url: str) -> None:
+    first, second = open_store(url), open_store(url)
+    try:
+        assert await first.create_marketplace_token("meli", token_write("r1")) is not None
+        outcomes = await asyncio.gather(
+            *(
+                store.replace_marketplace_token("meli", 1, token_write(f"r-{n}"))
+                for n, store in enumerate([first, second] * 5)
+            )
+        )
+        winners = [outcome for outcome in outcomes if outcome is not None]
+        assert len(winners) == 1 and winners[0].version == 2
+        assert await second.marketplace_token("meli") == winners[0]
+    finally:
+        await first.aclose()
+        await second.aclose()
+
+
+async def test_the_refresh_lease_is_held_by_one_owner_until_released_or_expired(url: str) -> None:
+    first, second = open_store(url), open_store(url)
+    try:
+        assert await first.lease_marketplace_token("meli", "worker-a", 30) is None  # no row, no lease
+        await first.create_marketplace_token("meli", token_write("r1"))
+        leased = await first.lease_marketplace_token("meli", "worker-a", 30)
+        assert isinstance(leased, StoredToken) and leased.lease_owner == "worker-a" and leased.version == 1
+        assert leased.lease_until is not None and leased.lease_until > datetime.now(UTC) + timedelta(seconds=25)
+        assert await second.lease_marketplace_token("meli", "worker-b", 30) is None
+        assert await first.lease_marketplace_token("meli", "worker-a", 30) is not None  # its own again
+        await second.release_marketplace_token("meli", "worker-b")  # not its lease: nothing happens
+        assert await second.lease_marketplace_token("meli", "worker-b", 30) is None
+        await first.release_marketplace_token("meli", "worker-a")
+        taken = await second.lease_marketplace_token("meli", "worker-b", 0.05)
+        assert taken is not None and taken.lease_owner == "worker-b"
+        # The lease changes no token: a compare-and-set on the version read before still goes through.
+        assert await first.replace_marketplace_token("meli", 1, token_write("r2")) is not None
+        # An owner that died: its lease runs out and another takes it.
+        assert await first.lease_marketplace_token("meli", "worker-a", 30) is None
+        await asyncio.sleep(0.1)
+        again = await first.lease_marketplace_token("meli", "worker-a", 30)
+        assert again is not None and again.lease_owner == "worker-a" and again.sealed_refresh_token == "r2"
     finally:
         await first.aclose()
         await second.aclose()

@@ -29,7 +29,7 @@ from sqlalchemy.pool import NullPool
 from connector.retention import Retention, purge_once, purge_periodically
 from connector.store import migrations
 from connector.store.base import StoreError, migrate_store, open_store
-from connector.store.models import HandoffRecord, IdMapping, LogStatus
+from connector.store.models import HandoffRecord, IdMapping, LogStatus, TokenWrite
 from connector.store.sql import SqlStore
 from connector.store.tables import metadata
 from tests import test_store
@@ -184,6 +184,60 @@ async def test_a_store_migrated_by_a_newer_connector_is_refused(url: str) -> Non
         store = open_store(url, migrate=migrate)
         with pytest.raises(StoreError, match="revision 9999, which this connector does not know"):
             await store.ready()
+        await store.aclose()
+
+
+def migrate_to(url: str, revision: str) -> None:
+    """The store at `revision` (as a connector of that revision left it), with Alembic itself."""
+    with sync_connection(url) as connection:
+        config = migrations._config()
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
+        connection.commit()
+
+
+async def test_a_store_at_revision_0002_is_refused_then_upgraded_keeping_every_row_and_gaining_carts_and_tokens(
+    url: str,
+) -> None:
+    make_store_from_before_migrations(url)
+    migrate_to(url, "0002")
+    before = rows(url)
+    assert all(before.values())
+    store = open_store(url, migrate=False)
+    with pytest.raises(StoreError, match=rf"revision 0002, older than this connector's {migrations.head()}: run"):
+        await store.ready()
+    await store.aclose()
+    assert rows(url) == before
+
+    assert await migrate_store(url) == ("0002", migrations.head())
+    assert rows(url) == before
+    with sync_connection(url) as connection:
+        inspector = inspect(connection)
+        assert {"marketplace_carts", "marketplace_tokens"} <= set(inspector.get_table_names())
+        assert "marketplace_carts_by_cart" in {index["name"] for index in inspector.get_indexes("marketplace_carts")}
+    store = open_store(url, migrate=False)
+    try:
+        assert await store.join_cart("meli", "cart-1", ["1", "2"]) == {"1": "cart-1", "2": "cart-1"}
+        created = await store.create_marketplace_token("meli", TokenWrite(key_id="k1", sealed_refresh_token="x"))
+        assert created is not None and created.version == 1
+        assert await store.resolve("reference", "MKP-1001-01") is not None  # the old rows serve as before
+    finally:
+        await store.aclose()
+
+
+async def test_retention_never_purges_carts_or_marketplace_tokens(url: str) -> None:
+    store = open_store(url)
+    try:
+        await store.join_cart("meli", "cart-1", ["1", "2"])
+        token = await store.create_marketplace_token(
+            "meli",
+            TokenWrite(key_id="k1", sealed_refresh_token="x", broken_reason="invalid_grant", broken_at=T),
+        )
+        retention = Retention(success_days=1, error_days=1, after_sale_days=1)
+        await purge_once(store, retention, now=datetime.now(UTC) + timedelta(days=3650))
+        assert await store.cart_orders("meli", "cart-1") == ["1", "2"]
+        assert await store.marketplace_token("meli") == token
+    finally:
         await store.aclose()
 
 

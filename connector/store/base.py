@@ -1,4 +1,5 @@
-"""The order store: VTEX order-log messages, the marketplace ↔ VTEX order id map, and what was handed off.
+"""The order store: VTEX order-log messages, the marketplace ↔ VTEX order id map, what was handed off, which
+connector order each marketplace order belongs to (carts), and the marketplaces' OAuth tokens.
 
 `open_store` picks the backend from a URL: SQLite for one machine (the default), PostgreSQL when several
 workers share the log.
@@ -10,7 +11,15 @@ from collections.abc import Collection
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Protocol
 
-from connector.store.models import HandoffRecord, IdMapping, LogMessage, LogStatus, QueuedHandoff
+from connector.store.models import (
+    HandoffRecord,
+    IdMapping,
+    LogMessage,
+    LogStatus,
+    QueuedHandoff,
+    StoredToken,
+    TokenWrite,
+)
 
 if TYPE_CHECKING:
     from connector.store.sql import SqlStore
@@ -118,7 +127,53 @@ class OrderStore(Protocol):
         """Delete Success log messages created before `successes_before`, every other status's before
         `others_before`, and hand-off records neither handed off nor read since `handoffs_before` (None
         keeps that kind); a bounded batch per statement, so no lock is held long. The rows removed, by
-        kind: {"successes": n, "others": n, "handoffs": n}."""
+        kind: {"successes": n, "others": n, "handoffs": n}. Carts and marketplace tokens are never purged."""
+        ...
+
+    # -- carts (connector/marketplaces/base.py, CartStore) -----------------------------------------------------
+
+    async def cart_key(self, connection: str, marketplace_order_id: str) -> str | None:
+        """The connector order of a marketplace order, None if not known yet."""
+        ...
+
+    async def join_cart(self, connection: str, cart_key: str, marketplace_order_ids: Collection[str]) -> dict[str, str]:
+        """Put each order not known yet in `cart_key`'s cart (insert if absent: the first writer wins), then
+        every given order's cart as stored, so concurrent callers agree."""
+        ...
+
+    async def cart_orders(self, connection: str, cart_key: str) -> list[str]:
+        """The marketplace orders in a cart, in the order they joined it (then by id)."""
+        ...
+
+    # -- marketplace tokens (connector/marketplaces/mercadolibre/tokens.py only) -------------------------------
+    #
+    # One row per connection. Every change of the tokens or of their state is a compare-and-set on the
+    # version its writer read, so a writer that read an older row (a refresh racing another, a reconnect)
+    # changes nothing and learns it (None). The lease is apart from the version: taking or releasing it
+    # changes no token.
+
+    async def marketplace_token(self, connection: str) -> StoredToken | None:
+        """The connection's token row, None when it has none (never connected)."""
+        ...
+
+    async def create_marketplace_token(self, connection: str, write: TokenWrite) -> StoredToken | None:
+        """The connection's first row (version 1), unless it has one already (None: nothing written)."""
+        ...
+
+    async def replace_marketplace_token(
+        self, connection: str, expected_version: int, write: TokenWrite
+    ) -> StoredToken | None:
+        """Compare-and-set: `write` becomes the row (its version one more) only while the row is still at
+        `expected_version`; the new row, or None (the row changed meanwhile, or there is none)."""
+        ...
+
+    async def lease_marketplace_token(self, connection: str, owner: str, seconds: float) -> StoredToken | None:
+        """Take the refresh lease for `seconds` when it is free, expired or already `owner`'s: the row as it is
+        now (read in the same statement), or None when another owner holds it (or there is no row)."""
+        ...
+
+    async def release_marketplace_token(self, connection: str, owner: str) -> None:
+        """Give the lease back, if `owner` still holds it."""
         ...
 
     async def aclose(self) -> None: ...

@@ -1,12 +1,12 @@
-"""The order log message (VTEX's eight fields plus our keys), the id map entry, the hand-off record and
-a queued hand-off."""
+"""The order log message (VTEX's eight fields plus our keys), the id map entry, the hand-off record, a
+queued hand-off, and a connection's sealed marketplace tokens."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class LogStatus(StrEnum):
@@ -68,3 +68,34 @@ class QueuedHandoff(BaseModel):
     connection: str
     notification: str  # MarketplaceNotification as JSON (the store does not depend on connector.models)
     attempts: int
+
+
+class TokenWrite(BaseModel):
+    """What a writer sets on a connection's marketplace-token row: the tokens, SEALED (encrypted by the caller,
+    connector/codec.py SecretSealer, under the key `key_id`: the store never sees a token in the clear), the
+    access token's expiry, and whether the marketplace refused the authorization."""
+
+    model_config = ConfigDict(frozen=True)
+
+    key_id: str
+    sealed_refresh_token: str = Field(repr=False)
+    sealed_access_token: str | None = Field(default=None, repr=False)
+    access_expires_at: datetime | None = None
+    broken_reason: str | None = None
+    broken_at: datetime | None = None
+
+
+class StoredToken(TokenWrite):
+    """A connection's marketplace-token row as stored: the write's fields plus its `version` (one more on
+    every write, the compare-and-set key), the refresh lease (`lease_owner` until `lease_until`) and when the
+    tokens or their state last changed."""
+
+    connection: str
+    version: int
+    lease_owner: str | None = None
+    lease_until: datetime | None = None
+    updated_at: datetime
+
+    def write(self, **changes: object) -> TokenWrite:
+        """This row's tokens and state as a write, with `changes` (e.g. `broken_reason=...`)."""
+        return TokenWrite.model_validate({**self.model_dump(include=set(TokenWrite.model_fields)), **changes})

@@ -22,8 +22,25 @@ from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import BindParameter
 
-from connector.store.models import HandoffRecord, IdMapping, LogMessage, LogStatus, QueuedHandoff
-from connector.store.tables import handoff_queue, order_handoffs, order_ids, order_logs, rate_slots, webhook_deliveries
+from connector.store.models import (
+    HandoffRecord,
+    IdMapping,
+    LogMessage,
+    LogStatus,
+    QueuedHandoff,
+    StoredToken,
+    TokenWrite,
+)
+from connector.store.tables import (
+    handoff_queue,
+    marketplace_carts,
+    marketplace_tokens,
+    order_handoffs,
+    order_ids,
+    order_logs,
+    rate_slots,
+    webhook_deliveries,
+)
 
 DELIVERY_MEMORY = timedelta(days=7)
 DELIVERY_PRUNE_EVERY = 1000
@@ -48,6 +65,10 @@ LOG_COLUMNS = (
     "created_at",
 )
 _ID_COLUMNS = ("connection", "marketplace_order_id", "vtex_order_id")
+# The columns a token write sets (models.TokenWrite), and the whole row (models.StoredToken).
+_TOKEN_WRITE_COLUMNS = tuple(TokenWrite.model_fields)
+_TOKEN_COLUMNS = ("connection", "version", *_TOKEN_WRITE_COLUMNS, "lease_owner", "lease_until", "updated_at")
+_TOKEN_TIMES = frozenset({"access_expires_at", "broken_at", "lease_until", "updated_at"})
 
 
 class Driver(Protocol):
@@ -285,6 +306,67 @@ class SqlStore:
             d,
         )
 
+        # Carts: an order's row is written once (the first writer wins), read by its cart in join order.
+        self._cart_key = Statement(
+            select(marketplace_carts.c.cart_key).where(
+                marketplace_carts.c.connection == bindparam("connection"),
+                marketplace_carts.c.marketplace_order_id == bindparam("marketplace_order_id"),
+            ),
+            d,
+        )
+        self._cart_orders = Statement(
+            select(marketplace_carts.c.marketplace_order_id)
+            .where(
+                marketplace_carts.c.connection == bindparam("connection"),
+                marketplace_carts.c.cart_key == bindparam("cart_key"),
+            )
+            .order_by(marketplace_carts.c.joined_at, marketplace_carts.c.marketplace_order_id),
+            d,
+        )
+        # Marketplace tokens: every write of the tokens is a compare-and-set on `version` (one statement, so of
+        # two writers that read the same version exactly one succeeds; PostgreSQL re-checks the WHERE on the
+        # row the other committed). Bind names differ from the column names (SQLAlchemy reserves those).
+        tokens = marketplace_tokens.c
+        token_row = [tokens[column] for column in _TOKEN_COLUMNS]
+        written: dict[str, BindParameter[Any]] = {column: bindparam(f"new_{column}") for column in _TOKEN_WRITE_COLUMNS}
+        this_connection = tokens.connection == bindparam("token_connection")
+        self._token = Statement(select(*token_row).where(this_connection), d)
+        self._create_token = Statement(
+            insert(marketplace_tokens)
+            .values(
+                connection=bindparam("token_connection"), version=1, updated_at=bindparam("new_updated_at"), **written
+            )
+            .on_conflict_do_nothing(index_elements=["connection"])
+            .returning(*token_row),
+            d,
+        )
+        self._replace_token = Statement(
+            update(marketplace_tokens)
+            .where(this_connection, tokens.version == bindparam("expected_version"))
+            .values(version=tokens.version + 1, updated_at=bindparam("new_updated_at"), **written)
+            .returning(*token_row),
+            d,
+        )
+        lease_owner: BindParameter[str] = bindparam("lease_owner_is")
+        self._lease_token = Statement(
+            update(marketplace_tokens)
+            .where(
+                this_connection,
+                tokens.lease_owner.is_(None)
+                | (tokens.lease_until <= bindparam("now"))
+                | (tokens.lease_owner == lease_owner),
+            )
+            .values(lease_owner=lease_owner, lease_until=bindparam("lease_until_is"))
+            .returning(*token_row),
+            d,
+        )
+        self._release_token = Statement(
+            update(marketplace_tokens)
+            .where(this_connection, tokens.lease_owner == lease_owner)
+            .values(lease_owner=None, lease_until=None),
+            d,
+        )
+
     def _moment(self, value: datetime) -> object:
         return self._driver.moment(as_utc(value))
 
@@ -443,6 +525,97 @@ class SqlStore:
         if not rows:
             return None
         return IdMapping.model_validate(dict(zip(_ID_COLUMNS, rows[0], strict=True)))
+
+    # -- carts --------------------------------------------------------------------------------------------------
+
+    async def cart_key(self, connection: str, marketplace_order_id: str) -> str | None:
+        rows = await self._fetch(
+            self._cart_key, {"connection": connection, "marketplace_order_id": marketplace_order_id}
+        )
+        return str(rows[0][0]) if rows else None
+
+    async def join_cart(self, connection: str, cart_key: str, marketplace_order_ids: Collection[str]) -> dict[str, str]:
+        # Sorted: two statements inserting overlapping orders take their keys in one order (no deadlock on
+        # PostgreSQL, where each waits for the other's uncommitted row).
+        wanted = sorted(set(marketplace_order_ids))
+        joined_at = self._moment(datetime.now(UTC))
+        insert = _insert(self._driver.dialect)
+        for start in range(0, len(wanted), HANDOFF_LOOKUP_CHUNK):
+            rows = [
+                {
+                    "connection": connection,
+                    "marketplace_order_id": order_id,
+                    "cart_key": cart_key,
+                    "joined_at": joined_at,
+                }
+                for order_id in wanted[start : start + HANDOFF_LOOKUP_CHUNK]
+            ]
+            statement = (
+                insert(marketplace_carts)
+                .values(rows)
+                .on_conflict_do_nothing(index_elements=["connection", "marketplace_order_id"])
+            )
+            await self._execute(Statement(statement, self._driver.dialect, values_inline=True))
+        # Read back, whoever wrote them: every caller answers with the stored carts.
+        found: dict[str, str] = {}
+        query = select(marketplace_carts.c.marketplace_order_id, marketplace_carts.c.cart_key)
+        for start in range(0, len(wanted), HANDOFF_LOOKUP_CHUNK):
+            chunk = wanted[start : start + HANDOFF_LOOKUP_CHUNK]
+            statement = query.where(
+                marketplace_carts.c.connection == connection, marketplace_carts.c.marketplace_order_id.in_(chunk)
+            )
+            for order_id, key in await self._fetch(Statement(statement, self._driver.dialect, values_inline=True)):
+                found[str(order_id)] = str(key)
+        return found
+
+    async def cart_orders(self, connection: str, cart_key: str) -> list[str]:
+        rows = await self._fetch(self._cart_orders, {"connection": connection, "cart_key": cart_key})
+        return [str(row[0]) for row in rows]
+
+    # -- marketplace tokens -------------------------------------------------------------------------------------
+
+    def _token_values(self, write: TokenWrite) -> dict[str, object]:
+        values: dict[str, object] = {}
+        for column in _TOKEN_WRITE_COLUMNS:
+            value = getattr(write, column)
+            values[f"new_{column}"] = self._moment(value) if isinstance(value, datetime) else value
+        values["new_updated_at"] = self._moment(datetime.now(UTC))
+        return values
+
+    @staticmethod
+    def _token_row(rows: list[Sequence[Any]]) -> StoredToken | None:
+        if not rows:
+            return None
+        values = dict(zip(_TOKEN_COLUMNS, rows[0], strict=True))
+        for column in _TOKEN_TIMES:
+            values[column] = _moment(values[column])
+        return StoredToken.model_validate(values)
+
+    async def marketplace_token(self, connection: str) -> StoredToken | None:
+        return self._token_row(await self._fetch(self._token, {"token_connection": connection}))
+
+    async def create_marketplace_token(self, connection: str, write: TokenWrite) -> StoredToken | None:
+        values = {"token_connection": connection, **self._token_values(write)}
+        return self._token_row(await self._fetch(self._create_token, values))
+
+    async def replace_marketplace_token(
+        self, connection: str, expected_version: int, write: TokenWrite
+    ) -> StoredToken | None:
+        values = {"token_connection": connection, "expected_version": expected_version, **self._token_values(write)}
+        return self._token_row(await self._fetch(self._replace_token, values))
+
+    async def lease_marketplace_token(self, connection: str, owner: str, seconds: float) -> StoredToken | None:
+        now = datetime.now(UTC)
+        values = {
+            "token_connection": connection,
+            "lease_owner_is": owner,
+            "now": self._moment(now),
+            "lease_until_is": self._moment(now + timedelta(seconds=seconds)),
+        }
+        return self._token_row(await self._fetch(self._lease_token, values))
+
+    async def release_marketplace_token(self, connection: str, owner: str) -> None:
+        await self._execute(self._release_token, {"token_connection": connection, "lease_owner_is": owner})
 
     async def purge(
         self,

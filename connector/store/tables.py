@@ -109,3 +109,40 @@ handoff_queue = Table(
     Index("handoff_queue_by_due", "due_at", "id"),
     sqlite_autoincrement=True,
 )
+
+# Revision 0003: which connector order (one workflow, one VTEX order) each marketplace order belongs to, for
+# marketplaces whose carts hold several orders (Mercado Libre's packs). The first writer of an order's row
+# wins; the rows are never purged (connector/marketplaces/base.py, CartStore).
+marketplace_carts = Table(
+    "marketplace_carts",
+    metadata,
+    Column("connection", Text, nullable=False),
+    Column("marketplace_order_id", BYTEWISE_TEXT, nullable=False),
+    Column("cart_key", Text, nullable=False),
+    Column("joined_at", UTC_TIME, nullable=False),
+    PrimaryKeyConstraint("connection", "marketplace_order_id"),
+    Index("marketplace_carts_by_cart", "connection", "cart_key", "joined_at"),
+)
+
+# Revision 0003: a connection's OAuth tokens (Mercado Libre's), one row per connection, shared by every worker.
+# Both tokens are sealed (AES-256-GCM under the payload keys, connector/codec.py SecretSealer) with the key
+# named by key_id: the store never holds a token in the clear. `version` grows by one on every change of the
+# tokens or of their state, each written only over the version its writer read (compare-and-set), so a
+# stale writer never replaces a newer rotated refresh token. The lease (owner, until) lets one worker at a
+# time refresh. broken_reason / broken_at: the marketplace refused the authorization (invalid_grant) and a
+# person must reconnect the account. Never purged.
+marketplace_tokens = Table(
+    "marketplace_tokens",
+    metadata,
+    Column("connection", Text, primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("key_id", Text, nullable=False),
+    Column("sealed_refresh_token", Text, nullable=False),
+    Column("sealed_access_token", Text),
+    Column("access_expires_at", UTC_TIME),
+    Column("lease_owner", Text),
+    Column("lease_until", UTC_TIME),
+    Column("broken_reason", Text),
+    Column("broken_at", UTC_TIME),
+    Column("updated_at", UTC_TIME, nullable=False),
+)
