@@ -46,6 +46,15 @@ class ConnectionConfig(BaseModel):
     poll_overlap_seconds: float | None = Field(default=None, ge=0)
     poll_page_size: int | None = Field(default=None, ge=1, le=100)
     poll_webhook_grace_seconds: float | None = Field(default=None, ge=0)
+    # Mercado Libre (`"marketplace": "mercadolibre"`): the application's id and secret (Mercado Libre's own
+    # secret: its strength is not checked), the site (MLB, MLA, MLM, ...), the OAuth server, and the first
+    # refresh token, stored into the order store at the worker's first start when the store has none (after
+    # that the store's rotated tokens are the ones used; `connector mercadolibre connect` replaces them).
+    mercadolibre_app_id: str | None = Field(default=None, pattern=r"^\d+$")
+    mercadolibre_client_secret: str | None = Field(default=None, min_length=1)
+    mercadolibre_site: str | None = Field(default=None, pattern=r"^M[A-Z]{2}$")
+    mercadolibre_auth_url: str = Field(default="https://api.mercadolibre.com", pattern=r"^https?://[^\s]+$")
+    mercadolibre_refresh_token: str | None = Field(default=None, min_length=1)
 
     @field_validator("webhook_secret")
     @classmethod
@@ -94,6 +103,11 @@ class Connection:
     after_sale_window_seconds: float = 120 * 86400.0
     unknown_placement_window_seconds: float = 600.0
     continue_as_new_after_events: int = 2000
+    mercadolibre_app_id: str | None = None
+    mercadolibre_client_secret: str | None = field(default=None, repr=False)
+    mercadolibre_site: str | None = None
+    mercadolibre_auth_url: str = "https://api.mercadolibre.com"
+    mercadolibre_refresh_token: str | None = field(default=None, repr=False)
 
 
 def connection_configs(settings: Settings) -> list[ConnectionConfig]:
@@ -160,6 +174,11 @@ def build_connections(settings: Settings, *, marketplace_urls: dict[str, str] | 
             after_sale_window_seconds=settings.after_sale_window_days * 86400.0,
             unknown_placement_window_seconds=settings.unknown_placement_window_seconds,
             continue_as_new_after_events=settings.continue_as_new_after_events,
+            mercadolibre_app_id=config.mercadolibre_app_id,
+            mercadolibre_client_secret=config.mercadolibre_client_secret,
+            mercadolibre_site=config.mercadolibre_site,
+            mercadolibre_auth_url=config.mercadolibre_auth_url.rstrip("/"),
+            mercadolibre_refresh_token=config.mercadolibre_refresh_token,
         )
     return connections
 

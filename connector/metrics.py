@@ -2,7 +2,8 @@
 
 - VTEX calls by operation and HTTP status, with their duration;
 - webhook acknowledgements by connection and status, with their latency;
-- orders by status, including parked and dead-lettered, counted from Temporal's visibility.
+- orders by status, including parked and dead-lettered, counted from Temporal's visibility;
+- whether a marketplace refuses a connection's authorization (Mercado Libre's OAuth, invalid_grant).
 """
 
 from __future__ import annotations
@@ -41,6 +42,12 @@ HANDOFF_QUEUE = Gauge(
     "Notifications the intake accepted and has not handed to their workflows yet (its queue in the store)",
 )
 ORDERS = Gauge("connector_orders", "Open order workflows by status (from Temporal visibility)", ["status"])
+MARKETPLACE_AUTHORIZATION_BROKEN = Gauge(
+    "connector_marketplace_authorization_broken",
+    "1 while the marketplace refuses the connection's authorization or it was never connected (a person must "
+    "connect the account: `connector mercadolibre connect`), 0 while it is fine; set whenever it is read or changed",
+    ["connection"],
+)
 
 ORDER_STATUS_REFRESH_SECONDS = 30.0
 
