@@ -1,4 +1,4 @@
-"""Embedded mode's stand-ins: the VTEX and reference-marketplace sandboxes.
+"""Embedded mode's stand-ins: the VTEX, reference-marketplace and Mercado Libre sandboxes.
 
 They are a distribution of their own (`sandboxes/`), installed by `make install` for development, demos
 and tests and left out of the production image. The connector imports them only here and only when
@@ -18,6 +18,7 @@ from connector.settings import Settings, SettingsError
 
 if TYPE_CHECKING:
     from sandboxes.marketplace import MarketplaceSandbox
+    from sandboxes.mercadolibre import MercadoLibreSandbox
     from sandboxes.vtex import VtexSandbox
 
 # Where `make run`'s sandboxes listen, and `connector sandboxes` by default.
@@ -46,6 +47,14 @@ class Sandboxes:
     # One reference marketplace per connection that names no marketplace URL of its own.
     marketplaces: dict[str, MarketplaceSandbox] = field(default_factory=dict)
     marketplace_servers: dict[str, HttpServer] = field(default_factory=dict)
+    # One Mercado Libre per `"marketplace": "mercadolibre"` connection without a URL (its API and OAuth).
+    mercadolibre: dict[str, MercadoLibreSandbox] = field(default_factory=dict)
+    mercadolibre_servers: dict[str, HttpServer] = field(default_factory=dict)
+
+    def marketplace_urls(self) -> dict[str, str]:
+        """Each sandboxed connection's marketplace base URL."""
+        servers = {**self.marketplace_servers, **self.mercadolibre_servers}
+        return {name: server.url for name, server in servers.items()}
 
     @property
     def marketplace(self) -> MarketplaceSandbox:
@@ -57,7 +66,7 @@ class Sandboxes:
         return next(iter(self.marketplace_servers.values()))
 
     async def stop(self) -> None:
-        for server in self.marketplace_servers.values():
+        for server in (*self.marketplace_servers.values(), *self.mercadolibre_servers.values()):
             await server.stop()
         await self.vtex_server.stop()
 
@@ -67,6 +76,7 @@ async def start_sandboxes(settings: Settings, *, ports: tuple[int, int], vtex_or
     the intake's host (`ports` 0: any free port)."""
     require_sandboxes("embedded mode (no VTEX credentials configured)")
     from sandboxes.marketplace import MarketplaceSandbox
+    from sandboxes.mercadolibre import MercadoLibreSandbox
     from sandboxes.vtex import VtexSandbox
 
     host = settings.intake_host
@@ -76,6 +86,20 @@ async def start_sandboxes(settings: Settings, *, ports: tuple[int, int], vtex_or
     port = ports[1]
     for config in connection_configs(settings):
         if config.marketplace_base_url is not None:
+            continue
+        if config.marketplace == "mercadolibre":
+            site = config.mercadolibre_site or "MLB"
+            app_id, secret = config.mercadolibre_app_id, config.mercadolibre_client_secret
+            meli = (
+                MercadoLibreSandbox(site_id=site, client_id=app_id, client_secret=secret)
+                if app_id and secret
+                else MercadoLibreSandbox(site_id=site)
+            )
+            server = HttpServer(meli.app, host=host, port=port, name=f"mercadolibre-sandbox-{config.name}")
+            await server.start()
+            sandboxes.mercadolibre[config.name] = meli
+            sandboxes.mercadolibre_servers[config.name] = server
+            port = port + 1 if port else 0
             continue
         marketplace = MarketplaceSandbox()
         server = HttpServer(marketplace.app, host=host, port=port, name=f"marketplace-sandbox-{config.name}")

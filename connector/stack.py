@@ -91,7 +91,7 @@ class Stack:
             self.sandboxes = await start_sandboxes(
                 settings, ports=self._sandbox_ports, vtex_order_id_suffix=self._vtex_order_id_suffix
             )
-            marketplace_urls = {name: server.url for name, server in self.sandboxes.marketplace_servers.items()}
+            marketplace_urls = self.sandboxes.marketplace_urls()
             settings = settings.model_copy(update={"vtex_base_url": self.sandboxes.vtex_server.url})
         intake_port = settings.intake_port or free_port(settings.intake_host)
         if self.settings.intake_port == 0:
