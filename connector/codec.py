@@ -92,6 +92,52 @@ class EncryptionCodec(PayloadCodec):
         return Payload(metadata={"encoding": REFUSED_ENCODING})
 
 
+class SecretSealer:
+    """Small secrets the connector keeps at rest (a marketplace's OAuth tokens in the order store) sealed under
+    the payload keys: AES-256-GCM, the current key seals, every configured key opens. The key id is kept beside
+    the ciphertext (the caller stores it), so after a rotation (`PAYLOAD_ENCRYPTION_KEYS=new:...,old:...`) what
+    the old key sealed still opens, and the next write seals under the new one.
+
+    `context` (what the secret is and whose: e.g. the connection and the field) is authenticated with it: a
+    ciphertext copied into another row or column does not open."""
+
+    def __init__(self, keys: Mapping[str, bytes], current_key_id: str) -> None:
+        if current_key_id not in keys:
+            raise ValueError(f"the current key id {current_key_id!r} is not among the configured keys")
+        self._ciphers = {key_id: AESGCM(key) for key_id, key in keys.items()}
+        self.key_id = current_key_id
+
+    def seal(self, plain: str, *, context: str) -> str:
+        """`plain` sealed under the current key (`key_id`), as base64 text."""
+        nonce = os.urandom(NONCE_BYTES)
+        sealed = self._ciphers[self.key_id].encrypt(nonce, plain.encode(), _associated(self.key_id, context))
+        return base64.b64encode(nonce + sealed).decode()
+
+    def open(self, sealed: str, *, key_id: str, context: str) -> str:
+        """What `seal` sealed under `key_id` for `context`; CodecError (naming the key, never the secret) when
+        that key is not configured here or the text fails authentication."""
+        cipher = self._ciphers.get(key_id)
+        if cipher is None:
+            raise CodecError(
+                f"a stored secret is encrypted with key {key_id!r}, which is not configured here: add that key to "
+                "PAYLOAD_ENCRYPTION_KEYS (keep old keys after a rotation), or (embedded mode) run from the folder "
+                "`make run` runs in, or set DATA_DIR to that data folder"
+            )
+        try:
+            raw = base64.b64decode(sealed, validate=True)
+            return cipher.decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], _associated(key_id, context)).decode()
+        except (ValueError, InvalidTag):
+            raise CodecError(
+                f"a stored secret under key {key_id!r} fails authentication with the key configured here under that "
+                "id (another key, or a changed row): use the connector's own PAYLOAD_ENCRYPTION_KEYS, or (embedded "
+                "mode) run from the folder `make run` runs in, or set DATA_DIR to its data folder"
+            ) from None
+
+
+def _associated(key_id: str, context: str) -> bytes:
+    return f"{key_id}\n{context}".encode()
+
+
 def parse_keys(text: str) -> dict[str, bytes]:
     """`id1:base64key,id2:base64key` (32-byte keys, AES-256)."""
     keys = {}

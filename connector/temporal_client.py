@@ -8,31 +8,47 @@ from temporalio.converter import DataConverter
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.service import RPCError, RPCStatusCode
 
-from connector.codec import EncryptionCodec, MissingLocalKey, generated_local_key, parse_keys
+from connector.codec import EncryptionCodec, MissingLocalKey, SecretSealer, generated_local_key, parse_keys
 from connector.http_server import PortUnavailable
 from connector.refused_payloads import ConnectorPayloadConverter
 from connector.settings import Settings, SettingsError
 
 
-def payload_codec(settings: Settings, *, refuse_plaintext: bool = True, create_key: bool = True) -> EncryptionCodec:
-    """The workers' and clients' codec refuses unencrypted payloads (embedded mode's generated key too:
-    nothing the connector writes is plain); the codec server's (`refuse_plaintext=False`) shows them.
-    `create_key=False` (commands that read or signal orders): embedded mode's key must exist already,
-    SettingsError naming the file and what to do otherwise."""
+def payload_keys(settings: Settings, *, create_key: bool = True) -> tuple[dict[str, bytes], str]:
+    """The payload keys and the current key's id: PAYLOAD_ENCRYPTION_KEYS (and _KEY_ID), or embedded mode's
+    generated key. `create_key=False` (commands that read or signal orders): embedded mode's key must exist
+    already, SettingsError naming the file and what to do otherwise."""
     if settings.payload_encryption_keys is None:
         if not settings.embedded:
             raise SettingsError("PAYLOAD_ENCRYPTION_KEYS is required when VTEX credentials are set")
         try:
-            keys, current = generated_local_key(settings.data_dir, create=create_key)
+            return generated_local_key(settings.data_dir, create=create_key)
         except MissingLocalKey as exc:
             raise SettingsError(str(exc)) from None
-        return EncryptionCodec(keys, current, refuse_plaintext=refuse_plaintext)
     try:
         keys = parse_keys(settings.payload_encryption_keys.get_secret_value())
-        current = settings.payload_encryption_key_id or next(iter(keys))
-        return EncryptionCodec(keys, current, refuse_plaintext=refuse_plaintext)
     except ValueError as exc:
         raise SettingsError(f"PAYLOAD_ENCRYPTION_KEYS / PAYLOAD_ENCRYPTION_KEY_ID: {exc}") from None
+    current = settings.payload_encryption_key_id or next(iter(keys))
+    if current not in keys:
+        raise SettingsError(
+            f"PAYLOAD_ENCRYPTION_KEYS / PAYLOAD_ENCRYPTION_KEY_ID: the current key id {current!r} is not among the "
+            "configured keys"
+        )
+    return keys, current
+
+
+def payload_codec(settings: Settings, *, refuse_plaintext: bool = True, create_key: bool = True) -> EncryptionCodec:
+    """The workers' and clients' codec refuses unencrypted payloads (embedded mode's generated key too:
+    nothing the connector writes is plain); the codec server's (`refuse_plaintext=False`) shows them."""
+    keys, current = payload_keys(settings, create_key=create_key)
+    return EncryptionCodec(keys, current, refuse_plaintext=refuse_plaintext)
+
+
+def secret_sealer(settings: Settings, *, create_key: bool = True) -> SecretSealer:
+    """Secrets kept at rest (a marketplace's OAuth tokens in the store) under the same keys as the payloads."""
+    keys, current = payload_keys(settings, create_key=create_key)
+    return SecretSealer(keys, current)
 
 
 def data_converter(settings: Settings, *, create_key: bool = True) -> DataConverter:

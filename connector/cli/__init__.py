@@ -2,9 +2,9 @@
 
 typer builds the command line from the commands' modules (servers.py: run, worker, intake, console,
 codec-server, migrate; orders.py: status, orders, reprocess, cancel; importing.py: import; logs.py: logs;
-sandboxes.py: sandboxes and create-order, only where the sandboxes are installed). A command only turns
-its arguments into an Invocation; `_main` loads the settings, runs it, and is the one place a problem the
-user can fix becomes one line on stderr and an exit status.
+mercadolibre.py: mercadolibre connect and status; sandboxes.py: sandboxes and create-order, only where the
+sandboxes are installed). A command only turns its arguments into an Invocation; `_main` loads the settings,
+runs it, and is the one place a problem the user can fix becomes one line on stderr and an exit status.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import typer
 import typer.main
 from typer.core import TyperGroup
 
-from connector.cli import importing, logs, orders, servers
+from connector.cli import importing, logs, mercadolibre, orders, servers
 from connector.cli.common import CommandError, Invocation, UsageProblem, app
 from connector.cli.servers import codec_server
 from connector.codec import CodecError
@@ -34,7 +34,7 @@ if sandboxes_installed():  # a development or demo install (connector/embedded.p
     from connector.cli import sandboxes  # noqa: F401  (registers its commands)
 
 __all__ = ["CommandError", "Invocation", "app", "codec_server", "command_names", "main", "parse"]
-_COMMAND_MODULES = (importing, logs, orders, servers)  # imported for the commands they register
+_COMMAND_MODULES = (importing, logs, mercadolibre, orders, servers)  # imported for the commands they register
 
 
 def main(argv: Sequence[str] | None = None) -> None:
