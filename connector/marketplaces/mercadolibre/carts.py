@@ -15,6 +15,10 @@ moves an order once it is in a cart:
   otherwise, at first sight, the pack's `family_pack_id` if it has one (the parent of a split seen only
   after the split: its children stay one cart) or else the pack id. Every order the pack lists joins that
   cart.
+A pack an order names that `GET /packs/{id}` does not show is transient while the order's pack id is
+changing (read again, it names another); if the order still names it, the pack counts as holding the orders
+that name it (Carts.pack_of): the docs promise every pack, and a cart is not held back for good for one
+Mercado Libre does not serve, while its orders still share one key.
 The key is a function of what Mercado Libre shows, so two workers resolving two orders of one new pack at
 once choose the same key. Pack and order ids come from one number space (the sandbox's reading of the
 examples), so a pack id never names another cart's order.
@@ -32,7 +36,7 @@ from typing import TypeVar
 
 from connector.marketplaces.base import CartStore, MarketplaceError
 from connector.marketplaces.mercadolibre.client import MercadoLibreClient
-from connector.marketplaces.mercadolibre.mapping import Cart
+from connector.marketplaces.mercadolibre.mapping import UNSHOWN_PACK, Cart
 from connector.marketplaces.mercadolibre.shapes import (
     Billing,
     BillingInfo,
@@ -40,6 +44,7 @@ from connector.marketplaces.mercadolibre.shapes import (
     Identification,
     Order,
     Pack,
+    Reference,
     Shape,
     Shipment,
     ShipmentItem,
@@ -97,6 +102,24 @@ class Carts:
             missing_is_transient=True,
         )
         return self._read(Pack, data, f"Mercado Libre pack {pack_id}")
+
+    async def pack_of(self, order: Order) -> Pack:
+        """The order's current pack. A pack Mercado Libre does not show (404) while the order, read again,
+        still names it is taken as holding just what the orders naming it say (`UNSHOWN_PACK`): every order
+        of it still gets the same key (the pack id), so none is lost, and the cart is not held back for a
+        resource the docs promise but Mercado Libre does not serve. A pack id that changed meanwhile is
+        transient: the next attempt reads the new one."""
+        assert order.pack_id is not None
+        try:
+            return await self.pack(order.pack_id)
+        except MarketplaceError as exc:
+            if exc.status != 404:
+                raise
+            again = await self.order(order.id)
+            if again.pack_id != order.pack_id:
+                raise
+        log.warning("Mercado Libre shows no pack %s, which order %s names: taken as its own", order.pack_id, order.id)
+        return Pack(id=order.pack_id, status=UNSHOWN_PACK, orders=[Reference(id=order.id)])
 
     async def shipment(self, shipment_id: str) -> Shipment:
         shipment_id = digits(shipment_id, "shipment")
@@ -169,7 +192,7 @@ class Carts:
         if order.pack_id is None:
             joined = await self._store.join_cart(self._connection, order_id, [order_id])
             return joined.get(order_id, order_id)
-        pack = await self.pack(order.pack_id)
+        pack = await self.pack_of(order)
         members = [order_id, *(member for member in pack.order_ids if member != order_id)]
         key = None
         for member in members[1:]:
@@ -207,8 +230,9 @@ class Carts:
                 break
             for order in await self._all([self.order(order_id) for order_id in pending]):
                 orders[order.id] = order
-            new_packs = sorted({o.pack_id for o in orders.values() if o.pack_id is not None} - set(packs))
-            for pack in await self._all([self.pack(pack_id) for pack_id in new_packs]):
+            naming = {o.pack_id: o for o in orders.values() if o.pack_id is not None and o.pack_id not in packs}
+            new_packs = sorted(naming)
+            for pack in await self._all([self.pack_of(naming[pack_id]) for pack_id in new_packs]):
                 packs[pack.id] = pack
             listed = [m for pack_id in new_packs for m in packs[pack_id].order_ids if m not in orders]
             pending = []

@@ -12,9 +12,12 @@ Decisions, each with its source:
   `payment_in_process`, `partially_paid` and `pending_cancel` are neither. The cart is CANCELED when every
   order is cancelled; PAID when every other order is paid AND every pack they are in is `released` ("all
   orders and shipments are paid", the packs guide: https://global-selling.mercadolibre.com/devsite/packs;
-  `filling` and `filled` mean orders may still be coming); else TO_BE_PAID. A cancel_purchase claim does
-  not cancel by itself: it is the buyer's request, and the order shows `cancelled` once Mercado Libre
-  cancels it (the claims guide defines the type as the buyer's cancellation request, not its outcome).
+  `filling` and `filled` mean orders may still be coming); else TO_BE_PAID. A pack the orders name that
+  Mercado Libre does not serve (404 while the order still names it) cannot say: it counts as complete
+  rather than holding the cart back for good (its orders all get its id as their key anyway).
+  A cancel_purchase claim does not cancel by itself: it is the buyer's request, and the order shows
+  `cancelled` once Mercado Libre cancels it (the claims guide defines the type as the buyer's cancellation
+  request, not its outcome).
 - Items: every order's lines but those of cancelled orders; the SKU is the line's `seller_sku`, which the
   seller sets to the VTEX SKU id. A line without one cannot be placed: NotIntegrable names it. Unit price is
   `unit_price` (what the buyer pays for one unit, after the listing's discount; `full_unit_price` is the
@@ -69,7 +72,9 @@ from connector.models import (
 
 PAID_STATUSES = frozenset({"paid", "partially_refunded"})
 CANCELLED_STATUSES = frozenset({"cancelled", "invalid"})
-COMPLETE_PACK_STATUSES = frozenset({"released"})
+# Not a Mercado Libre status: a pack its orders name but `GET /packs/{id}` does not show (carts.Carts.pack_of).
+UNSHOWN_PACK = "not-shown"
+COMPLETE_PACK_STATUSES = frozenset({"released", UNSHOWN_PACK})
 SELLER_MODES = frozenset({"me1", "custom"})
 CARRIER_TYPES = frozenset({"cross_docking", "drop_off", "xd_drop_off"})
 CORPORATE_DOCUMENTS = frozenset({"CNPJ"})

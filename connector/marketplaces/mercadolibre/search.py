@@ -13,9 +13,9 @@ So a page is computed from a window of the search that is small enough to read w
   when they fit in `window` (200) entries, they are read whole (4 requests at most) and sorted by their
   `last_updated` (then id) here;
 - when more changed (a backlog), `order.date_last_updated.to` bounds the window: its end is searched for
-  (the totals of a few narrower searches) until the window holds at least one unread change and at most
-  `window` entries; past the window's end lie only later changes, so its oldest changes are the
-  listing's oldest.
+  (the totals of a few narrower searches) until the window holds a page's worth of unread changes (at least
+  one; at most half a window is asked for, so such an end exists) and at most `window` entries; past the
+  window's end lie only later changes, so its oldest changes are the listing's oldest.
 A page holds at most `limit` of the window's changes; `last` says whether any change is left after it.
 Offsets stay below `window` (plus the changes of one instant), whatever the backlog: Mercado Libre's
 search has an offset ceiling on other resources, and none documented here, so the walk never relies on
@@ -63,7 +63,9 @@ class OrderSearch:
             return ChangesPage(changes=[], next=position, last=True)
         window = _Window(None, first)
         if total > self._window:
-            window = await self._narrow(since, first, need=position.skip + 1)
+            # At least one unread change; better, a page's worth (half a window at most, so one exists).
+            need = max(position.skip + 1, min(position.skip + limit, self._window // 2))
+            window = await self._narrow(since, first, need=need)
         entries = await self._rest(since, window)
         ordered = _ordered(entries)
         if since is not None and ordered and ordered[0].updated_at < since:
