@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 import pytest_asyncio
 from temporalio.testing import WorkflowEnvironment
 
+from connector.connections import Connection
 from connector.devserver import temporal_binary
+from connector.models import VtexFlow
 from connector.settings import Settings
 from connector.stack import Stack
 from connector.temporal_client import data_converter
@@ -73,3 +76,17 @@ async def stack(temporal_env: WorkflowEnvironment, session_data: Path) -> AsyncI
     settings = embedded_settings(store_url=f"sqlite:///{data / 'connector.db'}", data_dir=data)
     async with Stack(settings, temporal_env.client) as running:
         yield running
+
+
+@pytest.fixture(params=[VtexFlow.FULFILLMENT, VtexFlow.ORDER_INTEGRATION], ids=["fulfillment", "order-integration"])
+def flow(request: pytest.FixtureRequest, stack: Stack) -> Iterator[VtexFlow]:
+    """Each way into VTEX in turn: the session's connection `reference` is configured with it for the
+    test, so every hand-off (webhook, poller, CLI, a test's own) starts orders in that flow."""
+    connections = stack.connections
+    assert isinstance(connections, dict)
+    configured: Connection = connections["reference"]
+    connections["reference"] = dataclasses.replace(configured, vtex_flow=request.param)
+    try:
+        yield request.param
+    finally:
+        connections["reference"] = configured

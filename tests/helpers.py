@@ -12,10 +12,11 @@ from typing import Any
 import httpx
 from sandboxes.marketplace import sign
 from sandboxes.vtex import FaultRule
+from sandboxes.vtex_models import RecordedRequest
 from temporalio.client import Client
 
 from connector.embedded import Sandboxes
-from connector.models import MarketplaceNotification, OrderState, OrderStatus, order_workflow_id
+from connector.models import MarketplaceNotification, OrderState, OrderStatus, VtexFlow, order_workflow_id
 from connector.stack import Stack
 from connector.starter import hand_off_order
 from workflows.order import OrderLifecycle
@@ -128,3 +129,83 @@ def fmt007(paid: int, desired: int) -> FaultRule:
         code="FMT007",
         message=f"Payment total ({paid}) differs from store desired value ({desired})",
     )
+
+
+# Where each flow places and approves an order (README, "Two ways into VTEX").
+PLACE = "/api/fulfillment/pvt/orders"
+ENQUEUE = "/api/order-integration/orders"
+CHANNEL_STATUS = "/api/order-integration/orders/status"
+PLACE_PATH = {VtexFlow.FULFILLMENT: PLACE, VtexFlow.ORDER_INTEGRATION: ENQUEUE}
+
+
+def placements(box: Sandboxes, order_id: str, flow: VtexFlow) -> list[RecordedRequest]:
+    """The requests that placed (fulfillment) or enqueued (order-integration) this marketplace order."""
+    return [
+        r
+        for r in box.vtex.requests
+        if r.method == "POST"
+        and r.path == PLACE_PATH[flow]
+        and isinstance(r.body, dict)
+        and r.body.get("marketplaceOrderId") == order_id
+    ]
+
+
+def approvals(box: Sandboxes, order_id: str, flow: VtexFlow) -> list[RecordedRequest]:
+    """The connector's requests to release the order for handling: authorize dispatch (fulfillment) or
+    the approval (order-integration; a paid order is sent approved and VTEX approves it itself)."""
+    if flow is VtexFlow.FULFILLMENT:
+        return [r for r in box.vtex.requests if r.method == "POST" and r.path.endswith(f"-{order_id}/fulfill")]
+    return [
+        r
+        for r in box.vtex.requests
+        if r.method == "PUT"
+        and r.path == CHANNEL_STATUS
+        and isinstance(r.body, dict)
+        and r.body.get("marketplaceOrderId") == order_id
+    ]
+
+
+def vtex_order_ids(box: Sandboxes, order_id: str) -> list[str]:
+    return [o.order_id for o in box.vtex.orders.values() if o.marketplace_order_id == order_id]
+
+
+def clear_vtex_faults(box: Sandboxes) -> None:
+    """Every fault a test may leave in the VTEX sandbox: request faults and the Channel Order API's
+    notification and processing faults, its pinned processing delay and Order Authorization rules."""
+    box.vtex.clear_faults()
+    integration = box.vtex.order_integration
+    integration.faults.clear()
+    integration.processing_faults.clear()
+    integration.delay_seconds = None
+    integration.price_divergence_affiliates.clear()
+
+
+def charge_freight(box: Sandboxes, order_id: str, cents: int) -> None:
+    """The marketplace charged `cents` of freight (and so a total VTEX's SLA prices do not make): a
+    divergence the connector's item-price check cannot see, which only VTEX's placement rules find."""
+    order = box.marketplace.orders[order_id]
+    before = round(float(order["shipping"]["cost"]) * 100)
+    total = round(float(order["total_amount"]) * 100) - before + cents
+    order["shipping"]["cost"] = f"{cents / 100:.2f}"
+    order["total_amount"] = f"{total / 100:.2f}"
+
+
+async def sell_out_while_vtex_processes(box: Sandboxes, order_id: str, sku: str, *, restock: bool) -> int:
+    """The last units of `sku` sell elsewhere after the connector validated the order and sent it to the
+    Channel Order API, before VTEX processes it: VTEX's own rules refuse it (ORD028, reported as EOI002).
+    Needs the processing delay pinned (order_integration.delay_seconds) so the window is there. With
+    `restock` the stock comes back as soon as VTEX processed the order. Returns the stock it had."""
+    integration = box.vtex.order_integration
+    assert integration.delay_seconds, "pin the processing delay first"
+    deadline = asyncio.get_running_loop().time() + 20
+    while not [i for i in integration.integrations if i.marketplace_order_id == order_id]:
+        assert asyncio.get_running_loop().time() < deadline, f"order {order_id} was never sent to VTEX"
+        await asyncio.sleep(0.01)
+    assert any(i.state == "enqueued" for i in integration.integrations if i.marketplace_order_id == order_id)
+    had, box.vtex.stock[sku] = box.vtex.stock[sku], 0
+    while any(i.state == "enqueued" for i in integration.integrations if i.marketplace_order_id == order_id):
+        assert asyncio.get_running_loop().time() < deadline, f"VTEX never processed the order {order_id}"
+        await asyncio.sleep(0.01)
+    if restock:
+        box.vtex.stock[sku] = had
+    return had

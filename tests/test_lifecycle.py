@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+import pytest
 import pytest_asyncio
 from sandboxes.seller import invoice_notification
 from sandboxes.vtex import FaultRule
@@ -26,12 +27,21 @@ from connector.models import (
     OrderStatus,
     OrderWorkflowInput,
     PlacedOrder,
+    VtexFlow,
     order_workflow_id,
 )
 from connector.stack import Stack
 from connector.starter import hand_off_order
 from tests.contract.openapi import validate_request
-from tests.helpers import seller, wait_for_state
+from tests.helpers import (
+    PLACE_PATH,
+    approvals,
+    clear_vtex_faults,
+    placements,
+    seller,
+    vtex_order_ids,
+    wait_for_state,
+)
 from workflows.order import OrderLifecycle
 from workflows.order_v1 import OrderWorkflowV1
 
@@ -40,12 +50,22 @@ PLACE = "/api/fulfillment/pvt/orders"
 
 ISSUED = datetime(2026, 11, 28, 10, tzinfo=UTC)  # the invoices' issuance date
 
+# Connector bug (workflows/order.py: _validate_and_place and _place_through_channel reset _place_attempted on
+# READ_AGAIN, "refused before any call to VTEX"): a placement attempt that reached VTEX without an answer
+# the connector could use (lost, late, unreadable), then a retry of the same local activity refused for the
+# cancel's unread notification, leaves the order "never sent". The cancel logs X10 ("before it reached
+# VTEX") and never cancels the order VTEX made, which VTEX itself approves in the Channel Order flow.
+REFUSED_RETRY_FORGETS_THE_PLACEMENT = (
+    "connector bug: a retry refused for an unread notification resets place_attempted although an earlier "
+    "attempt reached VTEX; the cancel logs X10 and VTEX's order is never canceled"
+)
+
 
 @pytest_asyncio.fixture
 async def box(stack: Stack) -> AsyncIterator[Sandboxes]:
     assert stack.sandboxes is not None
     yield stack.sandboxes
-    stack.sandboxes.vtex.clear_faults()
+    clear_vtex_faults(stack.sandboxes)
 
 
 async def start(stack: Stack, box: Sandboxes, *items: tuple[str, int], status: str = "paid", **options: Any) -> str:
@@ -102,7 +122,7 @@ def invoice_body(
     return invoice_notification(number, value, items=items, tracking=tracking, issued=ISSUED)
 
 
-async def test_unpaid_order_is_placed_then_authorized_once_paid(stack: Stack, box: Sandboxes) -> None:
+async def test_unpaid_order_is_placed_then_authorized_once_paid(stack: Stack, box: Sandboxes, flow: VtexFlow) -> None:
     order_id = await start(stack, box, ("1", 1), status="payment_pending", accept_unpaid_orders=True)
     state = await wait_for_state(
         stack.client,
@@ -111,15 +131,20 @@ async def test_unpaid_order_is_placed_then_authorized_once_paid(stack: Stack, bo
         lambda s: s.status is OrderStatus.AWAITING_PAYMENT and s.vtex_order_id is not None,
     )
     placed = box.vtex.orders[vtex_id_of(state)]
-    assert placed.status == "waiting-ffmt-authorization"
+    # Waiting for authorize dispatch (fulfillment), for the approval (a channel order sent as new).
+    assert placed.status == ("waiting-ffmt-authorization" if flow is VtexFlow.FULFILLMENT else "payment-pending")
     assert placed.body["shippingData"]["logisticsInfo"][0]["lockTTL"] == "1d"
+    assert approvals(box, order_id, flow) == []
     box.marketplace.pay(order_id)
     box.marketplace.notify(order_id)
     await reach(stack, order_id, OrderStatus.DISPATCH_AUTHORIZED)
     assert box.vtex.orders[vtex_id_of(state)].status == "ready-for-handling"
+    assert len(approvals(box, order_id, flow)) == 1
 
 
-async def test_unpaid_order_past_its_payment_window_is_canceled_in_vtex(stack: Stack, box: Sandboxes) -> None:
+async def test_unpaid_order_past_its_payment_window_is_canceled_in_vtex(
+    stack: Stack, box: Sandboxes, flow: VtexFlow
+) -> None:
     order_id = await start(
         stack, box, ("2", 1), status="payment_pending", accept_unpaid_orders=True, payment_window_seconds=1.0
     )
@@ -132,7 +157,9 @@ async def test_unpaid_order_past_its_payment_window_is_canceled_in_vtex(stack: S
     assert any(m.code == "C" and "payment window" in m.business_message for m in logs)
 
 
-async def test_cancel_before_placement_stops_without_touching_vtex(stack: Stack, box: Sandboxes) -> None:
+async def test_cancel_before_placement_stops_without_touching_vtex(
+    stack: Stack, box: Sandboxes, flow: VtexFlow
+) -> None:
     box.vtex.add_fault(
         FaultRule(
             method="POST",
@@ -150,12 +177,20 @@ async def test_cancel_before_placement_stops_without_touching_vtex(stack: Stack,
     assert state.vtex_order_id is None
     assert not [o for o in box.vtex.orders.values() if o.marketplace_order_id == order_id]
     assert "X10" in [e.code for e in state.timeline]
+    assert placements(box, order_id, flow) == []
 
 
-async def test_cancel_racing_the_placement_still_cancels_the_vtex_order(stack: Stack, box: Sandboxes) -> None:
-    # VTEX creates the order but answers a second late: the cancel arrives meanwhile.
-    box.vtex.add_fault(FaultRule(method="POST", path_contains=PLACE, status=200, delay_seconds=1.0, after_effect=True))
-    placing = asyncio.create_task(until_vtex_received(box, PLACE))
+async def test_cancel_racing_the_placement_still_cancels_the_vtex_order(
+    stack: Stack, box: Sandboxes, flow: VtexFlow, request: pytest.FixtureRequest
+) -> None:
+    # VTEX creates (or enqueues) the order but answers a second late: the cancel arrives meanwhile. (The
+    # sandbox's late answer is its fault body: a fulfillment placement copes with an answer without an
+    # orderId; a Channel Order answer without the contract is unreadable, so the enqueue is retried.)
+    if flow is VtexFlow.ORDER_INTEGRATION:
+        request.applymarker(pytest.mark.xfail(strict=True, reason=REFUSED_RETRY_FORGETS_THE_PLACEMENT))
+    place = PLACE_PATH[flow]
+    box.vtex.add_fault(FaultRule(method="POST", path_contains=place, status=200, delay_seconds=1.0, after_effect=True))
+    placing = asyncio.create_task(until_vtex_received(box, place))
     order_id = await start(stack, box, ("1", 1))
     await placing
     await cancel(stack, order_id, CancelRequest(reason="canceled in the marketplace"))
@@ -164,12 +199,34 @@ async def test_cancel_racing_the_placement_still_cancels_the_vtex_order(stack: S
     vtex_id = f"MKP-{order_id}{box.vtex.order_id_suffix}"
     assert box.vtex.orders[vtex_id].status == "canceled"
     assert not [r for r in box.vtex.requests if r.path.endswith(f"MKP-{order_id}/fulfill")]
+    assert approvals(box, order_id, flow) == []  # a channel order sent approved is VTEX's to approve
     assert "C" in [e.code for e in state.timeline]
+
+
+async def test_a_cancel_racing_a_placement_whose_answer_is_lost_still_cancels_the_vtex_order(
+    stack: Stack, box: Sandboxes, flow: VtexFlow, request: pytest.FixtureRequest
+) -> None:
+    # VTEX makes (or enqueues) the order; its answer is lost a second later (504): the cancel arrives meanwhile.
+    request.applymarker(pytest.mark.xfail(strict=True, reason=REFUSED_RETRY_FORGETS_THE_PLACEMENT))
+    place = PLACE_PATH[flow]
+    box.vtex.add_fault(FaultRule(method="POST", path_contains=place, status=504, delay_seconds=1.0, after_effect=True))
+    placing = asyncio.create_task(until_vtex_received(box, place))
+    order_id = await start(stack, box, ("1", 1))
+    await placing
+    await cancel(stack, order_id, CancelRequest(reason="canceled in the marketplace"))
+    state = await reach(stack, order_id, OrderStatus.CANCELED)
+    await box.vtex.drain_callbacks()
+    [vtex_id] = vtex_order_ids(box, order_id)
+    codes = [e.code for e in state.timeline]
+    assert "C" in codes and "X10" not in codes
+    assert box.vtex.orders[vtex_id].status == "canceled"
 
 
 async def test_marketplace_cancel_racing_the_placement_is_never_authorized(stack: Stack, box: Sandboxes) -> None:
     # The webhook path: the intake notes the hand-off before its signal, so the local authorization,
-    # in the same workflow task as the placement, sees it and waits for the signal.
+    # in the same workflow task as the placement, sees it and waits for the signal. Fulfillment only: in the
+    # Channel Order flow a paid order is sent approved and VTEX approves it itself (no authorization step to
+    # refuse); test_cancel_racing_the_placement_still_cancels_the_vtex_order covers its cancel.
     box.vtex.add_fault(FaultRule(method="POST", path_contains=PLACE, status=200, delay_seconds=1.0, after_effect=True))
     placing = asyncio.create_task(until_vtex_received(box, PLACE))
     order_id = await start(stack, box, ("1", 1))
@@ -189,7 +246,8 @@ async def test_a_bare_cancel_signal_racing_the_placement_cancels_after_the_autho
 ) -> None:
     # A signal sent straight to Temporal (not through the connector, so nothing is noted in the store)
     # reaches the workflow only after the integration's workflow task: the order is authorized, then
-    # canceled in VTEX like any order canceled after dispatch.
+    # canceled in VTEX like any order canceled after dispatch. Fulfillment only: a channel order waits for
+    # VTEX's result between tasks, so the signal is seen before any authorization.
     box.vtex.add_fault(FaultRule(method="POST", path_contains=PLACE, status=200, delay_seconds=1.0, after_effect=True))
     placing = asyncio.create_task(until_vtex_received(box, PLACE))
     order_id = await start(stack, box, ("1", 1))
@@ -203,7 +261,7 @@ async def test_a_bare_cancel_signal_racing_the_placement_cancels_after_the_autho
     assert steps.index(("authorize", "success")) < steps.index(("cancel", "pending"))
 
 
-async def test_cancel_after_dispatch(stack: Stack, box: Sandboxes) -> None:
+async def test_cancel_after_dispatch(stack: Stack, box: Sandboxes, flow: VtexFlow) -> None:
     order_id = await start(stack, box, ("8", 1))
     state = await reach(stack, order_id, OrderStatus.DISPATCH_AUTHORIZED)
     box.marketplace.cancel(order_id)
@@ -217,7 +275,7 @@ async def test_cancel_after_dispatch(stack: Stack, box: Sandboxes) -> None:
 
 
 async def test_invoice_and_tracking_reach_the_marketplace_then_the_order_completes(
-    stack: Stack, box: Sandboxes
+    stack: Stack, box: Sandboxes, flow: VtexFlow
 ) -> None:
     order_id = await start(stack, box, ("1", 2))
     state = await reach(stack, order_id, OrderStatus.DISPATCH_AUTHORIZED)
@@ -265,7 +323,9 @@ async def test_invoice_and_tracking_reach_the_marketplace_then_the_order_complet
     assert description.status is not None and description.status.name == "RUNNING"
 
 
-async def test_canceling_an_invoiced_order_sends_the_return_invoice_first(stack: Stack, box: Sandboxes) -> None:
+async def test_canceling_an_invoiced_order_sends_the_return_invoice_first(
+    stack: Stack, box: Sandboxes, flow: VtexFlow
+) -> None:
     order_id = await start(stack, box, ("2", 1))
     state = await reach(stack, order_id, OrderStatus.DISPATCH_AUTHORIZED)
     vtex_id = vtex_id_of(state)
@@ -297,7 +357,9 @@ async def test_canceling_an_invoiced_order_sends_the_return_invoice_first(stack:
         validate_request(recorded.method, recorded.path, recorded.query, recorded.headers, recorded.body)
 
 
-async def test_a_cancellation_made_in_vtex_reaches_the_marketplace(stack: Stack, box: Sandboxes) -> None:
+async def test_a_cancellation_made_in_vtex_reaches_the_marketplace(
+    stack: Stack, box: Sandboxes, flow: VtexFlow
+) -> None:
     order_id = await start(stack, box, ("3", 1))
     state = await reach(stack, order_id, OrderStatus.DISPATCH_AUTHORIZED)
     response = await seller(
@@ -313,7 +375,7 @@ async def test_a_cancellation_made_in_vtex_reaches_the_marketplace(stack: Stack,
     assert received["cancellation"]["reason"] == "damaged in the warehouse"
 
 
-async def test_callbacks_with_a_wrong_token_are_refused(stack: Stack, box: Sandboxes) -> None:
+async def test_callbacks_with_a_wrong_token_are_refused(stack: Stack, box: Sandboxes, flow: VtexFlow) -> None:
     order_id = await start(stack, box, ("1", 1))
     state = await reach(stack, order_id, OrderStatus.DISPATCH_AUTHORIZED)
     good = stack.connections[CONNECTION].services_endpoint
@@ -335,7 +397,8 @@ async def test_callbacks_with_a_wrong_token_are_refused(stack: Stack, box: Sandb
 
 
 async def test_a_continued_run_picks_the_follow_up_up_where_it_was(stack: Stack, box: Sandboxes) -> None:
-    """What continue-as-new hands over (FollowUpState) is enough to finish the order."""
+    """What continue-as-new hands over (FollowUpState) is enough to finish the order. (The first
+    definition, OrderWorkflowV1, knows only the fulfillment flow.)"""
     order = box.marketplace.new_order(items=[("1", 1)])
     order_id = order["id"]
     value = int(order["total_amount"].replace(".", ""))
@@ -380,14 +443,25 @@ async def test_a_continued_run_picks_the_follow_up_up_where_it_was(stack: Stack,
 
 
 async def test_an_order_placed_by_an_earlier_run_is_followed_even_when_its_own_reservation_fails_validation(
-    stack: Stack, box: Sandboxes
+    stack: Stack, box: Sandboxes, flow: VtexFlow
 ) -> None:
     # A run that placed the order but never recorded it (here: terminated while authorization failed; a
     # worker killed inside the integration's workflow task is the same) leaves the order in VTEX holding
     # the last unit. The next run's validation then fails on stock: it must find the order and follow it.
-    box.vtex.add_fault(FaultRule(method="POST", path_contains="fulfillment/pvt/orders/MKP-", status=503, times=-1))
-    order_id = await start(stack, box, ("1", 1))
-    first = await wait_for_state(stack.client, CONNECTION, order_id, lambda s: s.vtex_order_id is not None)
+    if flow is VtexFlow.FULFILLMENT:
+        box.vtex.add_fault(FaultRule(method="POST", path_contains="fulfillment/pvt/orders/MKP-", status=503, times=-1))
+        order_id = await start(stack, box, ("1", 1))
+        first = await wait_for_state(stack.client, CONNECTION, order_id, lambda s: s.vtex_order_id is not None)
+        made = first.vtex_order_id
+    else:
+        # VTEX made the channel order, but the run never saw it: every look at OMS failed.
+        box.vtex.add_fault(FaultRule(method="GET", path_contains="/api/oms/pvt/orders", status=503, times=-1))
+        order_id = await start(stack, box, ("1", 1))
+        deadline = asyncio.get_running_loop().time() + 10
+        while not vtex_order_ids(box, order_id):
+            assert asyncio.get_running_loop().time() < deadline, "VTEX never made the order"
+            await asyncio.sleep(0.05)
+        [made] = vtex_order_ids(box, order_id)
     handle = stack.client.get_workflow_handle_for(OrderLifecycle.run, order_workflow_id(CONNECTION, order_id))
     await handle.terminate("the run is lost")
     box.vtex.clear_faults()
@@ -397,6 +471,6 @@ async def test_an_order_placed_by_an_earlier_run_is_followed_even_when_its_own_r
         state = await reach(stack, order_id, OrderStatus.DISPATCH_AUTHORIZED)
     finally:
         box.vtex.stock["1"] = in_stock  # the sandbox is shared with the tests after this one
-    assert state.vtex_order_id == first.vtex_order_id
+    assert state.vtex_order_id == made
     assert len([o for o in box.vtex.orders.values() if o.marketplace_order_id == order_id]) == 1
     assert any("already existed" in e.message for e in state.timeline if e.step == "place")

@@ -24,26 +24,37 @@ from connector.models import (
     OrderState,
     OrderStatus,
     ReprocessRequest,
+    VtexFlow,
     order_workflow_id,
 )
 from connector.reprocess import Reprocessed, reprocess_order
 from connector.stack import Stack
 from connector.starter import Handoff, hand_off_order
-from tests.helpers import seller, wait_for_state
+from tests.helpers import (
+    CHANNEL_STATUS,
+    PLACE_PATH,
+    approvals,
+    charge_freight,
+    clear_vtex_faults,
+    seller,
+    wait_for_state,
+)
 from workflows.order import OrderLifecycle
 
 CONNECTION = "reference"
-PLACE = "/api/fulfillment/pvt/orders"
 S = OrderStatus
 
 ISSUED = datetime(2026, 12, 1, 10, tzinfo=UTC)  # the invoices' issuance date
+# What VTEX shows once the seller approved a price divergence in its admin: a fulfillment order waits for
+# authorize dispatch, a channel order for its approval.
+SELLER_APPROVED = {VtexFlow.FULFILLMENT: "waiting-ffmt-authorization", VtexFlow.ORDER_INTEGRATION: "payment-pending"}
 
 
 @pytest_asyncio.fixture
 async def box(stack: Stack) -> AsyncIterator[Sandboxes]:
     assert stack.sandboxes is not None
     yield stack.sandboxes
-    stack.sandboxes.vtex.clear_faults()
+    clear_vtex_faults(stack.sandboxes)
     stack.sandboxes.marketplace.end_outage()
 
 
@@ -114,7 +125,7 @@ def test_an_unclassified_failure_is_retried_never_left_to_the_seller() -> None:
 
 
 async def test_vtex_cancellation_the_marketplace_refuses_is_held_visibly_then_told(
-    stack: Stack, box: Sandboxes
+    stack: Stack, box: Sandboxes, flow: VtexFlow
 ) -> None:
     order_id = await start(stack, box)
     state = await reach(stack, order_id, S.DISPATCH_AUTHORIZED)
@@ -131,7 +142,7 @@ async def test_vtex_cancellation_the_marketplace_refuses_is_held_visibly_then_to
 
 
 async def test_a_completed_order_canceled_in_the_marketplace_gets_its_return_and_cancel(
-    stack: Stack, box: Sandboxes
+    stack: Stack, box: Sandboxes, flow: VtexFlow
 ) -> None:
     order_id = await start(stack, box)
     state = await reach(stack, order_id, S.DISPATCH_AUTHORIZED)
@@ -149,7 +160,9 @@ async def test_a_completed_order_canceled_in_the_marketplace_gets_its_return_and
     await no_workflow_task_failed(stack, order_id)
 
 
-async def test_an_event_after_the_after_sale_window_is_logged_for_an_operator(stack: Stack, box: Sandboxes) -> None:
+async def test_an_event_after_the_after_sale_window_is_logged_for_an_operator(
+    stack: Stack, box: Sandboxes, flow: VtexFlow
+) -> None:
     order_id = await start(stack, box, after_sale_window_seconds=1.0)
     state = await reach(stack, order_id, S.DISPATCH_AUTHORIZED)
     assert state.vtex_order_id is not None
@@ -171,7 +184,7 @@ async def test_an_event_after_the_after_sale_window_is_logged_for_an_operator(st
 
 
 async def test_the_payment_window_tells_the_marketplace_and_a_late_payment_is_flagged(
-    stack: Stack, box: Sandboxes
+    stack: Stack, box: Sandboxes, flow: VtexFlow
 ) -> None:
     order_id = await start(stack, box, status="payment_pending", accept_unpaid_orders=True, payment_window_seconds=1.0)
     state = await reach(stack, order_id, S.CANCELED)
@@ -187,7 +200,9 @@ async def test_the_payment_window_tells_the_marketplace_and_a_late_payment_is_fl
     await no_workflow_task_failed(stack, order_id)
 
 
-async def test_a_cancel_during_a_busy_follow_up_survives_continue_as_new(stack: Stack, box: Sandboxes) -> None:
+async def test_a_cancel_during_a_busy_follow_up_survives_continue_as_new(
+    stack: Stack, box: Sandboxes, flow: VtexFlow
+) -> None:
     order_id = await start(stack, box, continue_as_new_after_events=50)
     await reach(stack, order_id, S.DISPATCH_AUTHORIZED)
     handle = handle_of(stack, order_id)
@@ -202,8 +217,8 @@ async def test_a_cancel_during_a_busy_follow_up_survives_continue_as_new(stack: 
     await no_workflow_task_failed(stack, order_id)
 
 
-async def test_the_dead_letter_loop_continues_as_new_and_recovers(stack: Stack, box: Sandboxes) -> None:
-    box.vtex.add_fault(FaultRule(method="POST", path_contains=PLACE, status=503, times=-1))
+async def test_the_dead_letter_loop_continues_as_new_and_recovers(stack: Stack, box: Sandboxes, flow: VtexFlow) -> None:
+    box.vtex.add_fault(FaultRule(method="POST", path_contains=PLACE_PATH[flow], status=503, times=-1))
     policy = stack.connections[CONNECTION].policy.model_copy(
         update={"max_attempts": 1, "dead_letter_retry_seconds": 0.2, "activity_attempts": 1}
     )
@@ -224,24 +239,27 @@ async def test_the_dead_letter_loop_continues_as_new_and_recovers(stack: Stack, 
 
 
 async def test_a_terminated_order_is_integrated_again_into_its_existing_vtex_order(
-    stack: Stack, box: Sandboxes
+    stack: Stack, box: Sandboxes, flow: VtexFlow
 ) -> None:
     order_id = await start(stack, box)
     first = await reach(stack, order_id, S.DISPATCH_AUTHORIZED)
     await handle_of(stack, order_id).terminate("operator terminated a jammed order")
     assert await hand_off(stack, order_id) is Handoff.ACCEPTED
+    # The new run's mark: it found the order VTEX already had (fulfillment: FMT009 or its look first; the
+    # Channel Order API refuses the duplicate, EOI007, and the look-up finds the order).
+    mark = "already existed" if flow is VtexFlow.FULFILLMENT else "EOI007"
     again = await wait_for_state(
         stack.client,
         CONNECTION,
         order_id,
-        lambda s: s.status is S.DISPATCH_AUTHORIZED and any("already existed" in e.message for e in s.timeline),
+        lambda s: s.status is S.DISPATCH_AUTHORIZED and any(mark in e.message for e in s.timeline),
     )
     assert again.vtex_order_id == first.vtex_order_id
     assert len([o for o in box.vtex.orders.values() if o.marketplace_order_id == order_id]) == 1
 
 
 async def test_invoice_forwarding_the_marketplace_refuses_is_parked_with_an_error_code(
-    stack: Stack, box: Sandboxes
+    stack: Stack, box: Sandboxes, flow: VtexFlow
 ) -> None:
     order_id = await start(stack, box)
     state = await reach(stack, order_id, S.DISPATCH_AUTHORIZED)
@@ -256,36 +274,53 @@ async def test_invoice_forwarding_the_marketplace_refuses_is_parked_with_an_erro
     await no_workflow_task_failed(stack, order_id)
 
 
-async def divergent_order(stack: Stack, box: Sandboxes) -> tuple[str, str]:
-    order = box.marketplace.new_order(items=[("2", 1)], unit_prices={"2": 29990 + 500})
+async def divergent_order(stack: Stack, box: Sandboxes, flow: VtexFlow) -> tuple[str, str]:
+    """An order VTEX holds for the seller's approval of its price divergence (the connection allows 5%)."""
+    if flow is VtexFlow.FULFILLMENT:
+        # 1.7% off on the item: placed with isCreatedAsync for manual approval.
+        order = box.marketplace.new_order(items=[("2", 1)], unit_prices={"2": 29990 + 500})
+    else:
+        # VTEX takes a divergence within the allowance the order carries as it is: this one is beyond it
+        # (50.00 of freight where VTEX's SLA costs 5.00, 14.8% on the order; the item price matches, so the
+        # connector's own check passes), and the seller's Order Authorization rules hold it for approval.
+        order = box.marketplace.new_order(items=[("2", 1)])
+        charge_freight(box, str(order["id"]), 5000)
+        box.vtex.order_integration.price_divergence_affiliates.add("MKP")
     await hand_off(stack, str(order["id"]), price_divergence_allowance_rate=0.05)
     state = await reach(stack, str(order["id"]), S.PENDING_APPROVAL)
     assert state.vtex_order_id is not None
+    assert box.vtex.orders[state.vtex_order_id].status == "waiting-for-manual-authorization"
     return str(order["id"]), state.vtex_order_id
 
 
 async def test_price_approval_needs_a_documented_status_and_a_cancel_never_authorizes(
-    stack: Stack, box: Sandboxes
+    stack: Stack, box: Sandboxes, flow: VtexFlow
 ) -> None:
-    order_id, vtex_id = await divergent_order(stack, box)
+    order_id, vtex_id = await divergent_order(stack, box, flow)
     box.vtex.orders[vtex_id].status = "some-undocumented-status"
     await asyncio.sleep(1.0)  # several approval polls
     assert (await handle_of(stack, order_id).query(OrderLifecycle.status)).status is S.PENDING_APPROVAL
     await handle_of(stack, order_id).signal(OrderLifecycle.cancel, CancelRequest(reason="buyer gave up"))
     await reach(stack, order_id, S.CANCELED)
     assert not requests_to(box, "POST", f"-{order_id}/fulfill")
+    assert approvals(box, order_id, flow) == []
     await no_workflow_task_failed(stack, order_id)
 
 
-async def test_a_rejected_price_divergence_ends_canceled_without_authorizing(stack: Stack, box: Sandboxes) -> None:
-    order_id, vtex_id = await divergent_order(stack, box)
+async def test_a_rejected_price_divergence_ends_canceled_without_authorizing(
+    stack: Stack, box: Sandboxes, flow: VtexFlow
+) -> None:
+    order_id, vtex_id = await divergent_order(stack, box, flow)
     box.vtex.orders[vtex_id].status = "canceled"  # the seller rejects the divergence in VTEX's admin
     await reach(stack, order_id, S.CANCELED)
     assert not requests_to(box, "POST", f"-{order_id}/fulfill")
+    assert approvals(box, order_id, flow) == []
     assert box.marketplace.orders[order_id]["status"] == "cancelled"  # told it will not be fulfilled
 
 
-async def test_a_failed_cancel_does_not_send_the_return_invoice_twice(stack: Stack, box: Sandboxes) -> None:
+async def test_a_failed_cancel_does_not_send_the_return_invoice_twice(
+    stack: Stack, box: Sandboxes, flow: VtexFlow
+) -> None:
     order_id = await start(stack, box)
     state = await reach(stack, order_id, S.DISPATCH_AUTHORIZED)
     vtex_id = state.vtex_order_id or ""
@@ -300,9 +335,13 @@ async def test_a_failed_cancel_does_not_send_the_return_invoice_twice(stack: Sta
     assert box.vtex.orders[vtex_id].status == "canceled"
 
 
-async def test_a_cancel_after_a_lost_placement_answer_finds_the_order_over_time(stack: Stack, box: Sandboxes) -> None:
-    # VTEX creates the order but every answer is lost: the outcome of the placement is unknown.
-    box.vtex.add_fault(FaultRule(method="POST", path_contains=PLACE, status=504, times=-1, after_effect=True))
+async def test_a_cancel_after_a_lost_placement_answer_finds_the_order_over_time(
+    stack: Stack, box: Sandboxes, flow: VtexFlow
+) -> None:
+    # VTEX creates (or enqueues) the order but every answer is lost: the outcome of the placement is unknown.
+    box.vtex.add_fault(
+        FaultRule(method="POST", path_contains=PLACE_PATH[flow], status=504, times=-1, after_effect=True)
+    )
     box.vtex.add_fault(FaultRule(method="GET", path_contains="/api/oms/pvt/orders", status=503, times=-1))
     order_id = await start(stack, box)
     await reach(stack, order_id, S.REPROCESSING)
@@ -318,8 +357,12 @@ async def test_a_cancel_after_a_lost_placement_answer_finds_the_order_over_time(
     await no_workflow_task_failed(stack, order_id)
 
 
-async def test_connector_reprocess_starts_a_terminated_order_again(stack: Stack, box: Sandboxes) -> None:
-    box.vtex.add_fault(FaultRule(method="POST", path_contains=PLACE, status=503, times=-1, after_effect=True))
+async def test_connector_reprocess_starts_a_terminated_order_again(
+    stack: Stack, box: Sandboxes, flow: VtexFlow
+) -> None:
+    box.vtex.add_fault(
+        FaultRule(method="POST", path_contains=PLACE_PATH[flow], status=503, times=-1, after_effect=True)
+    )
     order_id = await start(stack, box)
     await reach(stack, order_id, S.REPROCESSING)
     await handle_of(stack, order_id).terminate("operator terminated a jammed order")
@@ -333,7 +376,9 @@ async def test_connector_reprocess_starts_a_terminated_order_again(stack: Stack,
     assert unknown is Reprocessed.UNKNOWN
 
 
-async def test_a_refused_return_invoice_parks_the_cancel_until_reprocessed(stack: Stack, box: Sandboxes) -> None:
+async def test_a_refused_return_invoice_parks_the_cancel_until_reprocessed(
+    stack: Stack, box: Sandboxes, flow: VtexFlow
+) -> None:
     order_id = await start(stack, box)
     state = await reach(stack, order_id, S.DISPATCH_AUTHORIZED)
     vtex_id = state.vtex_order_id or ""
@@ -351,7 +396,9 @@ async def test_a_refused_return_invoice_parks_the_cancel_until_reprocessed(stack
     await no_workflow_task_failed(stack, order_id)
 
 
-async def test_a_marketplace_outage_in_the_after_sale_window_is_retried(stack: Stack, box: Sandboxes) -> None:
+async def test_a_marketplace_outage_in_the_after_sale_window_is_retried(
+    stack: Stack, box: Sandboxes, flow: VtexFlow
+) -> None:
     order_id = await start(stack, box)
     state = await reach(stack, order_id, S.DISPATCH_AUTHORIZED)
     await invoice_in_full(box, order_id, state.vtex_order_id or "")
@@ -370,6 +417,7 @@ async def test_a_marketplace_outage_in_the_after_sale_window_is_retried(stack: S
 async def test_a_connection_missing_on_the_worker_queues_orders_instead_of_parking_them(
     stack: Stack, box: Sandboxes
 ) -> None:
+    # One flow: the order stops at the marketplace read, before anything either flow does.
     order = box.marketplace.new_order(items=[("1", 1)])
     ghost = dataclasses.replace(stack.connections[CONNECTION], name="ghost")
     await hand_off_order(
@@ -383,10 +431,23 @@ async def test_a_connection_missing_on_the_worker_queues_orders_instead_of_parki
     await stack.client.get_workflow_handle(order_workflow_id("ghost", str(order["id"]))).terminate("test over")
 
 
-async def test_a_failing_authorize_dispatch_is_queued_then_completes(stack: Stack, box: Sandboxes) -> None:
-    order_id = str(box.marketplace.new_order(items=[("1", 1)])["id"])
-    box.vtex.add_fault(FaultRule(method="POST", path_contains=f"-{order_id}/fulfill", status=503, times=-1))
-    await hand_off(stack, order_id)
+async def test_a_failing_authorize_dispatch_is_queued_then_completes(
+    stack: Stack, box: Sandboxes, flow: VtexFlow
+) -> None:
+    if flow is VtexFlow.FULFILLMENT:
+        order_id = str(box.marketplace.new_order(items=[("1", 1)])["id"])
+        box.vtex.add_fault(FaultRule(method="POST", path_contains=f"-{order_id}/fulfill", status=503, times=-1))
+        await hand_off(stack, order_id)
+    else:
+        # VTEX approves an order sent paid by itself: the connector's approval request is for an order paid
+        # after VTEX integrated it.
+        order_id = await start(stack, box, status="payment_pending", accept_unpaid_orders=True)
+        await wait_for_state(
+            stack.client, CONNECTION, order_id, lambda s: s.status is S.AWAITING_PAYMENT and s.vtex_order_id is not None
+        )
+        box.vtex.add_fault(FaultRule(method="PUT", path_contains=CHANNEL_STATUS, status=503, times=-1))
+        box.marketplace.pay(order_id)
+        box.marketplace.notify(order_id)
     held = await reach(stack, order_id, S.REPROCESSING)
     assert held.error_code == "HTTP503" and held.vtex_order_id is not None
     box.vtex.clear_faults()
@@ -394,19 +455,21 @@ async def test_a_failing_authorize_dispatch_is_queued_then_completes(stack: Stac
     await no_workflow_task_failed(stack, order_id)
 
 
-async def test_a_failing_look_during_price_approval_is_queued_then_waits_again(stack: Stack, box: Sandboxes) -> None:
-    order_id, vtex_id = await divergent_order(stack, box)
+async def test_a_failing_look_during_price_approval_is_queued_then_waits_again(
+    stack: Stack, box: Sandboxes, flow: VtexFlow
+) -> None:
+    order_id, vtex_id = await divergent_order(stack, box, flow)
     box.vtex.add_fault(FaultRule(method="GET", path_contains=f"/api/oms/pvt/orders/{vtex_id}", status=503, times=-1))
     await reach(stack, order_id, S.REPROCESSING)
     box.vtex.clear_faults()
     await reach(stack, order_id, S.PENDING_APPROVAL)
-    box.vtex.orders[vtex_id].status = "waiting-ffmt-authorization"  # the seller approves
+    box.vtex.orders[vtex_id].status = SELLER_APPROVED[flow]  # the seller approves
     await reach(stack, order_id, S.DISPATCH_AUTHORIZED)
     await no_workflow_task_failed(stack, order_id)
 
 
 async def test_a_marketplace_outage_during_the_payment_wait_is_queued_then_waits_again(
-    stack: Stack, box: Sandboxes
+    stack: Stack, box: Sandboxes, flow: VtexFlow
 ) -> None:
     order_id = await start(stack, box, status="payment_pending", accept_unpaid_orders=True)
     await reach(stack, order_id, S.AWAITING_PAYMENT)
@@ -421,7 +484,7 @@ async def test_a_marketplace_outage_during_the_payment_wait_is_queued_then_waits
     await no_workflow_task_failed(stack, order_id)
 
 
-async def test_a_refused_cancel_parks_the_order_until_reprocessed(stack: Stack, box: Sandboxes) -> None:
+async def test_a_refused_cancel_parks_the_order_until_reprocessed(stack: Stack, box: Sandboxes, flow: VtexFlow) -> None:
     order_id = await start(stack, box)
     state = await reach(stack, order_id, S.DISPATCH_AUTHORIZED)
     vtex_id = state.vtex_order_id or ""
