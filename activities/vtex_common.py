@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from temporalio import activity
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from connector.failures import UNREAD_NOTIFICATION, VTEX_FAILURE_LOG_CODES
@@ -20,6 +21,8 @@ from connector.vtex.error_table import Handling, classify, seller_action
 from connector.vtex.errors import VtexError
 
 TO_VTEX = "Connector to VTEX"
+# The code of a refusal by a retried attempt: the attempt before it may have reached VTEX.
+UNREAD_AFTER_AN_ATTEMPT = "UNREAD_AFTER_AN_ATTEMPT"
 
 log = logging.getLogger(__name__)
 
@@ -49,9 +52,14 @@ async def refuse_if_unread_notification(store: OrderStore, connection: str, mark
         log.warning("order %s: could not look for an unread notification (%s); going on", marketplace_order_id, exc)
         return
     if unread_notification(records.get(marketplace_order_id)):
-        raise ApplicationError(
+        message = (
             f"a notification for the order {marketplace_order_id} came in after its marketplace read; "
-            "it is read again first",
+            "it is read again first"
+        )
+        retried = activity.in_activity() and activity.info().attempt > 1
+        raise ApplicationError(
+            message,
+            {"code": UNREAD_AFTER_AN_ATTEMPT if retried else UNREAD_NOTIFICATION, "action": message},
             type=UNREAD_NOTIFICATION,
             non_retryable=True,
             # Expected, not a fault: logged by the SDK at debug level, not as a warning with a traceback.

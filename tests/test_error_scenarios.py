@@ -35,10 +35,6 @@ SIMULATION = "/api/checkout/pub/orderForms/simulation"
 # look-up's failure, recorded under the step "place"; the next attempt's enqueue, also "place", succeeds and
 # resets the attempt count. The count never passes 1: the backoff never grows and the order is never
 # dead-lettered, however often VTEX refuses it (the eleventh attempt here goes through instead).
-REFUSALS_NEVER_COUNT = (
-    "connector bug: each successful enqueue (step 'place') resets the attempts a refused Channel Order "
-    "look-up (also 'place') counted, so an order VTEX keeps refusing is never dead-lettered"
-)
 # What the 429 and timeout scenarios slow down: the simulation (fulfillment; its placement's own faults are
 # tested above), the Channel Order API's enqueue (order-integration).
 SLOWED = {VtexFlow.FULFILLMENT: SIMULATION, VtexFlow.ORDER_INTEGRATION: ENQUEUE}
@@ -252,10 +248,8 @@ async def test_out_of_stock_order_canceled_in_the_marketplace_leaves_the_queue(
 
 
 async def test_ten_failed_attempts_dead_letter_the_order_then_bulk_reprocess(
-    stack: Stack, box: Sandboxes, flow: VtexFlow, request: pytest.FixtureRequest
+    stack: Stack, box: Sandboxes, flow: VtexFlow
 ) -> None:
-    if flow is VtexFlow.ORDER_INTEGRATION:
-        request.applymarker(pytest.mark.xfail(strict=True, reason=REFUSALS_NEVER_COUNT))
     if flow is VtexFlow.FULFILLMENT:
         box.vtex.add_fault(
             FaultRule(

@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-import pytest
 import pytest_asyncio
 from sandboxes.seller import invoice_notification
 from sandboxes.vtex import FaultRule
@@ -55,10 +54,6 @@ ISSUED = datetime(2026, 11, 28, 10, tzinfo=UTC)  # the invoices' issuance date
 # the connector could use (lost, late, unreadable), then a retry of the same local activity refused for the
 # cancel's unread notification, leaves the order "never sent". The cancel logs X10 ("before it reached
 # VTEX") and never cancels the order VTEX made, which VTEX itself approves in the Channel Order flow.
-REFUSED_RETRY_FORGETS_THE_PLACEMENT = (
-    "connector bug: a retry refused for an unread notification resets place_attempted although an earlier "
-    "attempt reached VTEX; the cancel logs X10 and VTEX's order is never canceled"
-)
 
 
 @pytest_asyncio.fixture
@@ -181,13 +176,11 @@ async def test_cancel_before_placement_stops_without_touching_vtex(
 
 
 async def test_cancel_racing_the_placement_still_cancels_the_vtex_order(
-    stack: Stack, box: Sandboxes, flow: VtexFlow, request: pytest.FixtureRequest
+    stack: Stack, box: Sandboxes, flow: VtexFlow
 ) -> None:
     # VTEX creates (or enqueues) the order but answers a second late: the cancel arrives meanwhile. (The
     # sandbox's late answer is its fault body: a fulfillment placement copes with an answer without an
     # orderId; a Channel Order answer without the contract is unreadable, so the enqueue is retried.)
-    if flow is VtexFlow.ORDER_INTEGRATION:
-        request.applymarker(pytest.mark.xfail(strict=True, reason=REFUSED_RETRY_FORGETS_THE_PLACEMENT))
     place = PLACE_PATH[flow]
     box.vtex.add_fault(FaultRule(method="POST", path_contains=place, status=200, delay_seconds=1.0, after_effect=True))
     placing = asyncio.create_task(until_vtex_received(box, place))
@@ -204,10 +197,9 @@ async def test_cancel_racing_the_placement_still_cancels_the_vtex_order(
 
 
 async def test_a_cancel_racing_a_placement_whose_answer_is_lost_still_cancels_the_vtex_order(
-    stack: Stack, box: Sandboxes, flow: VtexFlow, request: pytest.FixtureRequest
+    stack: Stack, box: Sandboxes, flow: VtexFlow
 ) -> None:
     # VTEX makes (or enqueues) the order; its answer is lost a second later (504): the cancel arrives meanwhile.
-    request.applymarker(pytest.mark.xfail(strict=True, reason=REFUSED_RETRY_FORGETS_THE_PLACEMENT))
     place = PLACE_PATH[flow]
     box.vtex.add_fault(FaultRule(method="POST", path_contains=place, status=504, delay_seconds=1.0, after_effect=True))
     placing = asyncio.create_task(until_vtex_received(box, place))

@@ -33,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.logbook import LogbookActivities
     from activities.marketplace import MarketplaceActivities, MarketplaceFollowUpActivities
     from activities.vtex import VtexActivities
+    from activities.vtex_common import UNREAD_AFTER_AN_ATTEMPT
     from connector.failures import VTEX_THROTTLED, Disposition, disposition
     from connector.lifecycle import HELD, allowed
     from connector.models import (
@@ -400,7 +401,8 @@ class OrderLifecycle:
         )
         if isinstance(placed, Failure):
             if placed.disposition is Disposition.READ_AGAIN:
-                self._place_attempted = attempted_before  # refused before any call to VTEX
+                # Refused before any call to VTEX; a retried attempt's earlier one may have placed it.
+                self._place_attempted = attempted_before or placed.code == UNREAD_AFTER_AN_ATTEMPT
                 return placed
             # VTEX answered with a refusal: the order is known not to exist. Without an answer (timeouts,
             # 5xx) it may exist, and a cancel must look for it.
@@ -427,10 +429,13 @@ class OrderLifecycle:
                 lock_ttl=lock_ttl(self._input.payment_window_seconds),
                 refuse_if_unread_notification=self._input.local_integration,
             ),
+            settles=False,
         )
         if isinstance(sent, Failure):
-            refused = sent.disposition is Disposition.READ_AGAIN
-            self._place_attempted = attempted_before if refused else sent.kind in ("", Handling.TRANSIENT.value)
+            if sent.disposition is Disposition.READ_AGAIN:  # as in the fulfillment flow, above
+                self._place_attempted = attempted_before or sent.code == UNREAD_AFTER_AN_ATTEMPT
+            else:
+                self._place_attempted = sent.kind in ("", Handling.TRANSIENT.value)
             return sent
         self._enqueued_at, self._enqueued_paid, self._operation_id = workflow.now(), paid, sent
         self._results = [r for r in self._results if r.flow != PLACE_ORDER]  # about an earlier send
@@ -462,6 +467,7 @@ class OrderLifecycle:
                     main_order_id=hint,
                     result=result if result is not None and not result.code.startswith("SOI") else None,
                 ),
+                settles=False,
             )
             if isinstance(look, Failure):
                 self._enqueued_at = None  # the next attempt sends it again
@@ -472,6 +478,7 @@ class OrderLifecycle:
                 hint = None  # a false hint, logged (X18) by the look-up
             found = look.order
             if found is not None:
+                self._held_step_done("place")
                 self._enqueued_at = None
                 placed = PlacedOrder(
                     vtex_order_id=found.vtex_order_id, awaiting_approval=found.status == MANUAL_AUTHORIZATION
@@ -509,11 +516,13 @@ class OrderLifecycle:
                     main_order_id=placed.vtex_order_id,
                     approval=True,
                 ),
+                settles=False,
             )
             if isinstance(look, Failure):
                 return look
             status = look.order.status if look.order is not None else None
             if status in CHANNEL_APPROVED_STATUSES:
+                self._held_step_done("authorize")
                 self._approval_sent_at = None
                 self._move(S.DISPATCH_AUTHORIZED)
                 self._record("authorize", "success", f"VTEX approved {placed.vtex_order_id}: dispatch authorized")
@@ -539,6 +548,7 @@ class OrderLifecycle:
                         refuse_if_unread_notification=self._input.local_integration,
                         result=error,
                     ),
+                    settles=False,
                 )
                 if isinstance(sent, Failure):
                     self._approval_sent_at = None
@@ -953,8 +963,12 @@ class OrderLifecycle:
 
     # -- the failure path ---------------------------------------------------------------------------
 
-    async def _step(self, step: str, activity: Callable[[Any, A], Awaitable[T]], argument: A) -> T | Failure:
-        """One activity call; its failure comes back as a value, classified in one place."""
+    async def _step(
+        self, step: str, activity: Callable[[Any, A], Awaitable[T]], argument: A, *, settles: bool = True
+    ) -> T | Failure:
+        """One activity call; its failure comes back as a value, classified in one place. A success settles
+        the step (a fresh count of attempts) unless `settles` is False: a Channel Order request or look-up
+        succeeds long before VTEX has said yes (the caller settles once it has)."""
         policy = self._policy
         vtex = any(getattr(steps, activity.__name__, None) is activity for steps in VTEX_STEP_CLASSES)
         timeout = timedelta(seconds=policy.activity_timeout_seconds)
@@ -991,10 +1005,15 @@ class OrderLifecycle:
             refused = failure.disposition is Disposition.READ_AGAIN
             self._record(step, "pending" if refused else "error", failure.reason, failure.code)
             return failure
+        if settles:
+            self._held_step_done(step)
+        return result
+
+    def _held_step_done(self, step: str) -> None:
+        """The step the order was held on went through: a fresh count of attempts."""
         if step == self._held_step:
             self._held_step = None
             self._state.reprocess_attempts = 0
-        return result
 
     def _classify(self, step: str, cause: BaseException | None) -> Failure:
         if isinstance(cause, ApplicationError):
