@@ -13,11 +13,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
 import time
 from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -26,10 +28,13 @@ import pytest_asyncio
 import uvicorn
 from sandboxes.mercadolibre import FaultRule, ItemSpec, MercadoLibreSandbox
 
+from connector.codec import SecretSealer
+from connector.logbook import Logbook
 from connector.marketplaces.base import AuthorizationBroken, MarketplaceError, NotificationRejected
 from connector.marketplaces.listing import walk_changes
 from connector.marketplaces.mercadolibre import MercadoLibreMarketplace
 from connector.marketplaces.mercadolibre.client import MercadoLibreRateLimited
+from connector.marketplaces.mercadolibre.tokens import MercadoLibreTokens
 from connector.models import (
     Invoice,
     ListingPosition,
@@ -38,6 +43,7 @@ from connector.models import (
     MarketplaceOrderStatus,
     Tracking,
 )
+from connector.store.base import open_store
 from tests.test_mercadolibre_sandbox import Clock, make_sandbox
 
 CONNECTION = "meli"
@@ -489,6 +495,23 @@ async def test_a_cancelled_order_leaves_the_cart_and_all_cancelled_cancel_it(
     assert (await meli.fetch_order(key)).status is MarketplaceOrderStatus.CANCELED
 
 
+async def test_a_cancelled_cart_is_canceled_whatever_cannot_be_placed(
+    world: World, meli: MercadoLibreMarketplace
+) -> None:
+    no_sku = ItemSpec("Sem SKU", Decimal("10"), item_id="MLB987654321")
+    order = world.sandbox.create_order([no_sku], site_id="MLA", status="cancelled", logistic_type=None)
+    canceled = await meli.fetch_order(await key_of(meli, order.id))
+    assert canceled.status is MarketplaceOrderStatus.CANCELED
+    assert [item.sku_id for item in canceled.items] == ["MLB987654321"]
+
+
+async def test_a_sale_without_a_shipment_is_not_integrable(world: World, meli: MercadoLibreMarketplace) -> None:
+    order = world.sandbox.create_order([SHIRT], logistic_type=None)
+    with pytest.raises(MarketplaceError, match="no shipment") as refused:
+        await meli.fetch_order(await key_of(meli, order.id))
+    assert not refused.value.transient
+
+
 @pytest.mark.parametrize(
     ("logistic_type", "logistics"),
     [
@@ -752,6 +775,15 @@ async def test_a_401_is_retried_once_with_a_fresh_token(world: World, meli: Merc
     assert [r.status for r in world.calls(f"/orders/{order.id}")] == [401, 200]
 
 
+async def test_calls_refused_together_report_the_token_once(world: World, meli: MercadoLibreMarketplace) -> None:
+    pack = world.sandbox.create_pack([[SHIRT], [BOTTLE], [PENNY]])
+    key = await key_of(meli, pack.order_ids[0])
+    world.sandbox.expire_access_tokens()
+    # The cart's orders are read at once: three 401s, one report, one refresh.
+    assert len((await meli.fetch_order(key)).items) == 3
+    assert world.tokens.refreshes == 1 and len(world.tokens.rejections) == 1
+
+
 async def test_a_second_401_is_transient(world: World, meli: MercadoLibreMarketplace) -> None:
     order = world.sandbox.create_order([SHIRT])
     world.sandbox.add_fault(FaultRule("GET", f"/orders/{order.id}", 401, times=2))
@@ -846,3 +878,37 @@ async def test_timestamps_in_the_search_are_mercado_libres_milliseconds(
     await meli.changed_orders_page(ListingPosition(since=since), limit=5)
     (search,) = world.calls("/orders/search")
     assert search.query["order.date_last_updated.from"] == "2025-03-01T12:00:00.123+00:00"
+
+
+async def test_with_the_connectors_own_store_and_token_custody(serve: Any, tmp_path: Path) -> None:
+    """The same adapter on what the worker gives it: the order store's carts and MercadoLibreTokens."""
+    world = await make_world(serve)
+    store = open_store(f"sqlite:///{tmp_path / 'orders.db'}")
+    tokens = MercadoLibreTokens(
+        store,
+        connection=CONNECTION,
+        client_id=world.sandbox.oauth.client_id,
+        client_secret=world.sandbox.oauth.client_secret,
+        sealer=SecretSealer({"k1": os.urandom(32)}, "k1"),
+        logbook=Logbook(store, account="seller"),
+        auth_base_url=world.base_url,
+    )
+    meli = world.adapter(tokens=tokens, carts=store)
+    try:
+        await tokens.connect(
+            code=world.sandbox.issue_authorization_code(), redirect_uri=world.sandbox.oauth.redirect_uri
+        )
+        pack = world.sandbox.create_pack([[SHIRT], [BOTTLE]])
+        assert {await key_of(meli, order_id) for order_id in pack.order_ids} == {str(pack.id)}
+        assert sorted(await store.cart_orders(CONNECTION, str(pack.id))) == sorted(str(i) for i in pack.order_ids)
+        world.sandbox.expire_access_tokens()  # 401: rejected, refreshed under the lease, called again
+        assert len((await meli.fetch_order(str(pack.id))).items) == 2
+        assert world.sandbox.oauth.issued["refresh_token"] == 1
+        world.sandbox.revoke_grant()
+        with pytest.raises(AuthorizationBroken) as broken:
+            await meli.fetch_order(str(pack.id))
+        assert broken.value.transient
+    finally:
+        await meli.aclose()
+        await tokens.aclose()
+        await store.aclose()

@@ -19,6 +19,7 @@ What Mercado Libre documents and this follows:
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -55,6 +56,9 @@ class MercadoLibreClient:
     ) -> None:
         self._tokens = tokens
         self._http = pooled_client(base_url=base_url, timeout=timeout_seconds, transport=transport)
+        # Renewals under way, by the token refused: concurrent calls that met the same 401 share one report and
+        # one new token (a second report could land while the first one's refresh is being stored).
+        self._renewals: dict[str, asyncio.Future[str]] = {}
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -100,8 +104,7 @@ class MercadoLibreClient:
         token = await self._tokens.access_token()
         response = await self._once(method, path, token, what, params, headers, json_body, files)
         if response.status_code == 401:
-            await self._tokens.rejected(token)
-            token = await self._tokens.access_token()
+            token = await self._renewed(token)
             response = await self._once(method, path, token, what, params, headers, json_body, files)
             if response.status_code == 401:
                 await self._tokens.rejected(token)
@@ -124,6 +127,27 @@ class MercadoLibreClient:
                 message += f" (Retry-After {wait:g} s)"
             raise MercadoLibreRateLimited(message, retry_after=wait)
         raise MarketplaceError(message, status=status, transient=status >= 500)
+
+    async def _renewed(self, refused: str) -> str:
+        """A token to use instead of `refused` (Mercado Libre answered it 401): reported once, whatever the
+        number of calls that met the refusal at the same time."""
+        renewal = self._renewals.get(refused)
+        if renewal is None:
+
+            async def renew() -> str:
+                await self._tokens.rejected(refused)
+                return await self._tokens.access_token()
+
+            def done(future: asyncio.Future[str]) -> None:
+                self._renewals.pop(refused, None)
+                if not future.cancelled():
+                    future.exception()  # retrieved: every waiter may have gone
+
+            renewal = asyncio.ensure_future(renew())
+            self._renewals[refused] = renewal
+            renewal.add_done_callback(done)
+        # Shielded: a caller given up on does not cancel the renewal the others wait for.
+        return await asyncio.shield(renewal)
 
     async def _once(
         self,

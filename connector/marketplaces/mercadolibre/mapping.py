@@ -186,17 +186,21 @@ def cart_order(cart: Cart, site: Site, *, fulfillment_warehouse_id: str | None =
     if not cart.orders:
         raise NotIntegrable(f"cart {cart.key} holds no Mercado Libre order")
     status = cart_status(cart)
-    for order in cart.orders:
-        _check_currency(order, site)
-    lines = cart.orders if status is MarketplaceOrderStatus.CANCELED else cart.active
-    items = [
-        _item(order, line, lenient=status is MarketplaceOrderStatus.CANCELED)
-        for order in lines
-        for line in order.order_items
-    ]
+    # A cancelled cart is only ever canceled: what cannot be placed does not stop it.
+    canceled = status is MarketplaceOrderStatus.CANCELED
+    if not canceled:
+        for order in cart.orders:
+            _check_currency(order, site)
+    lines = cart.orders if canceled else cart.active
+    items = [_item(order, line, lenient=canceled) for order in lines for line in order.order_items]
     if not items:
         raise NotIntegrable(f"the Mercado Libre orders of cart {cart.key} hold no items")
-    shipping = _shipping(cart, site, fulfillment_warehouse_id)
+    try:
+        shipping = _shipping(cart, site, fulfillment_warehouse_id)
+    except NotIntegrable:
+        if not canceled:
+            raise
+        shipping = Shipping(address=_nowhere(site), price=0)
     created = [order.date_created for order in cart.orders if order.date_created is not None]
     updated = [order.last_updated for order in cart.orders if order.last_updated is not None]
     return MarketplaceOrder(
@@ -263,6 +267,11 @@ def _shipping(cart: Cart, site: Site, fulfillment_warehouse_id: str | None) -> S
         logistics=logistics,
         warehouse_id=fulfillment_warehouse_id if logistics is Logistics.MARKETPLACE_FULFILLMENT else None,
     )
+
+
+def _nowhere(site: Site) -> Address:
+    blank = {name: "" for name in ("receiver_name", "postal_code", "city", "state", "street", "number")}
+    return Address(country=site.country_alpha3, **blank)
 
 
 def _address(shipment: Shipment, site: Site) -> Address:

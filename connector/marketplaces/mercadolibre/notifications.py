@@ -41,7 +41,7 @@ IGNORED_PREFIX = "ignored-"
 
 _ORDER_RESOURCE = re.compile(r"/orders/([0-9]{1,30})")
 _CLAIM_RESOURCE = re.compile(r"(?:/post-purchase)?/v1/claims/([0-9]{1,30})(?:/[A-Za-z0-9_/-]*)?")
-_TOPIC = re.compile(r"[a-z0-9_]{1,50}")
+_TOPIC = re.compile(r"[A-Za-z0-9_.-]{1,50}")
 _MAX_DELIVERY_ID = 200
 
 
