@@ -19,8 +19,6 @@ from activities.vtex import VtexActivities
 from connector.connections import Connection
 from connector.logbook import Logbook
 from connector.marketplaces.base import MarketplaceAdapter
-from connector.marketplaces.reference import ReferenceMarketplace
-from connector.settings import SettingsError
 from connector.store.base import OrderStore
 from connector.vtex.client import VtexClient
 from connector.vtex.rate_limit import VtexRateLimit
@@ -28,20 +26,6 @@ from workflows.importer import ImportWorkflow
 from workflows.order import OrderLifecycle
 from workflows.order_v1 import OrderWorkflowV1
 from workflows.poller import PollerWorkflow
-
-
-def build_adapters(connections: Mapping[str, Connection]) -> dict[str, MarketplaceAdapter]:
-    """One adapter per connection, chosen by the connection's `marketplace`."""
-    adapters: dict[str, MarketplaceAdapter] = {}
-    for name, connection in connections.items():
-        if connection.marketplace != "reference" or connection.marketplace_base_url is None:
-            raise SettingsError(f"connection {name}: unknown marketplace {connection.marketplace!r} (known: reference)")
-        adapters[name] = ReferenceMarketplace(
-            base_url=connection.marketplace_base_url,
-            webhook_secret=connection.webhook_secret,
-            replay_window_seconds=connection.webhook_replay_window_seconds,
-        )
-    return adapters
 
 
 def create_workers(

@@ -19,6 +19,7 @@ from connector.models import ReprocessPolicy, VtexFlow
 from connector.secret_strength import require_strong
 from connector.settings import Settings, SettingsError, callback_tokens
 
+MERCADOLIBRE_API = "https://api.mercadolibre.com"
 NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,40}$"
 T = TypeVar("T")
 
@@ -55,6 +56,11 @@ class ConnectionConfig(BaseModel):
     mercadolibre_site: str | None = Field(default=None, pattern=r"^M[A-Z]{2}$")
     mercadolibre_auth_url: str = Field(default="https://api.mercadolibre.com", pattern=r"^https?://[^\s]+$")
     mercadolibre_refresh_token: str | None = Field(default=None, min_length=1)
+    # The seller's Mercado Libre user id (notifications carry it as `user_id`; the order search filters by it).
+    mercadolibre_seller_id: str | None = Field(default=None, pattern=r"^\d+$")
+    # The VTEX warehouse that takes the orders the marketplace fulfills from its own stock (Mercado Libre
+    # Full); without it such orders are parked saying to set it.
+    fulfillment_warehouse_id: str | None = Field(default=None, min_length=1)
 
     @field_validator("webhook_secret")
     @classmethod
@@ -108,6 +114,8 @@ class Connection:
     mercadolibre_site: str | None = None
     mercadolibre_auth_url: str = "https://api.mercadolibre.com"
     mercadolibre_refresh_token: str | None = field(default=None, repr=False)
+    mercadolibre_seller_id: str | None = None
+    fulfillment_warehouse_id: str | None = None
 
 
 def connection_configs(settings: Settings) -> list[ConnectionConfig]:
@@ -141,6 +149,8 @@ def build_connections(settings: Settings, *, marketplace_urls: dict[str, str] | 
     connections = {}
     for config in connection_configs(settings):
         base_url = (marketplace_urls or {}).get(config.name) or config.marketplace_base_url
+        if base_url is None and config.marketplace == "mercadolibre":
+            base_url = MERCADOLIBRE_API
         if base_url is None:
             raise SettingsError(f"connection {config.name}: no marketplace base URL (MARKETPLACE_BASE_URL)")
         tokens = (
@@ -179,6 +189,8 @@ def build_connections(settings: Settings, *, marketplace_urls: dict[str, str] | 
             mercadolibre_site=config.mercadolibre_site,
             mercadolibre_auth_url=config.mercadolibre_auth_url.rstrip("/"),
             mercadolibre_refresh_token=config.mercadolibre_refresh_token,
+            mercadolibre_seller_id=config.mercadolibre_seller_id,
+            fulfillment_warehouse_id=config.fulfillment_warehouse_id,
         )
     return connections
 

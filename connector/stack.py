@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import socket
 from collections.abc import Mapping
 from datetime import timedelta
@@ -23,12 +24,14 @@ from connector.intake.app import create_intake_app
 from connector.intake.handoff_queue import HandOffQueue
 from connector.logbook import Logbook
 from connector.marketplaces.base import MarketplaceAdapter
+from connector.marketplaces.factory import build_adapters, mercadolibre_tokens
 from connector.poller_start import start_pollers
 from connector.retention import Retention, purge_periodically
 from connector.settings import Settings
 from connector.store.base import OrderStore, open_store
+from connector.temporal_client import secret_sealer
 from connector.vtex.client import VtexClient
-from worker import build_adapters, create_workers
+from worker import create_workers
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -100,12 +103,15 @@ class Stack:
                 update={"connector_public_url": f"http://{settings.intake_host}:{intake_port}"}
             )
         self.settings = settings
-        self.connections = build_connections(settings, marketplace_urls=marketplace_urls)
-        self._adapters = build_adapters(self.connections)
+        self.connections = self._with_sandbox_accounts(build_connections(settings, marketplace_urls=marketplace_urls))
         self._vtex = self._vtex_client(settings)
         self.store = open_store(settings.store_url, migrate=self._migrate_store)
         await self.store.ready()
         self.logbook = Logbook(self.store, account=settings.account_name)
+        self._adapters = build_adapters(
+            self.connections, store=self.store, logbook=self.logbook, sealer=lambda: secret_sealer(settings)
+        )
+        await self._seed_marketplace_tokens(settings)
         self._handoffs = HandOffQueue(
             self.client,
             task_queue=settings.temporal_task_queue,
@@ -134,6 +140,8 @@ class Stack:
             for name, marketplace in self.sandboxes.marketplaces.items():
                 marketplace.webhook_url = self.webhook_url(name)
                 marketplace.webhook_secret = self.connections[name].webhook_secret
+            for name, meli in self.sandboxes.mercadolibre.items():
+                meli.callback_url = self.webhook_url(name)
         if not self._run_worker:
             return
         self._workers = create_workers(
@@ -185,6 +193,41 @@ class Stack:
             await self.store.aclose()
         if self.sandboxes is not None:
             await self.sandboxes.stop()
+
+    def _with_sandbox_accounts(self, connections: dict[str, Connection]) -> dict[str, Connection]:
+        """Embedded Mercado Libre connections take the sandbox's application and seller where not configured."""
+        if self.sandboxes is None:
+            return connections
+        for name, meli in self.sandboxes.mercadolibre.items():
+            connection = connections[name]
+            connections[name] = dataclasses.replace(
+                connection,
+                mercadolibre_app_id=connection.mercadolibre_app_id or meli.oauth.client_id,
+                mercadolibre_client_secret=connection.mercadolibre_client_secret or meli.oauth.client_secret,
+                mercadolibre_site=connection.mercadolibre_site or meli.site_id,
+                mercadolibre_seller_id=connection.mercadolibre_seller_id or str(meli.seller_id),
+                mercadolibre_auth_url=self.sandboxes.mercadolibre_servers[name].url,
+            )
+        return connections
+
+    async def _seed_marketplace_tokens(self, settings: Settings) -> None:
+        """A Mercado Libre connection's first refresh token into the store (once; the store's rotated ones are
+        used after that). An embedded sandbox connects itself: the seller's authorization, done here."""
+        assert self.store is not None and self.logbook is not None
+        for name, connection in self.connections.items():
+            if connection.marketplace != "mercadolibre":
+                continue
+            tokens = mercadolibre_tokens(
+                connection, store=self.store, logbook=self.logbook, sealer=secret_sealer(settings)
+            )
+            try:
+                if connection.mercadolibre_refresh_token:
+                    await tokens.seed(connection.mercadolibre_refresh_token)
+                elif self.sandboxes is not None and name in self.sandboxes.mercadolibre:
+                    if (await tokens.status()).state == "not connected":
+                        await tokens.seed(str(self.sandboxes.mercadolibre[name].connect()["refresh_token"]))
+            finally:
+                await tokens.aclose()
 
     def _vtex_credentials(self, settings: Settings) -> tuple[str, str]:
         """The app key and token: the VTEX sandbox's in embedded mode, else the configured pair."""

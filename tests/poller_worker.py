@@ -17,10 +17,10 @@ from temporalio.worker import Worker
 from activities.polling import PollingActivities
 from connector.connections import build_connections
 from connector.logbook import Logbook
+from connector.marketplaces.factory import build_adapters
 from connector.settings import load_settings
 from connector.store.base import open_store
-from connector.temporal_client import connect
-from worker import build_adapters
+from connector.temporal_client import connect, secret_sealer
 from workflows.poller import PollerWorkflow
 
 
@@ -28,11 +28,12 @@ async def main(order_queue: str) -> None:
     settings = load_settings()
     connections = build_connections(settings)
     store = open_store(settings.store_url)
+    logbook = Logbook(store, account=settings.account_name)
     polling = PollingActivities(
         connections,
-        build_adapters(connections),
+        build_adapters(connections, store=store, logbook=logbook, sealer=lambda: secret_sealer(settings)),
         task_queue=order_queue,
-        logbook=Logbook(store, account=settings.account_name),
+        logbook=logbook,
         ledger=store,
     )
     client = await connect(settings)

@@ -206,6 +206,32 @@ async def test_two_workers_asking_at_once_with_an_expired_token_refresh_once_and
     assert broken_gauge() == 0
 
 
+async def test_a_rejection_reported_while_another_worker_refreshes_never_loses_the_rotated_token(
+    serve: Any, url: str
+) -> None:
+    world = await make_world(serve, url, token_latency_seconds=0.3)
+    try:
+        refreshing, rejecting = world.worker(), world.worker()
+        await refreshing.connect(code=world.code(), redirect_uri=world.sandbox.oauth.redirect_uri)
+        old = await refreshing.access_token()
+        await refreshing.rejected(old)
+
+        async def reject_meanwhile() -> None:
+            await asyncio.sleep(0.1)  # the first worker's refresh is on its way to Mercado Libre
+            await rejecting.rejected(old)
+
+        fresh, _ = await asyncio.gather(refreshing.access_token(), reject_meanwhile())
+        assert fresh != old
+        assert await rejecting.access_token() == fresh  # the pair the first worker got was stored
+        world.later()
+        assert await world.me(await rejecting.access_token()) == 200  # and its refresh token still works
+        assert world.sandbox.oauth.refused == [] and broken_gauge() == 0
+    finally:
+        await world.http.aclose()
+        for store in world.stores:
+            await store.aclose()
+
+
 async def test_many_callers_on_many_workers_send_one_refresh(world: World) -> None:
     workers = [world.worker() for _ in range(4)]
     await workers[0].connect(code=world.code(), redirect_uri=world.sandbox.oauth.redirect_uri)

@@ -14,13 +14,15 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from connector.logbook import Logbook
+from connector.marketplaces.factory import build_adapters
 from connector.models import order_workflow_id
 from connector.stack import Stack
 from connector.store.base import open_store
+from connector.temporal_client import secret_sealer
 from connector.vtex.client import VtexClient
 from tests.conftest import embedded_settings
 from tests.helpers import wait_until_dispatched
-from worker import build_adapters, create_workers
+from worker import create_workers
 
 RATE = 4.0
 ONE_PER_ACTIVITY = ("/api/checkout/pub/orderForms/simulation", "/api/fulfillment/pvt/orders")
@@ -75,7 +77,8 @@ async def second_worker(limited: Stack) -> AsyncIterator[None]:
         app_token=limited.sandboxes.vtex.app_token,
         timeout_seconds=settings.vtex_timeout_seconds,
     )
-    adapters = build_adapters(limited.connections)
+    logbook = Logbook(store, account=settings.account_name)
+    adapters = build_adapters(limited.connections, store=store, logbook=logbook, sealer=lambda: secret_sealer(settings))
     # Its own connection to the server, as another process has (one client serves one worker per queue).
     client = await Client.connect(
         limited.client.service_client.config.target_host, data_converter=limited.client.data_converter
@@ -86,7 +89,7 @@ async def second_worker(limited: Stack) -> AsyncIterator[None]:
         vtex_task_queue=settings.vtex_task_queue,
         vtex_activities_per_second=settings.vtex_activities_per_second,
         vtex=vtex,
-        logbook=Logbook(store, account=settings.account_name),
+        logbook=logbook,
         store=store,
         vtex_rate_key=f"vtex:{settings.account_name}",
         seller_id=settings.vtex_seller_id,

@@ -107,7 +107,7 @@ def create_intake_app(
                 await handoffs.put(name, notification)
                 await remember(name, delivery_id)
         workflow_id = order_workflow_id(name, notification.marketplace_order_id)
-        return JSONResponse({"status": "queued", "workflowId": workflow_id}, status_code=202)
+        return JSONResponse({"status": "queued", "workflowId": workflow_id}, status_code=adapter.webhook_ack_status)
 
     async def health(request: Request) -> Response:
         return JSONResponse({"status": "ok"})

@@ -72,6 +72,10 @@ class NotificationRejected(ValueError):
 
 
 class MarketplaceAdapter(Protocol):
+    # What the webhook answers once a notification is queued: a marketplace may count only one status as
+    # delivered (Mercado Libre: 200, anything else is retried for an hour).
+    webhook_ack_status: int
+
     def parse_notification(self, headers: Mapping[str, str], body: bytes) -> MarketplaceNotification:
         """Verify the webhook's signature over the raw body, then turn it into a notification, or raise
         NotificationRejected. `headers` has lower-case names. Pure: no I/O (the webhook must answer fast)."""

@@ -300,6 +300,9 @@ class ReferenceMarketplace:
             )
         return delivery_id
 
+    # docs/reference-marketplace.openapi.yaml: 202, queued.
+    webhook_ack_status = 202
+
     async def order_key(self, notification: MarketplaceNotification) -> MarketplaceNotification:
         """Each order of the reference marketplace is its own connector order."""
         return notification

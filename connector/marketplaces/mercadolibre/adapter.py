@@ -43,6 +43,9 @@ def _numeric(value: str | int, what: str) -> str:
 
 
 class MercadoLibreMarketplace:
+    # Mercado Libre counts only a 200 (within 500 ms) as delivered; anything else is retried.
+    webhook_ack_status = 200
+
     def __init__(
         self,
         *,

@@ -297,6 +297,10 @@ class MercadoLibreTokens:
                     transient=True,
                 )
 
+    def _holds(self, row: StoredToken, refresh_token: str) -> bool:
+        stored = self._open(row, "refresh_token", row.sealed_refresh_token)
+        return secrets.compare_digest(stored, refresh_token)
+
     async def _refresh_under_lease(self, row: StoredToken) -> str:
         form = {
             "grant_type": "refresh_token",
@@ -311,9 +315,11 @@ class MercadoLibreTokens:
         if stored is None:
             # The row changed while the lease was held (a reconnect, or a lease that ran out).
             current = await self._read()
-            if current is not None and current.broken_reason is not None:
-                # A worker whose refresh came after ours used the same token and was refused: the pair we hold
-                # is the grant's live one. Stored over the broken row, it is not lost.
+            spent = form["refresh_token"]
+            if current is not None and (current.broken_reason is not None or self._holds(current, spent)):
+                # A worker whose refresh came after ours used the same token and was refused, or only marked the
+                # access token expired (`rejected`): the refresh token stored is the one we just spent, and the
+                # pair we hold is the grant's live one. Stored over that row, it is not lost.
                 stored = await self._store.replace_marketplace_token(self.connection, current.version, write)
             if stored is None:
                 log.warning(
