@@ -124,6 +124,11 @@ def _logistics(order: SandboxOrder) -> dict[int, JSON]:
     return {info["itemIndex"]: info for info in order.body["shippingData"].get("logisticsInfo") or []}
 
 
+def order_totals(order: SandboxOrder, catalog: Mapping[str, SandboxSku]) -> tuple[int, int]:
+    """(items, shipping) of an order, in cents, as OMS prices them."""
+    return _totals(order, catalog)
+
+
 def _totals(order: SandboxOrder, catalog: Mapping[str, SandboxSku]) -> tuple[int, int]:
     lines: list[JSON] = order.body["items"]
     logistics = _logistics(order)

@@ -75,7 +75,7 @@ from sandboxes.vtex_models import (
     VtexApiError,
     now_utc,
 )
-from sandboxes.vtex_oms import order_value
+from sandboxes.vtex_oms import order_totals
 from sandboxes.vtex_order_integration_schema import (
     ORDER_INTEGRATION,
     ChannelOrderRejected,
@@ -354,12 +354,19 @@ class OrderIntegration:
         except VtexApiError as exc:
             return "EOI005", [_placement_error(exc)], None
         payment: int = fulfillment["marketplacePaymentValue"]
-        desired = order_value(_unsaved(fulfillment, affiliate_id), self._catalog)
+        items_value, store_freight = order_totals(_unsaved(fulfillment, affiliate_id), self._catalog)
+        # FOB (scenarios 7 and 8): the marketplace carries the order, so the freight is the marketplace's.
+        fob = bool(order["shippingData"].get("isFob"))
+        freight = sum(info["price"] for info in order["shippingData"]["logisticsInfo"]) if fob else store_freight
+        desired = items_value + freight
         rate = order.get("priceDivergenceAllowanceRate")
         within = rate is not None and desired > 0 and abs(payment - desired) / desired <= rate
         fulfillment["isCreatedAsync"] = payment != desired and (
             within or affiliate_id in self.price_divergence_affiliates
         )
+        if fob:
+            # The placement rules price the store's SLA: the marketplace's freight stands in for it there.
+            fulfillment["marketplacePaymentValue"] = payment - freight + store_freight
         try:
             placed = self._place(fulfillment, affiliate_id, DEFAULT_SALES_CHANNEL)
         except VtexApiError as exc:

@@ -1,0 +1,235 @@
+"""Mercado Libre end to end: its sandbox notifies the intake, the adapter keys each order to its cart (a
+pack), and one VTEX order per cart goes through the Channel Order API, on a real dev server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from prometheus_client import REGISTRY
+from sandboxes.mercadolibre import MercadoLibreSandbox
+from sandboxes.mercadolibre_models import ItemSpec
+from temporalio.testing import WorkflowEnvironment
+
+from connector.models import OrderState, OrderStatus
+from connector.stack import Stack
+from connector.store.models import LogStatus
+from tests.conftest import embedded_settings
+from tests.helpers import wait_for_state
+
+MELI = "meli"
+WAREHOUSE = "meli_full"
+ENQUEUE = "/api/order-integration/orders"
+SHIRT = ItemSpec("Camiseta Azul M", Decimal("49.90"), quantity=2, seller_sku="1")
+BOTTLE = ItemSpec("Garrafa Térmica", Decimal("79.90"), seller_sku="8")
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def meli_stack(
+    temporal_env: WorkflowEnvironment, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Stack]:
+    data = tmp_path_factory.mktemp("mercadolibre")
+    connections = data / "connections.json"
+    connections.write_text(
+        json.dumps(
+            {
+                "connections": [
+                    {
+                        "name": MELI,
+                        "marketplace": "mercadolibre",
+                        "vtex_flow": "order-integration",
+                        "mercadolibre_site": "MLB",
+                        "fulfillment_warehouse_id": WAREHOUSE,
+                        "accept_unpaid_orders": False,
+                    }
+                ]
+            }
+        )
+    )
+    settings = embedded_settings(
+        store_url=f"sqlite:///{data / 'connector.db'}", data_dir=data, connections_file=str(connections)
+    )
+    async with Stack(settings, temporal_env.client) as stack:
+        yield stack
+
+
+def meli(stack: Stack) -> MercadoLibreSandbox:
+    assert stack.sandboxes is not None
+    return stack.sandboxes.mercadolibre[MELI]
+
+
+async def reach(stack: Stack, key: str, status: OrderStatus, *, within: float = 30.0) -> OrderState:
+    return await wait_for_state(stack.client, MELI, key, lambda s: s.status is status, within=within)
+
+
+async def cart_of(stack: Stack, order_id: int, *, within: float = 15.0) -> str:
+    """The connector order (cart) the intake keyed a Mercado Libre order to."""
+    assert stack.store is not None
+    deadline = asyncio.get_running_loop().time() + within
+    while (key := await stack.store.cart_key(MELI, str(order_id))) is None:
+        assert asyncio.get_running_loop().time() < deadline, f"order {order_id} was never keyed to a cart"
+        await asyncio.sleep(0.05)
+    return key
+
+
+def channel_bodies(stack: Stack, key: str) -> list[dict[str, Any]]:
+    assert stack.sandboxes is not None
+    return [
+        r.body
+        for r in stack.sandboxes.vtex.requests
+        if r.path == ENQUEUE and isinstance(r.body, dict) and r.body.get("marketplaceOrderId") == key
+    ]
+
+
+def vtex_orders(stack: Stack, key: str) -> list[Any]:
+    assert stack.sandboxes is not None
+    return [o for o in stack.sandboxes.vtex.orders.values() if o.marketplace_order_id == key]
+
+
+async def test_a_pack_of_two_orders_is_one_vtex_order_with_both_lines(meli_stack: Stack) -> None:
+    pack = meli(meli_stack).create_pack([[SHIRT], [BOTTLE]], status="paid")
+    first, second = pack.order_ids
+    key = await cart_of(meli_stack, first)
+    assert await cart_of(meli_stack, second) == key
+    state = await reach(meli_stack, key, OrderStatus.DISPATCH_AUTHORIZED)
+    [placed] = vtex_orders(meli_stack, key)
+    assert placed.order_id == state.vtex_order_id
+    [body] = channel_bodies(meli_stack, key)
+    assert sorted((i["id"], i["quantity"], i["price"]) for i in body["items"]) == [("1", 2, 4990), ("8", 1, 7990)]
+    assert body["shippingData"]["isFob"] is True  # cross_docking: Mercado Libre's carrier collects (scenario 7)
+
+
+async def test_a_cart_waits_for_its_late_second_order_to_be_paid(meli_stack: Stack) -> None:
+    sandbox = meli(meli_stack)
+    pack = sandbox.create_pack([[SHIRT], [BOTTLE]], status="payment_required")
+    first, second = pack.order_ids
+    sandbox.pay(first)
+    key = await cart_of(meli_stack, first)
+    await reach(meli_stack, key, OrderStatus.AWAITING_PAYMENT)
+    await asyncio.sleep(1.0)
+    assert channel_bodies(meli_stack, key) == []  # half a cart is never placed
+    sandbox.pay(second)
+    await reach(meli_stack, key, OrderStatus.DISPATCH_AUTHORIZED)
+    [body] = channel_bodies(meli_stack, key)
+    assert len(body["items"]) == 2
+
+
+async def test_a_pack_that_splits_or_is_renamed_stays_one_vtex_order(meli_stack: Stack) -> None:
+    sandbox = meli(meli_stack)
+    pack = sandbox.create_pack([[SHIRT], [BOTTLE]], status="payment_required")
+    first, second = pack.order_ids
+    key = await cart_of(meli_stack, first)
+    [left, _] = sandbox.split_pack(pack.id)
+    sandbox.change_pack_id(left.id)
+    sandbox.pay(first)
+    sandbox.pay(second)
+    assert await cart_of(meli_stack, second) == key
+    await reach(meli_stack, key, OrderStatus.DISPATCH_AUTHORIZED)
+    await asyncio.sleep(1.0)  # every notification of the split and the payments handed off
+    assert len(vtex_orders(meli_stack, key)) == 1
+    assert len(channel_bodies(meli_stack, key)) == 1
+
+
+@pytest.mark.parametrize(
+    ("logistic_type", "fob", "marketplace_fulfillment", "warehouses"),
+    [
+        ("self_service", False, False, []),  # Flex: the seller delivers, VTEX's SLA
+        ("drop_off", True, False, []),  # the seller drops it at Mercado Libre's carrier: FOB
+        ("fulfillment", True, True, [{"warehouseId": WAREHOUSE}]),  # Full: from Mercado Libre's warehouse
+    ],
+)
+async def test_each_logistic_type_gets_its_vtex_delivery_data(
+    meli_stack: Stack, logistic_type: str, fob: bool, marketplace_fulfillment: bool, warehouses: list[Any]
+) -> None:
+    # Freight as the store's own SLA prices it (5.00), so the seller-delivered order matches VTEX's total.
+    order = meli(meli_stack).create_order(
+        [BOTTLE], status="paid", logistic_type=logistic_type, shipping_cost=Decimal("5.00")
+    )
+    key = await cart_of(meli_stack, order.id)
+    await reach(meli_stack, key, OrderStatus.DISPATCH_AUTHORIZED)
+    [body] = channel_bodies(meli_stack, key)
+    shipping = body["shippingData"]
+    assert (shipping["isFob"], shipping["isMarketplaceFulfillment"]) == (fob, marketplace_fulfillment)
+    assert [info["deliveryIds"] for info in shipping["logisticsInfo"]] == [warehouses]
+    assert all(info["selectedSla"] == "" for info in shipping["logisticsInfo"]) is fob
+
+
+async def test_a_cancellation_claim_cancels_the_vtex_order(meli_stack: Stack) -> None:
+    sandbox = meli(meli_stack)
+    order = sandbox.create_order([SHIRT], status="paid")
+    key = await cart_of(meli_stack, order.id)
+    state = await reach(meli_stack, key, OrderStatus.DISPATCH_AUTHORIZED)
+    sandbox.open_claim(order.id, type="cancel_purchase")
+    sandbox.cancel(order.id)
+    await reach(meli_stack, key, OrderStatus.CANCELED)
+    assert state.vtex_order_id is not None
+    assert meli_stack.sandboxes is not None
+    assert meli_stack.sandboxes.vtex.orders[state.vtex_order_id].status == "canceled"
+
+
+async def test_a_return_claim_is_an_alert_the_seller_sees(meli_stack: Stack) -> None:
+    sandbox = meli(meli_stack)
+    order = sandbox.create_order([SHIRT], status="paid")
+    key = await cart_of(meli_stack, order.id)
+    await reach(meli_stack, key, OrderStatus.DISPATCH_AUTHORIZED)
+    sandbox.open_claim(order.id, type="mediations")
+    assert meli_stack.store is not None
+    deadline = asyncio.get_running_loop().time() + 15
+    while True:
+        lines = await meli_stack.store.logs(
+            account="sandbox", day=datetime.now(UTC).date(), statuses=[LogStatus.ALERT], connection=MELI
+        )
+        if any(m.code == "X23" and m.marketplace_order_id == key for m in lines):
+            break
+        assert asyncio.get_running_loop().time() < deadline, "no alert line for the claim"
+        await asyncio.sleep(0.1)
+
+
+def broken_gauge() -> float | None:
+    return REGISTRY.get_sample_value("connector_marketplace_authorization_broken", {"connection": MELI})
+
+
+async def test_a_revoked_authorization_is_visible_loses_nothing_and_resumes_once_reconnected(
+    meli_stack: Stack,
+) -> None:
+    sandbox = meli(meli_stack)
+    sandbox.revoke_grant()
+    sandbox.expire_access_tokens()
+    order = sandbox.create_order([BOTTLE], status="paid")
+    # The notification is acknowledged and queued; the hand-off waits for the marketplace.
+    deadline = asyncio.get_running_loop().time() + 20
+    while broken_gauge() != 1:
+        assert asyncio.get_running_loop().time() < deadline, "the broken authorization never showed"
+        await asyncio.sleep(0.1)
+    # Acknowledged with 200 at the first delivery (nothing queued at Mercado Libre's side).
+    assert any(n.resource == f"/orders/{order.id}" and n.delivered for n in sandbox.notifications)
+    assert meli_stack.store is not None
+    lines = await meli_stack.store.logs(
+        account="sandbox", day=datetime.now(UTC).date(), statuses=[LogStatus.ALERT], connection=MELI
+    )
+    assert any(m.code == "X22" for m in lines)
+    from connector.marketplaces.factory import (
+        mercadolibre_tokens,  # the reconnect `connector mercadolibre connect` does
+    )
+    from connector.temporal_client import secret_sealer
+
+    assert meli_stack.logbook is not None
+    tokens = mercadolibre_tokens(
+        meli_stack.connections[MELI],
+        store=meli_stack.store,
+        logbook=meli_stack.logbook,
+        sealer=secret_sealer(meli_stack.settings),
+    )
+    try:
+        await tokens.connect(code=sandbox.issue_authorization_code(), redirect_uri=sandbox.oauth.redirect_uri)
+    finally:
+        await tokens.aclose()
+    key = await cart_of(meli_stack, order.id, within=40)
+    await reach(meli_stack, key, OrderStatus.DISPATCH_AUTHORIZED, within=40)
+    assert broken_gauge() == 0
