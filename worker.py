@@ -73,6 +73,7 @@ def create_workers(
         vtex_activities.get_vtex_order,
         vtex_activities.find_vtex_order,
         vtex_activities.send_return_invoice,
+        vtex_activities.send_invoice_to_vtex,
         vtex_activities.cancel_in_vtex,
         # Used only by OrderWorkflowV1, until its orders drain.
         vtex_activities.get_vtex_order_status,
@@ -103,6 +104,7 @@ def create_workers(
         activities=[
             marketplace_activities.fetch_marketplace_order,
             follow_up_activities.send_invoice_to_marketplace,
+            follow_up_activities.fetch_marketplace_invoices,
             follow_up_activities.send_tracking_to_marketplace,
             follow_up_activities.notify_marketplace_of_cancellation,
             logbook_activities.record_order_log,

@@ -14,6 +14,7 @@ from connector.logbook import Logbook
 from connector.marketplaces.base import MarketplaceAdapter, MarketplaceError
 from connector.models import (
     FetchOrderInput,
+    Invoice,
     MarketplaceCancellationInput,
     MarketplaceInvoiceInput,
     MarketplaceOrder,
@@ -96,6 +97,30 @@ class MarketplaceFollowUpActivities:
             lambda adapter: adapter.send_invoice(request.marketplace_order_id, invoice),
             invoice,
         )
+
+    @activity.defn(name="fetch_marketplace_invoices")
+    async def fetch_marketplace_invoices(self, request: FetchOrderInput) -> list[Invoice]:
+        """Invoices the marketplace issued itself for an order it fulfills (Mercado Libre Full), for VTEX."""
+        adapter = self._adapters.get(request.connection)
+        if adapter is None:
+            raise ApplicationError(
+                f"connection {request.connection!r} is not configured on this worker",
+                type=UNKNOWN_CONNECTION,
+                non_retryable=True,
+            )
+        try:
+            return await adapter.marketplace_invoices(request.marketplace_order_id)
+        except MarketplaceError as exc:
+            await self._logbook.record(
+                code="L" if exc.transient else "N",
+                operation="Invoice reading",
+                direction="Marketplace to connector",
+                status=LogStatus.ERROR,
+                business_message=str(exc),
+                connection=request.connection,
+                marketplace_order_id=request.marketplace_order_id,
+            )
+            raise marketplace_failure(exc) from None
 
     @activity.defn(name="send_tracking_to_marketplace")
     async def send_tracking_to_marketplace(self, request: MarketplaceTrackingInput) -> None:

@@ -24,6 +24,7 @@ from connector.models import (
     ReturnInvoiceInput,
     ValidateOrderInput,
     ValidationReport,
+    VtexInvoiceInput,
     VtexOrderInfo,
     VtexOrderInput,
 )
@@ -32,7 +33,7 @@ from connector.validation import validate_order
 from connector.vtex.client import VtexClient
 from connector.vtex.error_table import Handling, classify, divergent_prices
 from connector.vtex.errors import VtexError
-from connector.vtex.payloads import fulfillment_order_body, return_invoice_body, simulation_body
+from connector.vtex.payloads import fulfillment_order_body, return_invoice_body, sale_invoice_body, simulation_body
 
 
 class VtexActivities:
@@ -346,6 +347,37 @@ class VtexActivities:
             vtex_order_id=vtex_id,
         )
         return request.invoice_number
+
+    @activity.defn(name="send_invoice_to_vtex")
+    async def send_invoice_to_vtex(self, request: VtexInvoiceInput) -> None:
+        """Hand VTEX an invoice the marketplace issued; skipped when VTEX holds that number already (a retry)."""
+        vtex_id, invoice = request.vtex_order_id, request.invoice
+        try:
+            current = await self._vtex.get_order(vtex_id)
+            if current is None:
+                raise VtexError(operation="get order", status=404, code=None, message=f"order {vtex_id} not found")
+            held = {package.invoice_number for package in current.packages()}
+            if invoice.invoice_number not in held:
+                await self._vtex.send_invoice(vtex_id, sale_invoice_body(invoice))
+        except VtexError as exc:
+            await self._log_failure(
+                request.connection, request.marketplace_order_id, vtex_id, "Invoice", exc, request.sales_channel
+            )
+            raise vtex_failure(exc, sales_channel=request.sales_channel) from None
+        await self._logbook.record(
+            code="X24",
+            operation="Invoice",
+            direction=TO_VTEX,
+            status=LogStatus.SUCCESS,
+            business_message=(
+                f"The marketplace's invoice {invoice.invoice_number} ({invoice.invoice_value / 100:.2f}) was sent to "
+                f"VTEX for the order {vtex_id}."
+            ),
+            connection=request.connection,
+            marketplace_order_id=request.marketplace_order_id,
+            vtex_order_id=vtex_id,
+            translated={"invoiceNumber": invoice.invoice_number, "invoiceKey": invoice.invoice_key},
+        )
 
     @activity.defn(name="cancel_in_vtex")
     async def cancel_in_vtex(self, request: CancelInVtexInput) -> CancelOutcome:

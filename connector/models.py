@@ -341,6 +341,8 @@ class ReprocessPolicy(BaseModel):
     # First look at VTEX after a Channel Order request, doubling up to the unknown-placement window: the
     # processing-result notification usually comes first, but completion never depends on it.
     channel_order_check_seconds: float = Field(default=15.0, gt=0)
+    # How often an order the marketplace fulfills asks it for the invoice it issues (Mercado Libre Full).
+    marketplace_invoice_poll_seconds: float = Field(default=900.0, gt=0)
     # Start-to-close of one activity attempt: how long a worker killed mid-activity delays the retry.
     activity_timeout_seconds: float = Field(default=60.0, gt=0)
 
@@ -414,6 +416,8 @@ class OrderSnapshot(BaseModel):
     # when the approval was last sent, and the processing results not acted on yet.
     enqueued_at: datetime | None = None
     enqueued_paid: bool = False
+    # The marketplace ships the order from its own warehouse and issues its invoice (Mercado Libre Full).
+    marketplace_fulfilled: bool = False
     # The operationId VTEX gave the last request, when it gave one: an error result must carry it.
     operation_id: str | None = None
     approval_sent_at: datetime | None = None
@@ -636,6 +640,16 @@ class ReturnInvoiceInput(BaseModel):
     vtex_order_id: str
     sales_channel: str
     invoice_number: str
+
+
+class VtexInvoiceInput(BaseModel):
+    """An invoice the marketplace issued (it fulfilled the order), for VTEX's order."""
+
+    connection: str
+    marketplace_order_id: str
+    vtex_order_id: str
+    sales_channel: str
+    invoice: Invoice
 
 
 class CancelInVtexInput(BaseModel):

@@ -59,6 +59,8 @@ class Settings(BaseSettings):
     vtex_flow: VtexFlow = VtexFlow.FULFILLMENT
     # Channel Order API: the first look at VTEX after a request, doubling (the notification usually comes first).
     channel_order_check_seconds: float = Field(default=15.0, gt=0)
+    # How often an order the marketplace fulfills asks it for the invoice it issues (Mercado Libre Full).
+    marketplace_invoice_poll_seconds: float = Field(default=900.0, gt=0)
     activity_attempts: int = Field(default=5, ge=1)
     activity_initial_interval_seconds: float = Field(default=1.0, gt=0)
 
@@ -206,6 +208,7 @@ class Settings(BaseSettings):
             dead_letter_retry_seconds=self.dead_letter_retry_seconds,
             approval_poll_seconds=self.price_approval_poll_seconds,
             channel_order_check_seconds=self.channel_order_check_seconds,
+            marketplace_invoice_poll_seconds=self.marketplace_invoice_poll_seconds,
             # A placement makes up to three sequential VTEX calls (look-up, place, place async).
             activity_timeout_seconds=3 * self.vtex_timeout_seconds + 5,
         )

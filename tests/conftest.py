@@ -40,6 +40,7 @@ def embedded_settings(**overrides: object) -> Settings:
         "reprocess_max_delay_seconds": 0.5,
         "price_approval_poll_seconds": 0.3,
         "channel_order_check_seconds": 0.3,
+        "marketplace_invoice_poll_seconds": 0.5,
         # The VTEX sandbox shows new orders in OMS within 0.3 s and in its list within a second.
         "unknown_placement_window_seconds": 3.0,
         "worker_graceful_shutdown_seconds": 1.0,

@@ -49,6 +49,7 @@ with workflow.unsafe.imports_passed_through():
         Invoice,
         InvoiceProgress,
         InvoiceType,
+        Logistics,
         LookUpChannelOrderInput,
         MarketplaceCancellationInput,
         MarketplaceInvoiceInput,
@@ -70,6 +71,7 @@ with workflow.unsafe.imports_passed_through():
         ValidationReport,
         VtexCancellation,
         VtexFlow,
+        VtexInvoiceInput,
         VtexOrderInfo,
         VtexOrderInput,
         WorkflowLogInput,
@@ -152,6 +154,7 @@ class OrderLifecycle:
         self._enqueued_at = snap.enqueued_at
         self._enqueued_paid = snap.enqueued_paid
         self._operation_id = snap.operation_id
+        self._marketplace_fulfilled = snap.marketplace_fulfilled
         self._approval_sent_at = snap.approval_sent_at
         self._results = snap.results
         self._held_step: str | None = None
@@ -675,11 +678,16 @@ class OrderLifecycle:
     # -- follow-up ----------------------------------------------------------------------------------
 
     async def _follow_up(self) -> Stage:
-        """Invoices and tracking to the marketplace until completed; or a cancellation."""
+        """Invoices and tracking to the marketplace until completed; or a cancellation. An order the
+        marketplace fulfills gets its invoice from the marketplace instead, for VTEX."""
         while True:
             if self._interrupted():
                 return Stage.CANCELLATION
             self._take_reprocess_request()
+            awaiting_invoice = self._marketplace_fulfilled and not self._completed()
+            if awaiting_invoice and not self._invoices_changed and not self._wake:
+                if await self._invoices_from_marketplace() is INTERRUPTED:
+                    continue
             if self._invoices_changed:
                 self._invoices_changed = False
                 if await self._forward_invoices() and self._completed():
@@ -694,7 +702,59 @@ class OrderLifecycle:
                 if isinstance(fetched, MarketplaceOrder) and fetched.status is MarketplaceOrderStatus.CANCELED:
                     await self._canceled_in_marketplace()
                 continue
-            await self._pause(lambda: self._woken() or self._invoices_changed)
+            await self._pause(
+                lambda: self._woken() or self._invoices_changed,
+                seconds=self._policy.marketplace_invoice_poll_seconds if awaiting_invoice else None,
+            )
+
+    async def _invoices_from_marketplace(self) -> Interrupted | None:
+        """The invoices the marketplace issued for an order it fulfills (Mercado Libre Full), handed to VTEX.
+        VTEX's callback for them changes nothing: the marketplace has them already."""
+        fetched = await self._until_done(
+            "invoice",
+            partial(
+                self._step,
+                "invoice",
+                MarketplaceFollowUpActivities.fetch_marketplace_invoices,
+                FetchOrderInput(
+                    connection=self._input.connection, marketplace_order_id=self._input.marketplace_order_id
+                ),
+            ),
+            interruptible=True,
+        )
+        if isinstance(fetched, Interrupted):
+            return INTERRUPTED
+        assert self._state.vtex_order_id is not None
+        for invoice in fetched:
+            if invoice.invoice_number in self._invoices:
+                continue
+            sent = await self._until_done(
+                "invoice",
+                partial(
+                    self._step,
+                    "invoice",
+                    VtexActivities.send_invoice_to_vtex,
+                    VtexInvoiceInput(
+                        connection=self._input.connection,
+                        marketplace_order_id=self._input.marketplace_order_id,
+                        vtex_order_id=self._state.vtex_order_id,
+                        sales_channel=self._input.sales_channel,
+                        invoice=invoice,
+                    ),
+                ),
+                interruptible=True,
+            )
+            if sent is INTERRUPTED:
+                return INTERRUPTED
+            # The marketplace issued it and ships the order: nothing to send it, no tracking of ours.
+            self._invoices[invoice.invoice_number] = InvoiceProgress(
+                invoice=invoice, invoice_sent=True, tracking_sent=True
+            )
+            self._invoices_changed = True
+            self._record(
+                "invoice", "success", f"the marketplace's invoice {invoice.invoice_number} sent to VTEX", "X24"
+            )
+        return None
 
     async def _forward_invoices(self, *, interruptible: bool = True) -> bool:
         """Send what the marketplace has not had yet. False when a cancel interrupted it."""
@@ -754,7 +814,9 @@ class OrderLifecycle:
     def _completed(self) -> bool:
         sales = [p for p in self._invoices.values() if p.invoice.type is InvoiceType.OUTPUT]
         invoiced = sum(p.invoice.invoice_value for p in sales)
-        return bool(sales) and invoiced >= self._order_value and all(p.tracking_sent for p in sales)
+        # An order the marketplace ships has no tracking of the seller's to send.
+        tracked = self._marketplace_fulfilled or all(p.tracking_sent for p in sales)
+        return bool(sales) and invoiced >= self._order_value and tracked
 
     # -- cancellation -------------------------------------------------------------------------------
 
@@ -1131,6 +1193,7 @@ class OrderLifecycle:
             enqueued_at=self._enqueued_at,
             enqueued_paid=self._enqueued_paid,
             operation_id=self._operation_id,
+            marketplace_fulfilled=self._marketplace_fulfilled,
             approval_sent_at=self._approval_sent_at,
             results=self._results,
         )
@@ -1160,6 +1223,7 @@ class OrderLifecycle:
         if isinstance(order, Failure):
             return order
         self._order_value = order.payment_value
+        self._marketplace_fulfilled = order.shipping.logistics is Logistics.MARKETPLACE_FULFILLMENT
         self._record("fetch", "success", f"marketplace order read: {order.status.value}, {len(order.items)} line(s)")
         return order
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from connector.models import DeliveryChannel, Logistics, MarketplaceOrder, ValidationReport
+from connector.models import DeliveryChannel, Invoice, Logistics, MarketplaceOrder, ValidationReport
 from connector.vtex.responses import OmsOrder
 
 JSON = dict[str, Any]
@@ -264,6 +264,25 @@ def split_freight(total: int, weights: list[int]) -> list[int]:
         return [total] + [0] * (len(weights) - 1)
     parts = [total * weight // weight_sum for weight in weights[:-1]]
     return [*parts, total - sum(parts)]
+
+
+def sale_invoice_body(invoice: Invoice) -> JSON:
+    """Order invoice notification (Orders API) for an invoice the marketplace issued (Mercado Libre Full):
+    type Output, the marketplace's number, key, XML and link; the value a string of cents as the spec types it."""
+    return {
+        "type": "Output",
+        "issuanceDate": invoice.issuance_date or "",
+        "invoiceNumber": invoice.invoice_number,
+        "invoiceValue": str(invoice.invoice_value),
+        "items": [{"id": item.sku_id, "quantity": item.quantity, "price": item.price} for item in invoice.items],
+        "invoiceKey": invoice.invoice_key,
+        "invoiceUrl": invoice.invoice_url,
+        "embeddedInvoice": invoice.embedded_invoice,
+        # The marketplace ships these orders: nothing of the seller's to track (courier is not nullable: left out).
+        "trackingNumber": None,
+        "trackingUrl": None,
+        "dispatchedDate": None,
+    }
 
 
 def return_invoice_body(vtex_order: OmsOrder, *, invoice_number: str, issuance_date: str) -> JSON:
