@@ -1,14 +1,23 @@
 """The seller's console over HTTP, on a real dev server and the sandboxes: login, the needs-action list
-and its filters, the order page, the actions with their CSRF checks, the CSV export, bulk reprocess."""
+and its filters, the order page, the actions with their CSRF checks, the CSV export, bulk reprocess, and the
+banner of a Mercado Libre connection whose authorization is broken or was never connected."""
 
 from __future__ import annotations
 
 import asyncio
 import csv
+import html
 import io
+import json
+import logging
+import os
+import re
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any, cast
 from urllib.parse import quote
 
 import httpx
@@ -17,15 +26,28 @@ import pytest_asyncio
 from pydantic import SecretStr
 from sandboxes.vtex import FaultRule
 
+from connector.codec import SecretSealer
+from connector.console.authorizations import AuthorizationBanners
 from connector.console.filters import OrderFilter
 from connector.console.orders import Counts
-from connector.console.server import console_password
+from connector.console.server import console_password, console_server
 from connector.embedded import Sandboxes
+from connector.http_server import HttpServer
+from connector.marketplaces.mercadolibre.tokens import BROKEN_REASON
 from connector.models import OrderStatus, order_workflow_id
 from connector.settings import SettingsError, load_settings
 from connector.stack import Stack
+from connector.store.base import OrderStore, StoreError
+from connector.store.models import StoredToken, TokenWrite
 from tests.conftest import embedded_settings
-from tests.console_support import csrf_of, listed_orders, logged_in, park_with_price_divergence, running_console
+from tests.console_support import (
+    PASSWORD,
+    csrf_of,
+    listed_orders,
+    logged_in,
+    park_with_price_divergence,
+    running_console,
+)
 from tests.helpers import signed_webhook, wait_for_state
 
 PLACE = "/api/fulfillment/pvt/orders"
@@ -181,3 +203,165 @@ async def test_an_error_code_nobody_listed_is_counted_once_the_walk_finds_it(sta
     await asyncio.sleep(0.5)  # visibility follows the last upsert a little behind
     await counter.find_codes()
     assert (await counter.count_now(selected))[1] == {"ORD999": 1}
+
+
+# -- Mercado Libre authorization banners ----------------------------------------------------------------------
+
+SEALER = SecretSealer({"k1": os.urandom(32)}, "k1")
+REFRESH_TOKEN = "TG-refresh-0123456789abcdef"
+ACCESS_TOKEN = "APP_USR-access-0123456789abcdef"
+# Mercado Libre's own description comes back inside the stored reason: markup in it stays text.
+REFUSAL = f'{BROKEN_REASON} (Mercado Libre: <b onmouseover="x()">invalid_grant</b> & revoked)'
+
+
+def meli_name(what: str) -> str:
+    """A connection of this test alone (the session's store is shared)."""
+    return f"meli-{what}-{uuid.uuid4().hex[:8]}"
+
+
+async def store_tokens(store: OrderStore, connection: str, *, broken_at: datetime | None = None) -> StoredToken:
+    """The connection's token row as the connector writes it (sealed): connected, or broken since `broken_at`."""
+
+    def seal(token: str, field: str) -> str:
+        return SEALER.seal(token, context=f"marketplace_tokens/{connection}/{field}")
+
+    write = TokenWrite(
+        key_id=SEALER.key_id,
+        sealed_refresh_token=seal(REFRESH_TOKEN, "refresh_token"),
+        sealed_access_token=seal(ACCESS_TOKEN, "access_token"),
+        access_expires_at=datetime.now(UTC) + timedelta(hours=6),
+        broken_reason=REFUSAL if broken_at is not None else None,
+        broken_at=broken_at,
+    )
+    stored = await store.create_marketplace_token(connection, write)
+    assert stored is not None
+    return stored
+
+
+@asynccontextmanager
+async def console_of(
+    stack: Stack, folder: Path, marketplaces: dict[str, str], store: OrderStore | None = None
+) -> AsyncIterator[HttpServer]:
+    """A console configured with these connections (name: marketplace) in CONNECTIONS_FILE."""
+    assert stack.store is not None
+    connections = folder / "connections.json"
+    entries = [{"name": name, "marketplace": marketplace} for name, marketplace in marketplaces.items()]
+    connections.write_text(json.dumps({"connections": entries}))
+    settings = stack.settings.model_copy(
+        update={"console_password": SecretStr(PASSWORD), "connections_file": connections}
+    )
+    server = console_server(settings, stack.client, store or stack.store, port=0)
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+def banners_of(page: str) -> dict[str, str]:
+    """The authorization banners on a page, by connection: their text as the seller reads it."""
+    found = re.findall(
+        r'<div class="error authorization" role="alert" id="authorization-([^"]+)">(.*?)</div>', page, re.S
+    )
+    return {name: " ".join(html.unescape(re.sub(r"<[^>]+>", "", body)).split()) for name, body in found}
+
+
+async def test_a_broken_mercadolibre_authorization_shows_on_every_page(stack: Stack, tmp_path: Path) -> None:
+    assert stack.store is not None
+    broken, fine, never = meli_name("broken"), meli_name("fine"), meli_name("never")
+    since = datetime(2026, 3, 14, 9, 26, 53, tzinfo=UTC)
+    rows = [await store_tokens(stack.store, broken, broken_at=since), await store_tokens(stack.store, fine)]
+    sealed = {text for row in rows for text in (row.sealed_refresh_token, row.sealed_access_token) if text}
+    marketplaces = {"reference": "reference", broken: "mercadolibre", fine: "mercadolibre", never: "mercadolibre"}
+    async with console_of(stack, tmp_path, marketplaces) as console:
+        async with httpx.AsyncClient(base_url=console.url) as anonymous:
+            assert banners_of((await anonymous.get("/login")).text) == {}  # nothing before logging in
+        http = await logged_in(console.url)
+        for path in ("/", "/bulk/no-such-job"):  # the list, and an error page: every page carries them
+            page = await http.get(path)
+            assert page.status_code in (200, 404)
+            shown = banners_of(page.text)
+            assert set(shown) == {broken, never}  # not the connected one, not the reference marketplace's
+            assert shown[broken] == (
+                f"Mercado Libre authorization broken for connection {broken} since 2026-03-14 09:26:53 UTC: "
+                f"{REFUSAL}. Its orders wait and nothing is lost. Reconnect: authorize "
+                f"the app in Mercado Libre, then run connector mercadolibre connect --connection {broken} --code "
+                "CODE --redirect-uri URL."
+            )
+            assert shown[never].startswith(f"Mercado Libre connection {never} was never connected.")
+            assert f"connector mercadolibre connect --connection {never} --code CODE --redirect-uri URL" in shown[never]
+            # Escaped, never markup; and no token, sealed or not.
+            assert '<b onmouseover="x()">' not in page.text and "&lt;b onmouseover=" in page.text
+            for secret in (REFRESH_TOKEN, ACCESS_TOKEN, *sealed):
+                assert secret not in page.text
+        await http.aclose()
+
+
+async def test_a_console_of_reference_connections_shows_no_authorization_banner(stack: Stack) -> None:
+    async with running_console(stack) as console:
+        http = await logged_in(console.url)
+        page = await http.get("/")
+        assert page.status_code == 200 and banners_of(page.text) == {} and 'role="alert"' not in page.text
+        await http.aclose()
+
+
+class _TokensUnreadable:
+    """The session's store, except that its token rows cannot be read: down for them, or slow."""
+
+    def __init__(self, store: OrderStore, *, hang: bool = False) -> None:
+        self._store = store
+        self._hang = hang
+        self.reads = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    async def marketplace_token(self, connection: str) -> StoredToken | None:
+        self.reads += 1
+        if self._hang:
+            await asyncio.sleep(30)
+        raise StoreError("cannot use the PostgreSQL store at db.example:5432/connector: connection refused")
+
+
+async def test_the_page_renders_when_the_authorization_cannot_be_read(
+    stack: Stack, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert stack.store is not None
+    broken = meli_name("down")
+    await store_tokens(stack.store, broken, broken_at=datetime.now(UTC))
+    down = _TokensUnreadable(stack.store)
+    with caplog.at_level(logging.WARNING, logger="connector.console.authorizations"):
+        async with console_of(stack, tmp_path, {broken: "mercadolibre"}, cast(OrderStore, down)) as console:
+            http = await logged_in(console.url)
+            for _ in range(3):
+                page = await http.get("/")
+                assert page.status_code == 200 and "Orders that need action" in page.text
+                assert banners_of(page.text) == {}
+            await http.aclose()
+    warned = [r.getMessage() for r in caplog.records if r.name == "connector.console.authorizations"]
+    assert warned and f"connection {broken}" in warned[0] and "connection refused" in warned[0]
+    assert down.reads == 1 and len(warned) == 1  # kept a few seconds: one read and one warning, not one per page
+
+
+async def test_the_banners_are_read_once_per_while_and_a_slow_store_shows_none(stack: Stack) -> None:
+    assert stack.store is not None
+    broken = meli_name("kept")
+    row = await store_tokens(stack.store, broken, broken_at=datetime.now(UTC))
+    now = [0.0]
+    banners = AuthorizationBanners(stack.store, [broken], ttl=5.0, clock=lambda: now[0])
+    together = await asyncio.gather(*(banners.get() for _ in range(5)))
+    assert [[b.connection for b in shown] for shown in together] == [[broken]] * 5
+    assert together[0][0].state == "broken" and together[0][0].reason == REFUSAL
+    # Reconnected: the banner goes once the kept answer is older than its few seconds.
+    reconnected = await stack.store.replace_marketplace_token(
+        broken, row.version, row.write(broken_reason=None, broken_at=None)
+    )
+    assert reconnected is not None
+    assert [b.connection for b in await banners.get()] == [broken]
+    now[0] += 5.0
+    assert await banners.get() == []
+    # A store that does not answer: no banner, within the read's timeout.
+    slow = AuthorizationBanners(cast(OrderStore, _TokensUnreadable(stack.store, hang=True)), [broken], timeout=0.2)
+    started = asyncio.get_running_loop().time()
+    assert await slow.get() == []
+    assert asyncio.get_running_loop().time() - started < 2.0

@@ -26,6 +26,7 @@ from temporalio.client import Client
 
 from connector.cancel import request_cancel
 from connector.console import auth
+from connector.console.authorizations import AuthorizationBanners
 from connector.console.bulk import BulkJobs
 from connector.console.filters import NEEDS_ACTION_VALUES, REPROCESSABLE_VALUES, FilterError, OrderFilter
 from connector.console.orders import Counts, all_rows, list_page, order_state
@@ -53,14 +54,23 @@ class ConsoleConfig:
     temporal_ui_url: str
     # Signs the session cookie; a new one per start logs everyone out on restart.
     session_secret: str = ""
+    # The Mercado Libre connections: each one whose authorization is broken or was never connected gets a
+    # banner on every page.
+    mercadolibre_connections: tuple[str, ...] = ()
 
 
 def create_console_app(client: Client, store: OrderStore, config: ConsoleConfig) -> Starlette:
     jobs = BulkJobs(client)
     counted = Counts(client)
+    authorizations = AuthorizationBanners(store, config.mercadolibre_connections)
 
-    def page(request: Request, template: str, status_code: int = 200, **context: Any) -> Response:
-        context.update(request=request, csrf=auth.csrf_token(request), signed_in=auth.signed_in(request))
+    async def page(request: Request, template: str, status_code: int = 200, **context: Any) -> Response:
+        signed_in = auth.signed_in(request)
+        # Every page a seller sees carries the Mercado Libre connections to reconnect (none before logging in).
+        reconnect = await authorizations.get() if signed_in else []
+        context.update(
+            request=request, csrf=auth.csrf_token(request), signed_in=signed_in, authorization_banners=reconnect
+        )
         return TEMPLATES.TemplateResponse(request, template, context, status_code=status_code)
 
     async def form(request: Request) -> FormData:
@@ -73,14 +83,16 @@ def create_console_app(client: Client, store: OrderStore, config: ConsoleConfig)
         """The action's form, once its CSRF token matches the session's; a 403 page otherwise."""
         data = await form(request)
         if not auth.csrf_ok(request, _text(data, auth.CSRF_FIELD)):
-            return page(request, "error.html", 403, message="This form expired. Go back, reload the page and retry.")
+            return await page(
+                request, "error.html", 403, message="This form expired. Go back, reload the page and retry."
+            )
         return data
 
     async def running_order(request: Request, workflow_id: str) -> OrderState | Response:
         """The order an action is for, as it stands now; a 404 page when no running order answers."""
         state = await order_state(client, workflow_id)
         if state is None:
-            return page(request, "error.html", 404, message=f"No running order {workflow_id} answers.")
+            return await page(request, "error.html", 404, message=f"No running order {workflow_id} answers.")
         return state
 
     async def form_filter(request: Request) -> OrderFilter | Response:
@@ -91,10 +103,10 @@ def create_console_app(client: Client, store: OrderStore, config: ConsoleConfig)
         try:
             return OrderFilter.from_params({key: _text(data, key) or "" for key in data})
         except FilterError as exc:
-            return page(request, "error.html", 400, message=f"Cannot filter on that: {exc}.")
+            return await page(request, "error.html", 400, message=f"Cannot filter on that: {exc}.")
 
     async def login_page(request: Request) -> Response:
-        return page(request, "login.html", next=_safe_next(request.query_params.get("next")))
+        return await page(request, "login.html", next=_safe_next(request.query_params.get("next")))
 
     async def login(request: Request) -> Response:
         data = await form(request)
@@ -105,7 +117,7 @@ def create_console_app(client: Client, store: OrderStore, config: ConsoleConfig)
             auth.log_in(request, config.user)
             return RedirectResponse(target, status_code=303)
         log.warning("console: a failed login from %s", request.client.host if request.client else "unknown")
-        return page(request, "login.html", 401, next=target, error="Wrong user or password.")
+        return await page(request, "login.html", 401, next=target, error="Wrong user or password.")
 
     async def logout(request: Request) -> Response:
         data = await checked_form(request)
@@ -119,14 +131,14 @@ def create_console_app(client: Client, store: OrderStore, config: ConsoleConfig)
         try:
             selected = OrderFilter.from_params(dict(request.query_params))
         except FilterError as exc:
-            return page(request, "error.html", 400, message=f"Cannot filter on that: {exc}.")
+            return await page(request, "error.html", 400, message=f"Cannot filter on that: {exc}.")
         token = request.query_params.get("after")
         listed = await list_page(client, selected, token=token, page_size=PAGE_SIZE)
         by_status, by_code = await counted.get(selected)
         set_aside = (
             [] if token else await recent_quarantined(store, account=config.account, connection=selected.connection)
         )
-        return page(
+        return await page(
             request,
             "orders.html",
             selected=selected,
@@ -145,7 +157,7 @@ def create_console_app(client: Client, store: OrderStore, config: ConsoleConfig)
         try:
             selected = OrderFilter.from_params(dict(request.query_params))
         except FilterError as exc:
-            return page(request, "error.html", 400, message=f"Cannot filter on that: {exc}.")
+            return await page(request, "error.html", 400, message=f"Cannot filter on that: {exc}.")
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         return StreamingResponse(
             _csv_lines(client, selected),
@@ -159,8 +171,8 @@ def create_console_app(client: Client, store: OrderStore, config: ConsoleConfig)
         state = await order_state(client, workflow_id)
         if state is None:
             message = f"No running order {workflow_id} answers (unknown, closed, or no worker is running)."
-            return page(request, "error.html", 404, message=message)
-        return page(
+            return await page(request, "error.html", 404, message=message)
+        return await page(
             request,
             "order.html",
             workflow_id=workflow_id,
@@ -197,7 +209,9 @@ def create_console_app(client: Client, store: OrderStore, config: ConsoleConfig)
         workflow_id = request.path_params["workflow_id"]
         reason = (_text(data, "reason") or "").strip()
         if not reason:
-            return page(request, "error.html", 400, message="Say why the order is canceled: the reason is required.")
+            return await page(
+                request, "error.html", 400, message="Say why the order is canceled: the reason is required."
+            )
         state = await running_order(request, workflow_id)
         if isinstance(state, Response):
             return state
@@ -217,7 +231,7 @@ def create_console_app(client: Client, store: OrderStore, config: ConsoleConfig)
         if isinstance(selected, Response):
             return selected
         count = (await client.count_workflows(selected.query(REPROCESSABLE_VALUES))).count
-        return page(request, "bulk_preview.html", selected=selected, count=count)
+        return await page(request, "bulk_preview.html", selected=selected, count=count)
 
     @auth.login_required
     async def bulk_run(request: Request) -> Response:
@@ -231,15 +245,17 @@ def create_console_app(client: Client, store: OrderStore, config: ConsoleConfig)
     async def bulk_job(request: Request) -> Response:
         job = jobs.get(request.path_params["job_id"])
         if job is None:
-            return page(request, "error.html", 404, message="No such bulk job here (the console may have restarted).")
+            return await page(
+                request, "error.html", 404, message="No such bulk job here (the console may have restarted)."
+            )
         await jobs.refresh(job)
-        return page(request, "bulk_job.html", job=job)
+        return await page(request, "bulk_job.html", job=job)
 
     async def health(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
     async def bad_form(request: Request, exc: Exception) -> Response:
-        return page(request, "error.html", 400, message=str(exc))
+        return await page(request, "error.html", 400, message=str(exc))
 
     return Starlette(
         routes=[

@@ -1,4 +1,5 @@
-"""The console as a server: its login from the settings (generated in embedded mode), on INTAKE_HOST."""
+"""The console as a server: its login from the settings (generated in embedded mode) and the Mercado Libre
+connections whose authorization it watches (CONNECTIONS_FILE), on INTAKE_HOST."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ from pathlib import Path
 
 from temporalio.client import Client
 
+from connector.connections import connection_configs
 from connector.console.app import ConsoleConfig, create_console_app
+from connector.console.authorizations import MARKETPLACE
 from connector.http_server import HttpServer
 from connector.settings import Settings, SettingsError
 from connector.store.base import OrderStore
@@ -42,6 +45,9 @@ def console_server(settings: Settings, client: Client, store: OrderStore, *, por
         account=settings.account_name,
         temporal_namespace=settings.temporal_namespace,
         temporal_ui_url=str(settings.temporal_ui_url),
+        mercadolibre_connections=tuple(
+            config.name for config in connection_configs(settings) if config.marketplace == MARKETPLACE
+        ),
     )
     app = create_console_app(client, store, config)
     chosen = settings.console_port if port is None else port
