@@ -42,6 +42,7 @@ with workflow.unsafe.imports_passed_through():
         CancelInVtexInput,
         CancelOutcome,
         CancelRequest,
+        ChannelOrderLook,
         ChannelOrderResult,
         EnqueueChannelOrderInput,
         FetchOrderInput,
@@ -403,15 +404,19 @@ class OrderLifecycle:
             ),
         )
         if isinstance(placed, Failure):
-            if placed.disposition is Disposition.READ_AGAIN:
-                # Refused before any call to VTEX; a retried attempt's earlier one may have placed it.
-                self._place_attempted = attempted_before or placed.code == UNREAD_AFTER_AN_ATTEMPT
-                return placed
+            return self._placement_failed(placed, attempted_before)
+        return self._took_placed(placed)
+
+    def _placement_failed(self, failure: Failure, attempted_before: bool) -> Failure:
+        """Whether a cancel must look for the order in VTEX after a placement (either flow) failed."""
+        if failure.disposition is Disposition.READ_AGAIN:
+            # Refused before any call to VTEX; a retried attempt's earlier one may have reached it.
+            self._place_attempted = attempted_before or failure.code == UNREAD_AFTER_AN_ATTEMPT
+        else:
             # VTEX answered with a refusal: the order is known not to exist. Without an answer (timeouts,
             # 5xx) it may exist, and a cancel must look for it.
-            self._place_attempted = placed.kind in ("", Handling.TRANSIENT.value)
-            return placed
-        return self._took_placed(placed)
+            self._place_attempted = failure.kind in ("", Handling.TRANSIENT.value)
+        return failure
 
     async def _place_through_channel(
         self, order: MarketplaceOrder, report: ValidationReport
@@ -435,11 +440,7 @@ class OrderLifecycle:
             settles=False,
         )
         if isinstance(sent, Failure):
-            if sent.disposition is Disposition.READ_AGAIN:  # as in the fulfillment flow, above
-                self._place_attempted = attempted_before or sent.code == UNREAD_AFTER_AN_ATTEMPT
-            else:
-                self._place_attempted = sent.kind in ("", Handling.TRANSIENT.value)
-            return sent
+            return self._placement_failed(sent, attempted_before)
         self._enqueued_at, self._enqueued_paid, self._operation_id = workflow.now(), paid, sent
         self._results = [r for r in self._results if r.flow != PLACE_ORDER]  # about an earlier send
         self._move(S.ENQUEUED)
@@ -459,19 +460,8 @@ class OrderLifecycle:
             result = await self._believable(self._take_result(PLACE_ORDER))
             if result is not None and result.main_order_id:
                 hint = result.main_order_id
-            look = await self._step(
-                "place",
-                ChannelOrderActivities.look_up_channel_order,
-                LookUpChannelOrderInput(
-                    connection=self._input.connection,
-                    marketplace_order_id=self._input.marketplace_order_id,
-                    affiliate_id=self._input.affiliate_id,
-                    sales_channel=self._input.sales_channel,
-                    main_order_id=hint,
-                    result=result if result is not None and not result.code.startswith("SOI") else None,
-                ),
-                settles=False,
-            )
+            error = result if result is not None and not result.code.startswith("SOI") else None
+            look = await self._look_up("place", hint, result=error)
             if isinstance(look, Failure):
                 self._enqueued_at = None  # the next attempt sends it again
                 # An error VTEX reported with no order behind it: known not to exist (a cancel need not look).
@@ -508,19 +498,7 @@ class OrderLifecycle:
         checks = 0
         while True:
             result = self._take_result(APPROVE_ORDER)
-            look = await self._step(
-                "authorize",
-                ChannelOrderActivities.look_up_channel_order,
-                LookUpChannelOrderInput(
-                    connection=self._input.connection,
-                    marketplace_order_id=self._input.marketplace_order_id,
-                    affiliate_id=self._input.affiliate_id,
-                    sales_channel=self._input.sales_channel,
-                    main_order_id=placed.vtex_order_id,
-                    approval=True,
-                ),
-                settles=False,
-            )
+            look = await self._look_up("authorize", placed.vtex_order_id, approval=True)
             if isinstance(look, Failure):
                 return look
             status = look.order.status if look.order is not None else None
@@ -569,6 +547,25 @@ class OrderLifecycle:
             checks += 1
             if self._woken():
                 return INTERRUPTED
+
+    async def _look_up(
+        self, step: str, main_order_id: str | None, *, result: ChannelOrderResult | None = None, approval: bool = False
+    ) -> ChannelOrderLook | Failure:
+        """Where VTEX stands on the order; a success settles nothing (VTEX may not have said yes yet)."""
+        return await self._step(
+            step,
+            ChannelOrderActivities.look_up_channel_order,
+            LookUpChannelOrderInput(
+                connection=self._input.connection,
+                marketplace_order_id=self._input.marketplace_order_id,
+                affiliate_id=self._input.affiliate_id,
+                sales_channel=self._input.sales_channel,
+                main_order_id=main_order_id,
+                result=result,
+                approval=approval,
+            ),
+            settles=False,
+        )
 
     async def _no_result(self, what: str, then: str) -> Failure:
         minutes = f"{self._input.unknown_placement_window_seconds / 60:g} minutes"
