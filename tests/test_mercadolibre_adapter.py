@@ -20,13 +20,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
 import pytest_asyncio
 import uvicorn
 from sandboxes.mercadolibre import FaultRule, ItemSpec, MercadoLibreSandbox
+from sandboxes.mercadolibre_views import invoice_json
 
 from connector.codec import SecretSealer
 from connector.logbook import Logbook
@@ -37,6 +38,8 @@ from connector.marketplaces.mercadolibre.client import MercadoLibreRateLimited
 from connector.marketplaces.mercadolibre.tokens import MercadoLibreTokens
 from connector.models import (
     Invoice,
+    InvoiceItem,
+    InvoiceType,
     ListingPosition,
     Logistics,
     MarketplaceNotification,
@@ -912,3 +915,192 @@ async def test_with_the_connectors_own_store_and_token_custody(serve: Any, tmp_p
         await meli.aclose()
         await tokens.aclose()
         await store.aclose()
+
+
+# -- invoices Mercado Libre issues itself (Full, Brazil): from Mercado Libre into VTEX ------------------------------
+
+
+def nfe_paths(world: World) -> list[str]:
+    return [r.path for r in world.calls("/invoices/")]
+
+
+def nfe_answer(world: World, order_id: int) -> dict[str, Any]:
+    """The sandbox's answer for the order's NF-e, as JSON (to serve altered through a fault rule)."""
+    (nfe,) = [i for i in world.sandbox.invoices.values() if order_id in i.order_ids]
+    answer: dict[str, Any] = json.loads(json.dumps(invoice_json(nfe, user_id=world.sandbox.seller_id)))
+    return answer
+
+
+async def test_a_full_brazilian_cart_has_no_invoice_until_the_faturador_issues_it(serve: Any) -> None:
+    world = await make_world(serve, invoice_delay_seconds=3600)  # the Faturador issues only when told here
+    meli = world.adapter()
+    try:
+        order = world.sandbox.create_order([SHIRT, ODD], logistic_type="fulfillment", shipping_cost="15.50")
+        key = await key_of(meli, order.id)
+        shipment = world.sandbox.shipments[order.shipment_id or 0]
+        assert (shipment.status, shipment.substatus) == ("handling", "invoice_pending")
+        assert await meli.marketplace_invoices(key) == []  # not issued yet: nothing, and no error
+        (asked,) = world.calls("/invoices/orders/")
+        assert asked.path == f"/users/{world.sandbox.seller_id}/invoices/orders/{order.id}" and asked.status == 404
+
+        nfe = world.sandbox.issue_invoice(order.id)
+        (issued,) = await meli.marketplace_invoices(key)
+        assert issued.type is InvoiceType.OUTPUT
+        assert issued.invoice_number == f"{nfe.number}-{nfe.series}" == "1001-1"
+        assert issued.invoice_value == 2 * 4990 + 3 * 1999 + 1550 == 17527
+        assert issued.invoice_key == nfe.key and len(nfe.key) == 44 and nfe.key.isdigit()
+        assert issued.embedded_invoice == nfe.xml and nfe.key in nfe.xml
+        assert issued.invoice_url is None and issued.tracking is None
+        assert issued.items == [
+            InvoiceItem(sku_id="1", quantity=2, price=4990),
+            InvoiceItem(sku_id="5", quantity=3, price=1999),
+        ]
+        # Mercado Libre writes Brasília time without an offset; VTEX gets ISO 8601 with it, to the millisecond.
+        assert issued.issuance_date is not None and issued.issuance_date.endswith("-03:00")
+        assert datetime.fromisoformat(issued.issuance_date) == nfe.issued_at
+        (xml,) = world.calls("/invoices/documents/xml/")
+        assert xml.path == f"/users/{world.sandbox.seller_id}/invoices/documents/xml/{nfe.id}/authorized"
+
+        # Idempotent, and Mercado Libre is only read.
+        assert await meli.marketplace_invoices(key) == [issued]
+        assert {r.method for r in world.calls("/invoices/")} == {"GET"} and world.alerts == []
+    finally:
+        world.sandbox.reset()  # the Faturador's own issue, an hour away, is not waited for
+        await meli.aclose()
+
+
+async def test_a_pack_of_two_full_orders_has_one_nfe_with_every_line(
+    world: World, meli: MercadoLibreMarketplace
+) -> None:
+    pack = world.sandbox.create_pack([[SHIRT], [BOTTLE, PENNY]], logistic_type="fulfillment", shipping_cost="12.00")
+    key = await key_of(meli, pack.order_ids[1])
+    await world.sandbox.drain()  # the Faturador issues the cart's one NF-e a moment after payment
+    (nfe,) = world.sandbox.invoices.values()
+    (issued,) = await meli.marketplace_invoices(key)
+    # The lines as the VTEX order has them (the cart's orders in the order they joined it).
+    placed = await meli.fetch_order(key)
+    assert [(i.sku_id, i.quantity, i.price) for i in issued.items] == [
+        (i.sku_id, i.quantity, i.unit_price) for i in placed.items
+    ]
+    assert sorted((i.sku_id, i.quantity, i.price) for i in issued.items) == [
+        ("1", 2, 4990),
+        ("12", 3, 10),
+        ("8", 1, 7990),
+    ]
+    assert issued.invoice_value == 2 * 4990 + 7990 + 3 * 10 + 1200 == 19200
+    assert issued.invoice_key == nfe.key and issued.embedded_invoice == nfe.xml
+    # Each order of the cart is asked; both name the same NF-e, whose XML is read once.
+    assert sorted(p.rsplit("/", 1)[1] for p in nfe_paths(world) if "/orders/" in p) == sorted(map(str, pack.order_ids))
+    assert len(world.calls("/invoices/documents/xml/")) == 1
+
+
+async def test_a_cart_mercado_libre_does_not_fulfill_has_no_marketplace_invoice(
+    world: World, meli: MercadoLibreMarketplace
+) -> None:
+    for logistic_type in ("cross_docking", "self_service", "me1"):
+        order = world.sandbox.create_order([SHIRT], logistic_type=logistic_type)
+        assert await meli.marketplace_invoices(await key_of(meli, order.id)) == []
+    assert nfe_paths(world) == []  # the invoices resource is never asked
+
+
+async def test_outside_brazil_a_full_cart_has_no_marketplace_invoice_and_nothing_is_read(world: World) -> None:
+    meli = world.adapter(site_id="MLM")
+    order = world.sandbox.create_order([SHIRT], site_id="MLM", logistic_type="fulfillment")
+    key = await key_of(meli, order.id)
+    before = len(world.sandbox.requests)
+    assert await meli.marketplace_invoices(key) == []
+    assert len(world.sandbox.requests) == before
+
+
+@pytest.mark.parametrize(("path", "status"), [("/invoices/orders/", 500), ("/invoices/documents/xml/", 503)])
+async def test_mercado_libre_unable_to_answer_is_transient(
+    world: World, meli: MercadoLibreMarketplace, path: str, status: int
+) -> None:
+    order = world.sandbox.create_order([SHIRT], logistic_type="fulfillment")
+    key = await key_of(meli, order.id)
+    await world.sandbox.drain()
+    world.sandbox.add_fault(FaultRule("GET", path, status))
+    with pytest.raises(MarketplaceError) as failed:
+        await meli.marketplace_invoices(key)
+    assert failed.value.transient and failed.value.status == status
+    assert len(await meli.marketplace_invoices(key)) == 1  # and the next attempt reads it
+
+
+async def test_only_the_authorized_sale_nfe_counts(world: World, meli: MercadoLibreMarketplace) -> None:
+    order = world.sandbox.create_order([SHIRT], logistic_type="fulfillment")
+    key = await key_of(meli, order.id)
+    await world.sandbox.drain()
+    (nfe,) = world.sandbox.invoices.values()
+    real = nfe_answer(world, order.id)
+    path = f"/invoices/orders/{order.id}"
+    for answer in (
+        real | {"status": "processing"},
+        real | {"status": "rejected"},
+        real | {"transaction_status": "canceled"},
+        real | {"fiscal_data": {"transaction_type": "symbolic_inbound_return"}},
+    ):
+        world.sandbox.add_fault(FaultRule("GET", path, 200, body=answer))
+        assert await meli.marketplace_invoices(key) == []
+    # A list of the order's documents: the sale's NF-e among them, in capitals as the guide writes AUTHORIZED.
+    documents = [
+        real | {"id": 1, "fiscal_data": {"transaction_type": "SYMBOLIC_INBOUND_RETURN"}},
+        real | {"status": "AUTHORIZED"},
+    ]
+    world.sandbox.add_fault(FaultRule("GET", path, 200, body=cast(Any, documents)))
+    (issued,) = await meli.marketplace_invoices(key)
+    assert issued.invoice_key == nfe.key and issued.embedded_invoice == nfe.xml
+
+
+async def test_the_token_goes_to_no_xml_location_outside_the_sellers_invoices(
+    world: World, meli: MercadoLibreMarketplace
+) -> None:
+    order = world.sandbox.create_order([SHIRT], logistic_type="fulfillment")
+    key = await key_of(meli, order.id)
+    await world.sandbox.drain()
+    real = nfe_answer(world, order.id)
+    path = f"/invoices/orders/{order.id}"
+    xml = real["attributes"]["xml_location"]
+    for location in (
+        f"https://elsewhere.example{xml}",
+        f"//elsewhere.example{xml}",
+        xml.replace(str(world.sandbox.seller_id), "999"),
+        f"/users/{world.sandbox.seller_id}/invoices/../../orders/{order.id}",
+        f"{xml}#fragment",
+    ):
+        world.sandbox.add_fault(
+            FaultRule("GET", path, 200, body=real | {"attributes": {**real["attributes"], "xml_location": location}})
+        )
+        with pytest.raises(MarketplaceError, match="outside the seller's invoices") as refused:
+            await meli.marketplace_invoices(key)
+        assert not refused.value.transient
+    assert world.calls("/invoices/documents/xml/") == []
+    # The same place written in full on Mercado Libre's own host is fine.
+    world.sandbox.add_fault(
+        FaultRule(
+            "GET", path, 200, body=real | {"attributes": {**real["attributes"], "xml_location": world.base_url + xml}}
+        )
+    )
+    assert len(await meli.marketplace_invoices(key)) == 1
+
+
+async def test_an_xml_over_the_cap_leaves_the_invoice_without_it(world: World, meli: MercadoLibreMarketplace) -> None:
+    order = world.sandbox.create_order([SHIRT], logistic_type="fulfillment")
+    key = await key_of(meli, order.id)
+    await world.sandbox.drain()
+    (nfe,) = world.sandbox.invoices.values()
+    nfe.xml = nfe.xml.replace("</nfeProc>", "<!--" + "x" * (1024 * 1024) + "--></nfeProc>")
+    (issued,) = await meli.marketplace_invoices(key)
+    assert issued.embedded_invoice is None and issued.invoice_key == nfe.key
+
+
+async def test_a_401_on_the_nfe_reads_is_retried_with_a_fresh_token(
+    world: World, meli: MercadoLibreMarketplace
+) -> None:
+    order = world.sandbox.create_order([SHIRT], logistic_type="fulfillment")
+    key = await key_of(meli, order.id)
+    await world.sandbox.drain()
+    world.sandbox.add_fault(FaultRule("GET", "/invoices/documents/xml/", 401))
+    (issued,) = await meli.marketplace_invoices(key)
+    assert issued.embedded_invoice == next(iter(world.sandbox.invoices.values())).xml
+    assert [r.status for r in world.calls("/invoices/documents/xml/")] == [401, 200]
+    assert world.tokens.refreshes == 1

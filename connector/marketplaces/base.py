@@ -98,6 +98,12 @@ class MarketplaceAdapter(Protocol):
         """The order in the connector's normalized model; MarketplaceError when it cannot."""
         ...
 
+    async def marketplace_invoices(self, marketplace_order_id: str) -> list[Invoice]:
+        """Invoices the marketplace itself issued for an order it fulfills from its own warehouse (Mercado
+        Libre Full: the NF-e its invoicing service issues), which VTEX must be given; empty while there is
+        none yet, and always for a marketplace that issues none. MarketplaceError when it cannot say."""
+        ...
+
     async def send_invoice(self, marketplace_order_id: str, invoice: Invoice) -> None:
         """Hand an invoice (one of possibly several partial ones) to the marketplace; idempotent per
         invoice number. MarketplaceError when it cannot."""

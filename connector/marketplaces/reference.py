@@ -300,6 +300,10 @@ class ReferenceMarketplace:
             )
         return delivery_id
 
+    async def marketplace_invoices(self, marketplace_order_id: str) -> list[Invoice]:
+        """The reference marketplace never fulfills orders itself, so it issues no invoices."""
+        return []
+
     # docs/reference-marketplace.openapi.yaml: 202, queued.
     webhook_ack_status = 202
 

@@ -18,6 +18,7 @@ from connector.marketplaces.base import CartStore, MarketplaceError, TokenSource
 from connector.marketplaces.mercadolibre.carts import Carts
 from connector.marketplaces.mercadolibre.client import DEFAULT_BASE_URL, MercadoLibreClient
 from connector.marketplaces.mercadolibre.followup import FollowUp
+from connector.marketplaces.mercadolibre.invoices import MarketplaceInvoices
 from connector.marketplaces.mercadolibre.mapping import NotIntegrable, cart_order
 from connector.marketplaces.mercadolibre.notifications import CLAIM_PREFIX, CLAIMS_TOPIC, IGNORED_PREFIX, parse
 from connector.marketplaces.mercadolibre.search import DEFAULT_WINDOW, OrderSearch
@@ -81,6 +82,9 @@ class MercadoLibreMarketplace:
         )
         self._carts = Carts(client=self._client, store=carts, connection=connection, site=self._site)
         self._search = OrderSearch(self._client, seller_id=self._seller_id, window=listing_window)
+        self._invoices = MarketplaceInvoices(
+            client=self._client, carts=self._carts, site=self._site, seller_id=self._seller_id
+        )
         extra = {"clock": clock} if clock is not None else {}
         self._followup = FollowUp(
             client=self._client,
@@ -166,6 +170,12 @@ class MercadoLibreMarketplace:
                 status=None,
                 transient=False,
             ) from None
+
+    async def marketplace_invoices(self, marketplace_order_id: str) -> list[Invoice]:
+        """The NF-e Mercado Libre's Faturador issued for the cart `marketplace_order_id` (its key) when Mercado
+        Libre fulfills it from its warehouse in Brazil (Full), for VTEX; empty for every other cart and while
+        none is issued (invoices.py)."""
+        return await self._invoices.issued(marketplace_order_id)
 
     async def send_invoice(self, marketplace_order_id: str, invoice: Invoice) -> None:
         await self._followup.send_invoice(marketplace_order_id, invoice)

@@ -15,6 +15,9 @@ What Mercado Libre documents and this follows:
   It is transient; a Retry-After sent anyway is kept on the error (MercadoLibreRateLimited.retry_after) so
   the caller does not come back sooner. Nothing waits here: the hand-off queue and the activities back off.
 - 5xx, timeouts and transport failures are transient; 400, 403, 404 and the rest are not.
+- A call given `max_bytes` reads its answer as a stream and never holds more than that: a successful body
+  over it is ResponseTooLarge (not transient: the same document stays as large), an error body is cut at
+  64 KiB (Mercado Libre's errors are a few hundred bytes).
 """
 
 from __future__ import annotations
@@ -35,6 +38,18 @@ from connector.marketplaces.base import MarketplaceError, TokenSource
 DEFAULT_BASE_URL = "https://api.mercadolibre.com"
 # A multipart part: (field name, (file name, content, content type)).
 FilePart = tuple[str, tuple[str, bytes, str]]
+
+
+# What is kept of an error's body read under `max_bytes`: enough for Mercado Libre's `{message, error, cause}`.
+ERROR_BODY_BYTES = 64 * 1024
+
+
+class ResponseTooLarge(MarketplaceError):
+    """A successful answer over the `max_bytes` its caller gave."""
+
+    def __init__(self, message: str, *, max_bytes: int) -> None:
+        super().__init__(message, status=None, transient=False)
+        self.max_bytes = max_bytes
 
 
 class MercadoLibreRateLimited(MarketplaceError):
@@ -59,6 +74,11 @@ class MercadoLibreClient:
         # Renewals under way, by the token refused: concurrent calls that met the same 401 share one report and
         # one new token (a second report could land while the first one's refresh is being stored).
         self._renewals: dict[str, asyncio.Future[str]] = {}
+
+    @property
+    def base_url(self) -> httpx.URL:
+        """Where Mercado Libre's API is (the only host the connection's token is ever sent to)."""
+        return self._http.base_url
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -98,14 +118,16 @@ class MercadoLibreClient:
         accept: frozenset[int] = frozenset(),
         not_found: str | None = None,
         missing_is_transient: bool = False,
+        max_bytes: int | None = None,
     ) -> httpx.Response:
         """One call with the connection's token (and once more with a fresh one after a 401). A status in
-        `accept` is returned like a success; any other failure raises a MarketplaceError."""
+        `accept` is returned like a success; any other failure raises a MarketplaceError. With `max_bytes`
+        the answer is streamed and a successful body over it raises ResponseTooLarge."""
         token = await self._tokens.access_token()
-        response = await self._once(method, path, token, what, params, headers, json_body, files)
+        response = await self._once(method, path, token, what, params, headers, json_body, files, max_bytes)
         if response.status_code == 401:
             token = await self._renewed(token)
-            response = await self._once(method, path, token, what, params, headers, json_body, files)
+            response = await self._once(method, path, token, what, params, headers, json_body, files, max_bytes)
             if response.status_code == 401:
                 await self._tokens.rejected(token)
                 raise MarketplaceError(
@@ -159,17 +181,21 @@ class MercadoLibreClient:
         headers: Mapping[str, str] | None,
         json_body: Any,
         files: Sequence[FilePart] | None,
+        max_bytes: int | None = None,
     ) -> httpx.Response:
         all_headers = {**(headers or {}), "Authorization": f"Bearer {token}"}
+        request = self._http.build_request(
+            method,
+            path,
+            params=params,
+            headers=all_headers,
+            json=json_body,
+            files=list(files) if files is not None else None,
+        )
         try:
-            return await self._http.request(
-                method,
-                path,
-                params=params,
-                headers=all_headers,
-                json=json_body,
-                files=list(files) if files is not None else None,
-            )
+            if max_bytes is None:
+                return await self._http.send(request)
+            return await self._capped(request, what, max_bytes)
         except httpx.TimeoutException:
             raise MarketplaceError(
                 f"Mercado Libre did not answer {what} in time", status=None, transient=True
@@ -178,6 +204,25 @@ class MercadoLibreClient:
             raise MarketplaceError(
                 f"Mercado Libre unreachable for {what}: {type(exc).__name__}", status=None, transient=True
             ) from None
+
+    async def _capped(self, request: httpx.Request, what: str, max_bytes: int) -> httpx.Response:
+        """The answer with its body read as a stream, never more than `max_bytes` of it held (a success over
+        that: ResponseTooLarge), or ERROR_BODY_BYTES of an error's."""
+        response = await self._http.send(request, stream=True)
+        try:
+            limit = max_bytes if response.is_success else ERROR_BODY_BYTES
+            body = bytearray()
+            async for chunk in response.aiter_bytes():
+                body += chunk
+                if len(body) > limit:
+                    break
+        finally:
+            await response.aclose()
+        if response.is_success and len(body) > max_bytes:
+            raise ResponseTooLarge(f"Mercado Libre's answer to {what} is over {max_bytes} bytes", max_bytes=max_bytes)
+        # Only what the callers read: the body is decoded already (no content-encoding to apply again).
+        kept = {name: value for name, value in response.headers.items() if name in ("content-type", "retry-after")}
+        return httpx.Response(response.status_code, headers=kept, content=bytes(body[:limit]), request=request)
 
 
 def _no_constant(name: str) -> NoReturn:

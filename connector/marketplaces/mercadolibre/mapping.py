@@ -63,6 +63,7 @@ from connector.marketplaces.mercadolibre.sites import ALPHA3, BRAZIL, Site
 from connector.models import (
     Address,
     Customer,
+    InvoiceItem,
     Logistics,
     MarketplaceOrder,
     MarketplaceOrderStatus,
@@ -238,6 +239,15 @@ def _item(order: Order, line: Line, *, lenient: bool) -> OrderItem:
         # A cancelled cart is only ever canceled: the listing id stands in for the SKU.
         sku = line.item.id or "unknown"
     return OrderItem(sku_id=sku, quantity=line.quantity, unit_price=to_cents(line.unit_price))
+
+
+def invoice_items(orders: Sequence[Order]) -> list[InvoiceItem]:
+    """The lines of `orders` as an invoice's items: the same SKU, quantity and unit price in cents as the
+    order placed in VTEX (NotIntegrable for a line without seller_sku, as there)."""
+    return [
+        InvoiceItem(sku_id=item.sku_id, quantity=item.quantity, price=item.unit_price)
+        for item in (_item(order, line, lenient=False) for order in orders for line in order.order_items)
+    ]
 
 
 def _shipping(cart: Cart, site: Site, fulfillment_warehouse_id: str | None) -> Shipping:

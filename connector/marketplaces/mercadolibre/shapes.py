@@ -24,6 +24,15 @@ Sources, one per shape (field names as in each page's example):
 - Billing data, `GET /orders/{id}/billing_info` with `x-version: 2`: `{buyer {billing_info {name, last_name,
   identification {type, number}}}}` (https://developers.mercadolivre.com.br/pt_br/tendencias/faturamento:
   "Para obter a resposta com a nova versão, envie o header 'x-version: 2'", for MLA, MLB, MLM, MLC, MCO, MEC).
+- NF-e of the Faturador (Brazil), `GET /users/{user_id}/invoices/orders/{order_id}`: the guide says an invoice
+  is read "por invoice_id, por order_id ou por shipment_id" and that once its status is AUTHORIZED "o XML
+  será disponibilizado no campo xml_location" (https://developers.mercadolivre.com.br/obtendo-nota-fiscal); it
+  shows no response example the adapter could read. The fields are [secondary], as integrators' code and test
+  fixtures of real answers read them: `{id, status ("authorized"), transaction_status, invoice_number (a
+  number), invoice_series (a string), amount, issued_date (Brasília time without an offset), attributes
+  {invoice_key, authorization_date, xml_location, danfe_location}, fiscal_data {transaction_type}}`; some
+  integrators also take `xml_location` and `invoice_key` at the top level and a list of documents, so both
+  are read here.
 """
 
 from __future__ import annotations
@@ -240,6 +249,52 @@ class Billing(Shape):
     @property
     def info(self) -> BillingInfo:
         return (self.buyer.billing_info if self.buyer is not None else None) or BillingInfo()
+
+
+def _text(value: object) -> object:
+    """A code Mercado Libre writes as a number or a string (`"invoice_series": "12"` or `12`), as a string."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+Code = Annotated[str, BeforeValidator(_text)]
+
+
+class InvoiceAttributes(Shape):
+    invoice_key: str | None = None
+    authorization_date: str | None = None
+    xml_location: str | None = None
+    danfe_location: str | None = None
+
+
+class FiscalData(Shape):
+    transaction_type: str | None = None
+
+
+class NfeInvoice(Shape):
+    """An invoice of Mercado Libre's Faturador (see the module's sources)."""
+
+    id: MlId
+    status: str | None = None
+    transaction_status: str | None = None
+    invoice_number: MlId | None = None
+    invoice_series: Code | None = None
+    amount: Money | None = None
+    issued_date: str | None = None
+    attributes: InvoiceAttributes = InvoiceAttributes()
+    fiscal_data: FiscalData | None = None
+    # The same two, at the top level, as some integrators read them.
+    invoice_key: str | None = None
+    xml_location: str | None = None
+
+    @property
+    def key(self) -> str | None:
+        return self.attributes.invoice_key or self.invoice_key
+
+    @property
+    def location(self) -> str | None:
+        return self.attributes.xml_location or self.xml_location
 
 
 def unreadable(exc: ValidationError) -> str:

@@ -229,7 +229,11 @@ class MercadoLibreSandbox(MercadoLibreStore):
             self._route("/shipments/{shipment_id}/seller_notifications", "POST", self._seller_notification),
             self._route("/post-purchase/v1/claims/{claim_id}", "GET", self._get_claim),
             self._route("/users/{user_id}/invoices/orders/{order_id}", "GET", self._get_invoice),
-            self._route("/users/{user_id}/invoices/{invoice_id}/xml", "GET", self._get_invoice_xml),
+            self._route("/users/{user_id}/invoices/shipments/{shipment_id}", "GET", self._get_shipment_invoice),
+            self._route("/users/{user_id}/invoices/{invoice_id}", "GET", self._get_invoice_by_id),
+            self._route(
+                "/users/{user_id}/invoices/documents/xml/{invoice_id}/authorized", "GET", self._get_invoice_xml
+            ),
             self._route("/missed_feeds", "GET", self._missed_feeds),
         ]
         self.app = Starlette(
@@ -521,13 +525,21 @@ class MercadoLibreSandbox(MercadoLibreStore):
             raise not_found(f"Invoice of order {order.id}")
         return 200, invoice_json(invoice, user_id=self.seller_id)
 
+    async def _get_shipment_invoice(self, call: Call) -> Answer:
+        self._check_user(call.path_params["user_id"])
+        shipment = self._find_shipment(call.path_params["shipment_id"])
+        invoice = next((i for order_id in shipment.order_ids if (i := self._invoice_for(order_id))), None)
+        if invoice is None:
+            raise not_found(f"Invoice of shipment {shipment.id}")
+        return 200, invoice_json(invoice, user_id=self.seller_id)
+
+    async def _get_invoice_by_id(self, call: Call) -> Answer:
+        self._check_user(call.path_params["user_id"])
+        return 200, invoice_json(self._find_invoice(call.path_params["invoice_id"]), user_id=self.seller_id)
+
     async def _get_invoice_xml(self, call: Call) -> Answer:
         self._check_user(call.path_params["user_id"])
-        invoice_id = _id_param(call.path_params["invoice_id"], "Invoice")
-        invoice = self.invoices.get(invoice_id)
-        if invoice is None:
-            raise not_found(f"Invoice {invoice_id}")
-        return Response(invoice.xml, media_type="application/xml")
+        return Response(self._find_invoice(call.path_params["invoice_id"]).xml, media_type="application/xml")
 
     async def _missed_feeds(self, call: Call) -> Answer:
         return 200, self._dispatcher.missed_feeds(call.query, self.application_id)
@@ -554,6 +566,13 @@ class MercadoLibreSandbox(MercadoLibreStore):
         if shipment is None:
             raise not_found(f"Shipment {shipment_id}")
         return shipment
+
+    def _find_invoice(self, raw_id: str) -> Invoice:
+        invoice_id = _id_param(raw_id, "Invoice")
+        invoice = self.invoices.get(invoice_id)
+        if invoice is None:
+            raise not_found(f"Invoice {invoice_id}")
+        return invoice
 
     def _check_user(self, raw_id: str) -> None:
         if raw_id != str(self.seller_id):

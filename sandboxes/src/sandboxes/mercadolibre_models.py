@@ -28,6 +28,8 @@ JSON = dict[str, Any]
 
 # Mercado Libre's examples write local time at -04:00; the sandbox does the same for every resource date.
 ML_OFFSET = timezone(timedelta(hours=-4))
+# Brasília's official time (no daylight saving since 2019): the NF-e's dhEmi, and invoice dates without an offset.
+BRASILIA = timezone(timedelta(hours=-3))
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,8 @@ orders, fiscal documents outside Brazil, and the NF-e Mercado Libre's Faturador 
   all the orders of a cart, issued automatically for Full, otherwise on the seller's request
   (`POST /users/{user_id}/invoices/orders {"orders": [...]}`). The sandbox issues it on its own for paid
   Brazilian Full packs (after `invoice_delay_seconds`) or through its admin API; see mercadolibre_views
-  for the [INFERRED] reading endpoint.
+  for how it is read. Its XML is an nfeProc in the NF-e layout 4.00 (`infNFe Id="NFe{key}"`, `ide {mod 55,
+  serie, nNF, dhEmi}` with Brasília's offset, `total/ICMSTot/vNF`, `protNFe/infProt {chNFe, cStat 100}`).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from email.policy import HTTP
 from typing import Any
 
 from sandboxes.mercadolibre_models import (
+    BRASILIA,
     JSON,
     SELLER_SHIPPED_MODES,
     FiscalDocument,
@@ -173,6 +175,6 @@ def nfe_xml(key: str, number: int, series: int, amount: str, issued: datetime) -
         '<?xml version="1.0" encoding="UTF-8"?>'
         '<nfeProc xmlns="http://www.portalfiscal.inf.br/nfe" versao="4.00">'
         f'<NFe><infNFe Id="NFe{key}" versao="4.00"><ide><mod>55</mod><serie>{series}</serie><nNF>{number}</nNF>'
-        f"<dhEmi>{issued.isoformat()}</dhEmi></ide><total><ICMSTot><vNF>{amount}</vNF></ICMSTot></total>"
+        f"<dhEmi>{issued.astimezone(BRASILIA).isoformat(timespec='seconds')}</dhEmi></ide><total><ICMSTot><vNF>{amount}</vNF></ICMSTot></total>"
         f"</infNFe></NFe><protNFe><infProt><chNFe>{key}</chNFe><cStat>100</cStat></infProt></protNFe></nfeProc>"
     )

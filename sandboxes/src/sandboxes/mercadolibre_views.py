@@ -39,21 +39,31 @@ Sources, one per shape (field names as in each page's example):
   available_actions}], resolution, related_entities, site_id, date_created, last_updated`).
 - Billing info: `GET /orders/{id}/billing_info`, `x-version: 2` shape and the older `additional_info`
   list without it (https://developers.mercadolibre.com.bo/en_us/introduction-services/billing-data).
-- Faturador invoice (Brazil): the docs name the service (`POST /users/{user_id}/invoices/orders`,
-  https://developers.mercadolivre.com.br/pt_br/api-fiscal-faturamento-de-venda) but the sandbox could not
-  read its response example: `GET /users/{user_id}/invoices/orders/{order_id}` answers [INFERRED] `{id,
-  status, invoice_number, invoice_series, fiscal_key, issued_date, amount, orders, xml_url}` and
-  `GET /users/{user_id}/invoices/{id}/xml` the NF-e XML.
+- Faturador invoice (Brazil): the service issues it (`POST /users/{user_id}/invoices/orders`,
+  https://developers.mercadolivre.com.br/pt_br/api-fiscal-faturamento-de-venda); it is read "por invoice_id,
+  por order_id ou por shipment_id", and once its status is AUTHORIZED "o XML será disponibilizado no campo
+  xml_location" (https://developers.mercadolivre.com.br/obtendo-nota-fiscal), which shows no response the
+  sandbox could read. So `GET /users/{user_id}/invoices/{id}`, `.../invoices/orders/{order_id}` and
+  `.../invoices/shipments/{shipment_id}` answer the shape integrators read from real answers [secondary]:
+  `{id, status: "authorized", transaction_status, invoice_number (a number), invoice_series (a string),
+  amount, issued_date and attributes.authorization_date (Brasília time, no offset), attributes {invoice_key,
+  authorization_date, xml_location, danfe_location}, fiscal_data {transaction_type: "sale"}}`, with the XML
+  at `attributes.xml_location` = `/users/{user_id}/invoices/documents/xml/{id}/authorized` [secondary] and
+  the DANFE's path at `/users/{user_id}/invoices/sites/MLB/documents/danfe/{id}` [secondary; not served].
+  `orders` (the cart's orders) is [INFERRED]. An invoice not issued yet is a 404 in the error shape.
+  `fiscal_key` and `xml_url` are NOT Mercado Libre's: the sandbox's first reading, kept only until
+  tests/test_mercadolibre_sandbox.py reads the names above (an adapter must not use them).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from sandboxes.mercadolibre_models import (
+    BRASILIA,
     JSON,
     SITES,
     Claim,
@@ -445,15 +455,35 @@ def billing_info_json(order: Order, *, version: str | None) -> JSON:
     }
 
 
+def invoice_xml_path(invoice: Invoice, *, user_id: int) -> str:
+    return f"/users/{user_id}/invoices/documents/xml/{invoice.id}/authorized"
+
+
+def brasilia_date(moment: datetime) -> str:
+    """An invoice date as integrators read them from real answers [secondary]: Brasília time, milliseconds,
+    no offset."""
+    return moment.astimezone(BRASILIA).replace(tzinfo=None).isoformat(timespec="milliseconds")
+
+
 def invoice_json(invoice: Invoice, *, user_id: int) -> JSON:
+    xml = invoice_xml_path(invoice, user_id=user_id)
     return {
         "id": invoice.id,
         "status": "authorized",
+        "transaction_status": "authorized",
         "invoice_number": invoice.number,
-        "invoice_series": invoice.series,
-        "fiscal_key": invoice.key,
-        "issued_date": ml_date(invoice.issued_at),
+        "invoice_series": str(invoice.series),
         "amount": money(invoice.amount),
+        "issued_date": brasilia_date(invoice.issued_at),
+        "attributes": {
+            "invoice_key": invoice.key,
+            "authorization_date": brasilia_date(invoice.issued_at),
+            "xml_location": xml,
+            "danfe_location": f"/users/{user_id}/invoices/sites/MLB/documents/danfe/{invoice.id}",
+        },
+        "fiscal_data": {"transaction_type": "sale"},
         "orders": list(invoice.order_ids),
-        "xml_url": f"/users/{user_id}/invoices/{invoice.id}/xml",
+        # Not Mercado Libre's (see the module's docstring): for tests/test_mercadolibre_sandbox.py only.
+        "fiscal_key": invoice.key,
+        "xml_url": xml,
     }
