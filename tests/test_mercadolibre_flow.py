@@ -233,3 +233,17 @@ async def test_a_revoked_authorization_is_visible_loses_nothing_and_resumes_once
     key = await cart_of(meli_stack, order.id, within=40)
     await reach(meli_stack, key, OrderStatus.DISPATCH_AUTHORIZED, within=40)
     assert broken_gauge() == 0
+
+
+async def test_a_full_order_gets_mercado_libres_invoice_into_vtex_and_completes(meli_stack: Stack) -> None:
+    sandbox = meli(meli_stack)
+    order = sandbox.create_order([BOTTLE], status="paid", logistic_type="fulfillment", shipping_cost=Decimal("5.00"))
+    key = await cart_of(meli_stack, order.id)
+    state = await reach(meli_stack, key, OrderStatus.DISPATCH_AUTHORIZED)
+    invoice = sandbox.issue_invoice(order.id)  # Mercado Libre's Faturador issues the NF-e
+    await reach(meli_stack, key, OrderStatus.COMPLETED)
+    assert meli_stack.sandboxes is not None and state.vtex_order_id is not None
+    placed = meli_stack.sandboxes.vtex.orders[state.vtex_order_id]
+    numbers = [i.invoice_number for i in placed.invoices]
+    assert len(numbers) == 1 and str(invoice.number) in numbers[0]
+    assert sandbox.fiscal_documents == []  # nothing uploaded back: Mercado Libre issued it
