@@ -817,9 +817,10 @@ async def test_the_faturador_issues_the_nfe_of_a_brazilian_full_cart(clock: Cloc
         first, second = pack.order_ids
         invoice = decimals(await http.get(f"/users/{sandbox.seller_id}/invoices/orders/{first}"))
         assert invoice == decimals(await http.get(f"/users/{sandbox.seller_id}/invoices/orders/{second}"))
-        assert invoice["orders"] == [first, second] and len(invoice["fiscal_key"]) == 44
-        xml = await http.get(invoice["xml_url"])
-        assert xml.headers["content-type"].startswith("application/xml") and invoice["fiscal_key"] in xml.text
+        key = invoice["attributes"]["invoice_key"]
+        assert invoice["orders"] == [first, second] and len(key) == 44
+        xml = await http.get(invoice["attributes"]["xml_location"])
+        assert xml.headers["content-type"].startswith("application/xml") and key in xml.text
         shipment = (await http.get(f"/shipments/{shipment_id}", headers={"x-format-new": "true"})).json()
     assert (shipment["status"], shipment["substatus"]) == ("ready_to_ship", "in_warehouse")
     assert "invoices" in {body["topic"] for body in receiver.bodies}

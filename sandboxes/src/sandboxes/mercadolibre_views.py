@@ -51,8 +51,6 @@ Sources, one per shape (field names as in each page's example):
   at `attributes.xml_location` = `/users/{user_id}/invoices/documents/xml/{id}/authorized` [secondary] and
   the DANFE's path at `/users/{user_id}/invoices/sites/MLB/documents/danfe/{id}` [secondary; not served].
   `orders` (the cart's orders) is [INFERRED]. An invoice not issued yet is a 404 in the error shape.
-  `fiscal_key` and `xml_url` are NOT Mercado Libre's: the sandbox's first reading, kept only until
-  tests/test_mercadolibre_sandbox.py reads the names above (an adapter must not use them).
 """
 
 from __future__ import annotations
@@ -483,7 +481,4 @@ def invoice_json(invoice: Invoice, *, user_id: int) -> JSON:
         },
         "fiscal_data": {"transaction_type": "sale"},
         "orders": list(invoice.order_ids),
-        # Not Mercado Libre's (see the module's docstring): for tests/test_mercadolibre_sandbox.py only.
-        "fiscal_key": invoice.key,
-        "xml_url": xml,
     }
