@@ -319,3 +319,27 @@ async def test_an_approval_vtex_refuses_for_its_status_parks_the_order(stack: St
     state = await reach(stack, order_id, OrderStatus.PARKED)
     assert state.error_code == "EOI009"
     assert "X9" in await log_codes(stack, order_id)
+
+
+async def test_an_order_vtex_reports_duplicated_is_followed_as_one_that_existed(stack: Stack, box: Sandboxes) -> None:
+    box.vtex.order_integration.delay_seconds = 2.0
+    box.vtex.add_notification_fault(NotificationFault(action="drop", code="SOI001"))
+    try:
+        order_id = await start(stack, box, ("2", 1))
+        await reach(stack, order_id, OrderStatus.ENQUEUED)
+        [integration] = [i for i in box.vtex.order_integration.integrations if i.marketplace_order_id == order_id]
+        duplicated = {
+            "flow": "PlaceOrder",
+            "code": "EOI007",
+            "success": False,
+            "marketplaceOrderId": order_id,
+            "operationId": integration.operation_id,
+        }
+        endpoint = stack.connections[CONNECTION].services_endpoint + PROCESSING_RESULT
+        async with httpx.AsyncClient() as http:
+            assert (await http.post(endpoint, json=duplicated)).status_code == 200
+        state = await reach(stack, order_id, OrderStatus.DISPATCH_AUTHORIZED)
+    finally:
+        box.vtex.order_integration.delay_seconds = None
+    assert any("not placed twice" in e.message for e in state.timeline if e.step == "place")
+    assert state.parked_reason is None and vtex_orders(box, order_id) == [state.vtex_order_id]

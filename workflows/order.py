@@ -119,6 +119,7 @@ UNREAD_NOTIFICATION_WAIT_SECONDS = 10.0
 # The Channel Order API's flows (processing-result notifications, `flow`).
 PLACE_ORDER = "PlaceOrder"
 APPROVE_ORDER = "ApproveOrder"
+DUPLICATED_ORDER = "EOI007"
 # After a result names the order VTEX made, OMS shows it within seconds: look again sooner, this many times.
 HINT_FIRST_LOOK_SECONDS = 0.5
 HINT_LOOKS = 5
@@ -456,10 +457,12 @@ class OrderLifecycle:
         window = self._input.unknown_placement_window_seconds
         checks = soon = 0
         hint: str | None = None  # where a result said the order is, until VTEX shows it there
+        duplicate = False  # VTEX said it had the order already (EOI007): it is followed, not placed twice
         while True:
             result = await self._believable(self._take_result(PLACE_ORDER))
             if result is not None and result.main_order_id:
                 hint = result.main_order_id
+            duplicate = duplicate or (result is not None and result.code == DUPLICATED_ORDER)
             error = result if result is not None and not result.code.startswith("SOI") else None
             look = await self._look_up("place", hint, result=error)
             if isinstance(look, Failure):
@@ -474,7 +477,9 @@ class OrderLifecycle:
                 self._held_step_done("place")
                 self._enqueued_at = None
                 placed = PlacedOrder(
-                    vtex_order_id=found.vtex_order_id, awaiting_approval=found.status == MANUAL_AUTHORIZATION
+                    vtex_order_id=found.vtex_order_id,
+                    already_existed=duplicate,
+                    awaiting_approval=found.status == MANUAL_AUTHORIZATION,
                 )
                 return self._took_placed(placed)
             waited = (workflow.now() - self._enqueued_at).total_seconds()
