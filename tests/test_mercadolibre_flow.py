@@ -14,7 +14,9 @@ import pytest
 import pytest_asyncio
 from prometheus_client import REGISTRY
 from sandboxes.mercadolibre import MercadoLibreSandbox
+from sandboxes.mercadolibre_models import FaultRule as MeliFault
 from sandboxes.mercadolibre_models import ItemSpec
+from sandboxes.vtex import FaultRule
 from temporalio.testing import WorkflowEnvironment
 
 from connector.models import OrderState, OrderStatus
@@ -247,3 +249,23 @@ async def test_a_full_order_gets_mercado_libres_invoice_into_vtex_and_completes(
     numbers = [i.invoice_number for i in placed.invoices]
     assert len(numbers) == 1 and str(invoice.number) in numbers[0]
     assert sandbox.fiscal_documents == []  # nothing uploaded back: Mercado Libre issued it
+
+
+async def test_a_full_invoice_that_fails_to_come_or_to_reach_vtex_is_retried(meli_stack: Stack) -> None:
+    sandbox = meli(meli_stack)
+    assert meli_stack.sandboxes is not None
+    vtex = meli_stack.sandboxes.vtex
+    order = sandbox.create_order([BOTTLE], status="paid", logistic_type="fulfillment", shipping_cost=Decimal("5.00"))
+    key = await cart_of(meli_stack, order.id)
+    state = await reach(meli_stack, key, OrderStatus.DISPATCH_AUTHORIZED)
+    assert state.vtex_order_id is not None
+    sandbox.add_fault(MeliFault(method="GET", path_contains="/invoices/orders/", status=500, times=4))
+    vtex.add_fault(FaultRule(method="POST", path_contains=f"{state.vtex_order_id}/invoice", status=503, times=4))
+    try:
+        sandbox.issue_invoice(order.id)
+        done = await reach(meli_stack, key, OrderStatus.COMPLETED, within=40)
+    finally:
+        sandbox.clear_faults()
+        vtex.clear_faults()
+    assert "reprocessing" in [e.step for e in done.timeline]  # held on the failure path, then through
+    assert len(vtex.orders[state.vtex_order_id].invoices) == 1
