@@ -1,4 +1,4 @@
-"""Shared fixtures: one real Temporal dev server and one connector stack for the whole session."""
+"""Shared fixtures: one real Temporal dev server and one connector stack per test process (make test runs four)."""
 
 from __future__ import annotations
 
