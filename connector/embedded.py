@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from connector.connections import connection_configs
 from connector.http_server import HttpServer
@@ -90,11 +90,11 @@ async def start_sandboxes(settings: Settings, *, ports: tuple[int, int], vtex_or
         if config.marketplace == "mercadolibre":
             site = config.mercadolibre_site or "MLB"
             app_id, secret = config.mercadolibre_app_id, config.mercadolibre_client_secret
-            meli = (
-                MercadoLibreSandbox(site_id=site, client_id=app_id, client_secret=secret)
-                if app_id and secret
-                else MercadoLibreSandbox(site_id=site)
-            )
+            # The configured application and seller, else the sandbox's own.
+            account: dict[str, Any] = {"client_id": app_id, "client_secret": secret} if app_id and secret else {}
+            if config.mercadolibre_seller_id:
+                account["seller_id"] = int(config.mercadolibre_seller_id)
+            meli = MercadoLibreSandbox(site_id=site, **account)
             server = HttpServer(meli.app, host=host, port=port, name=f"mercadolibre-sandbox-{config.name}")
             await server.start()
             sandboxes.mercadolibre[config.name] = meli

@@ -26,6 +26,8 @@ from tests.conftest import embedded_settings
 from tests.helpers import wait_for_state
 
 MELI = "meli"
+OTHER_SELLER = "meli-other-seller"
+APP_ID = "5069405921864711"
 WAREHOUSE = "meli_full"
 ENQUEUE = "/api/order-integration/orders"
 SHIRT = ItemSpec("Camiseta Azul M", Decimal("49.90"), quantity=2, seller_sku="1")
@@ -43,13 +45,18 @@ async def meli_stack(
             {
                 "connections": [
                     {
-                        "name": MELI,
+                        "name": name,
                         "marketplace": "mercadolibre",
                         "vtex_flow": "order-integration",
                         "mercadolibre_site": "MLB",
+                        # Two sellers who authorized one application (an integrator's usual setup).
+                        "mercadolibre_app_id": APP_ID,
+                        "mercadolibre_client_secret": "ml-sandbox-client-secret-of-the-app",
+                        "mercadolibre_seller_id": seller,
                         "fulfillment_warehouse_id": WAREHOUSE,
                         "accept_unpaid_orders": False,
                     }
+                    for name, seller in ((MELI, "241983636"), (OTHER_SELLER, "318830214"))
                 ]
             }
         )
@@ -66,15 +73,17 @@ def meli(stack: Stack) -> MercadoLibreSandbox:
     return stack.sandboxes.mercadolibre[MELI]
 
 
-async def reach(stack: Stack, key: str, status: OrderStatus, *, within: float = 30.0) -> OrderState:
-    return await wait_for_state(stack.client, MELI, key, lambda s: s.status is status, within=within)
+async def reach(
+    stack: Stack, key: str, status: OrderStatus, *, within: float = 30.0, connection: str = MELI
+) -> OrderState:
+    return await wait_for_state(stack.client, connection, key, lambda s: s.status is status, within=within)
 
 
-async def cart_of(stack: Stack, order_id: int, *, within: float = 15.0) -> str:
+async def cart_of(stack: Stack, order_id: int, *, within: float = 15.0, connection: str = MELI) -> str:
     """The connector order (cart) the intake keyed a Mercado Libre order to."""
     assert stack.store is not None
     deadline = asyncio.get_running_loop().time() + within
-    while (key := await stack.store.cart_key(MELI, str(order_id))) is None:
+    while (key := await stack.store.cart_key(connection, str(order_id))) is None:
         assert asyncio.get_running_loop().time() < deadline, f"order {order_id} was never keyed to a cart"
         await asyncio.sleep(0.05)
     return key
@@ -105,6 +114,23 @@ async def test_a_pack_of_two_orders_is_one_vtex_order_with_both_lines(meli_stack
     [body] = channel_bodies(meli_stack, key)
     assert sorted((i["id"], i["quantity"], i["price"]) for i in body["items"]) == [("1", 2, 4990), ("8", 1, 7990)]
     assert body["shippingData"]["isFob"] is True  # cross_docking: Mercado Libre's carrier collects (scenario 7)
+
+
+async def test_one_application_notifies_every_sellers_orders_to_one_url(meli_stack: Stack) -> None:
+    # Mercado Libre has one callback URL per application: another seller's notification at this connection's
+    # URL is the other seller's connection's (checked as that connection would), not a 401 to retry for an hour.
+    assert meli_stack.sandboxes is not None
+    other = meli_stack.sandboxes.mercadolibre[OTHER_SELLER]
+    other.callback_url = meli_stack.webhook_url(MELI)
+    try:
+        order = other.create_order([SHIRT], status="paid")
+        key = await cart_of(meli_stack, order.id, connection=OTHER_SELLER)
+        await reach(meli_stack, key, OrderStatus.DISPATCH_AUTHORIZED, connection=OTHER_SELLER)
+    finally:
+        other.callback_url = meli_stack.webhook_url(OTHER_SELLER)
+    [first] = [n for n in other.notifications if n.resource == f"/orders/{order.id}"][:1]
+    assert first.attempts[0].url == meli_stack.webhook_url(MELI) and first.attempts[0].status == 200
+    assert meli_stack.store is not None and await meli_stack.store.cart_key(MELI, str(order.id)) is None
 
 
 async def test_a_cart_waits_for_its_late_second_order_to_be_paid(meli_stack: Stack) -> None:

@@ -31,7 +31,7 @@ from connector.intake.logs import logs_routes
 from connector.logbook import Logbook
 from connector.marketplaces.base import MarketplaceAdapter, NotificationRejected
 from connector.metrics import WEBHOOK_SECONDS, WEBHOOKS
-from connector.models import order_workflow_id
+from connector.models import MarketplaceNotification, order_workflow_id
 from connector.quarantine import quarantine
 from connector.store.base import OrderStore
 from connector.vtex.client import VtexClient
@@ -85,15 +85,14 @@ def create_intake_app(
         if connection is None or adapter is None:
             return _error(404, f"unknown connection {name!r}")
         body = await capped_body(request, MAX_BODY_BYTES)
+        headers = dict(request.headers)
         try:
-            notification = adapter.parse_notification(dict(request.headers), body)
+            notification = adapter.parse_notification(headers, body)
         except NotificationRejected as exc:
-            if exc.order_id is not None:
-                # A signed notification naming an order the connector cannot take: it must not vanish.
-                await quarantine(logbook, connection=name, source="webhook", raw_id=exc.order_id, reason=str(exc))
-            else:
-                log.warning("refused a webhook for connection %s: %s", name, exc)
-            return _error(exc.status, str(exc))
+            addressed = addressee(name, headers, body) if exc.status == 401 else None
+            if addressed is None:
+                return await refused(name, exc)
+            name, notification = addressed
         notification = notification.model_copy(update={"received_at": datetime.now(UTC), "source": "webhook"})
         delivery_id = notification.delivery_id
         if delivery_id is None:
@@ -107,7 +106,30 @@ def create_intake_app(
                 await handoffs.put(name, notification)
                 await remember(name, delivery_id)
         workflow_id = order_workflow_id(name, notification.marketplace_order_id)
-        return JSONResponse({"status": "queued", "workflowId": workflow_id}, status_code=adapter.webhook_ack_status)
+        acknowledged = adapters[name].webhook_ack_status
+        return JSONResponse({"status": "queued", "workflowId": workflow_id}, status_code=acknowledged)
+
+    async def refused(name: str, exc: NotificationRejected) -> Response:
+        if exc.order_id is not None:
+            # A signed notification naming an order the connector cannot take: it must not vanish.
+            await quarantine(logbook, connection=name, source="webhook", raw_id=exc.order_id, reason=str(exc))
+        else:
+            log.warning("refused a webhook for connection %s: %s", name, exc)
+        return _error(exc.status, str(exc))
+
+    def addressee(posted_to: str, headers: dict[str, str], body: bytes) -> tuple[str, MarketplaceNotification] | None:
+        """Another connection of the same marketplace that takes a notification this one refused as not its
+        own: one Mercado Libre application serving several sellers posts every seller's notifications to the
+        one callback URL it has. Each connection still verifies it as it would at its own URL."""
+        marketplace = connections[posted_to].marketplace
+        for name, adapter in adapters.items():
+            if name == posted_to or name not in connections or connections[name].marketplace != marketplace:
+                continue
+            try:
+                return name, adapter.parse_notification(headers, body)
+            except NotificationRejected:
+                continue
+        return None
 
     async def health(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
