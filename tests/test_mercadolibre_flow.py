@@ -4,6 +4,7 @@ pack), and one VTEX order per cart goes through the Channel Order API, on a real
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -17,13 +18,16 @@ from sandboxes.mercadolibre import MercadoLibreSandbox
 from sandboxes.mercadolibre_models import FaultRule as MeliFault
 from sandboxes.mercadolibre_models import ItemSpec
 from sandboxes.vtex import FaultRule
+from temporalio.api.enums.v1 import EventType
 from temporalio.testing import WorkflowEnvironment
 
-from connector.models import OrderState, OrderStatus
+from connector.models import OrderState, OrderStatus, order_workflow_id, poller_workflow_id
+from connector.poller_start import start_pollers
 from connector.stack import Stack
 from connector.store.models import LogStatus
 from tests.conftest import embedded_settings
 from tests.helpers import wait_for_state
+from workflows.poller import PollerWorkflow
 
 MELI = "meli"
 OTHER_SELLER = "meli-other-seller"
@@ -131,6 +135,41 @@ async def test_one_application_notifies_every_sellers_orders_to_one_url(meli_sta
     [first] = [n for n in other.notifications if n.resource == f"/orders/{order.id}"][:1]
     assert first.attempts[0].url == meli_stack.webhook_url(MELI) and first.attempts[0].status == 200
     assert meli_stack.store is not None and await meli_stack.store.cart_key(MELI, str(order.id)) is None
+
+
+async def test_the_poller_leaves_alone_the_orders_of_a_cart_already_read(meli_stack: Stack) -> None:
+    # The search lists Mercado Libre orders, the connector hands off and reads carts: a pack's orders the
+    # cart's workflow has read are covered, not signaled again once the webhook grace is over.
+    sandbox = meli(meli_stack)
+    pack = sandbox.create_pack([[SHIRT], [BOTTLE]], status="paid")
+    key = await cart_of(meli_stack, pack.order_ids[0])
+    await reach(meli_stack, key, OrderStatus.DISPATCH_AUTHORIZED)
+    notified = await notify_signals(meli_stack, key)
+    newest = max(sandbox.orders[order_id].last_updated for order_id in pack.order_ids)
+    eager = dataclasses.replace(meli_stack.connections[MELI], poll_interval_seconds=0.3, poll_webhook_grace_seconds=0)
+    queue = meli_stack.settings.temporal_task_queue
+    await start_pollers(meli_stack.client, task_queue=queue, connections={MELI: eager})
+    poller = meli_stack.client.get_workflow_handle_for(PollerWorkflow.run, poller_workflow_id(MELI))
+    try:
+        deadline = asyncio.get_running_loop().time() + 30
+        while True:  # until a poll has listed both orders and settled each
+            state = await poller.query(PollerWorkflow.status)
+            if state.cursor is not None and state.cursor >= newest and state.deferred == 0:
+                break
+            assert asyncio.get_running_loop().time() < deadline, state
+            await asyncio.sleep(0.2)
+    finally:
+        await poller.terminate()
+    assert await notify_signals(meli_stack, key) == notified
+
+
+async def notify_signals(stack: Stack, key: str) -> int:
+    history = await stack.client.get_workflow_handle(order_workflow_id(MELI, key)).fetch_history()
+    return sum(
+        event.workflow_execution_signaled_event_attributes.signal_name == "notify"
+        for event in history.events
+        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED
+    )
 
 
 async def test_a_cart_waits_for_its_late_second_order_to_be_paid(meli_stack: Stack) -> None:

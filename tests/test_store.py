@@ -444,6 +444,24 @@ async def test_hand_offs_and_reads_are_recorded_per_order(store: OrderStore) -> 
     assert list(await store.handoffs("beta", ["1"])) == ["1"]
 
 
+async def test_an_order_of_a_cart_answers_with_its_carts_record(store: OrderStore) -> None:
+    # The poller lists Mercado Libre orders; the hand-off and the read are the cart's (its pack).
+    t = datetime(2025, 3, 1, 12, tzinfo=UTC)
+    await store.join_cart("alpha", "pack-9", ["91", "92"])
+    await store.join_cart("alpha", "93", ["93"])
+    await store.note_handoff("alpha", "pack-9", t)
+    await store.note_read("alpha", "pack-9", t + timedelta(seconds=1), t)
+    await store.note_handoff("alpha", "92", t + timedelta(seconds=5))  # one of its own comes first
+    await store.note_handoff("beta", "pack-9", t)
+    cart = HandoffRecord(notified_at=t, read_at=t + timedelta(seconds=1), version=t)
+    assert await store.handoffs("alpha", ["91", "92", "93", "pack-9"]) == {
+        "91": cart,
+        "92": HandoffRecord(notified_at=t + timedelta(seconds=5)),
+        "pack-9": cart,
+    }
+    assert await store.handoffs("beta", ["91"]) == {}  # carts are per connection
+
+
 async def test_hand_off_lookups_take_more_ids_than_one_statement(store: OrderStore) -> None:
     t = datetime(2025, 3, 1, 12, tzinfo=UTC)
     ids = [str(n) for n in range(1200)]

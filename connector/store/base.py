@@ -86,7 +86,8 @@ class OrderStore(Protocol):
         ...
 
     async def handoffs(self, connection: str, marketplace_order_ids: Collection[str]) -> dict[str, HandoffRecord]:
-        """The records of those of the orders the connector has handed off or read."""
+        """The records of those of the orders the connector has handed off or read; an order keyed to a cart
+        (join_cart) that has none of its own answers with its cart's."""
         ...
 
     async def queue_handoff(self, connection: str, notification: str) -> None:

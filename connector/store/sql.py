@@ -465,16 +465,35 @@ class SqlStore:
         )
 
     async def handoffs(self, connection: str, marketplace_order_ids: Collection[str]) -> dict[str, HandoffRecord]:
-        wanted = sorted(set(marketplace_order_ids))
+        found = await self._handoff_records(connection, set(marketplace_order_ids), through_carts=False)
+        # A Mercado Libre order of a pack is handed off and read as its cart: the cart's record is the order's.
+        found |= await self._handoff_records(connection, set(marketplace_order_ids) - found.keys(), through_carts=True)
+        return found
+
+    async def _handoff_records(
+        self, connection: str, marketplace_order_ids: Collection[str], *, through_carts: bool
+    ) -> dict[str, HandoffRecord]:
+        wanted = sorted(marketplace_order_ids)
         found: dict[str, HandoffRecord] = {}
-        columns = (order_handoffs.c[name] for name in ("marketplace_order_id", "notified_at", "read_at", "version"))
-        query = select(*columns)
+        records = (order_handoffs.c[name] for name in ("notified_at", "read_at", "version"))
+        if through_carts:
+            ids = marketplace_carts.c.marketplace_order_id
+            query = (
+                select(ids, *records)
+                .join_from(
+                    marketplace_carts,
+                    order_handoffs,
+                    (order_handoffs.c.connection == marketplace_carts.c.connection)
+                    & (order_handoffs.c.marketplace_order_id == marketplace_carts.c.cart_key),
+                )
+                .where(marketplace_carts.c.connection == connection)
+            )
+        else:
+            ids = order_handoffs.c.marketplace_order_id
+            query = select(ids, *records).where(order_handoffs.c.connection == connection)
         # Bounded IN lists: SQLite allows 32,766 parameters, and a poll page is far smaller anyway.
         for start in range(0, len(wanted), HANDOFF_LOOKUP_CHUNK):
-            chunk = wanted[start : start + HANDOFF_LOOKUP_CHUNK]
-            statement = query.where(
-                order_handoffs.c.connection == connection, order_handoffs.c.marketplace_order_id.in_(chunk)
-            )
+            statement = query.where(ids.in_(wanted[start : start + HANDOFF_LOOKUP_CHUNK]))
             for order_id, notified_at, read_at, version in await self._fetch(
                 Statement(statement, self._driver.dialect, values_inline=True)
             ):
