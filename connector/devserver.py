@@ -67,6 +67,9 @@ async def start_dev_server(
         *dev_server_command(host=host, port=port, ui_port=ui_port, db_file=db_file, codec_endpoint=codec_endpoint),
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
+        # Out of the terminal's process group: a Ctrl-C reaches the connector alone, which shuts its workers
+        # down while the server still answers, then stops it (stop_dev_server).
+        start_new_session=True,
     )
     for _ in range(300):
         if process.returncode is not None:
