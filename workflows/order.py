@@ -589,9 +589,10 @@ class OrderLifecycle:
         await self._log_line(
             "X18",
             "alert",
-            f"A processing result {result.code} for the order {self._input.marketplace_order_id} names another "
-            "request than the connector's; it was ignored. If it was not VTEX, someone knows the callback URL: "
-            "rotate CALLBACK_TOKEN.",
+            f"A processing result {result.code} for the order {self._input.marketplace_order_id} names a request "
+            "whose answer the connector never received; it was ignored and the order is checked with VTEX itself. "
+            "An earlier attempt whose answer was lost explains it once; if it recurs, someone else knows the "
+            "callback URL: rotate CALLBACK_TOKEN.",
         )
         return None
 
