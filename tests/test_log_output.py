@@ -146,6 +146,17 @@ async def test_a_full_run_logs_readable_lines_and_no_secret_or_personal_data(
             stack.client, "reference", broken["id"], lambda s: s.status is OrderStatus.PARKED
         )
 
+        # VTEX refusing an order in words that quote the customer's e-mail and document: parked, unquoted.
+        echoed = box.marketplace.new_order(items=[("1", 1)])
+        echoed_buyer = echoed["buyer"]
+        quote = f"The e-mail {echoed_buyer['email']} does not belong to the document {echoed_buyer['doc_number']}"
+        place = "/api/fulfillment/pvt/orders"
+        box.vtex.add_fault(FaultRule(method="POST", path_contains=place, status=400, code="ORD999", message=quote))
+        box.marketplace.notify(echoed["id"])
+        refused = await wait_for_state(
+            stack.client, "reference", echoed["id"], lambda s: s.status is OrderStatus.PARKED
+        )
+
         async with httpx.AsyncClient(base_url=stack.intake_url) as http:
             # A callback with a wrong token, and a webhook signed with the wrong secret.
             wrong = await http.post(f"/vtex/reference/{secrets.token_urlsafe(24)}/pvt/orders/{vtex_id}/invoice")
@@ -171,6 +182,8 @@ async def test_a_full_run_logs_readable_lines_and_no_secret_or_personal_data(
         "document": buyer["doc_number"],
         "email": buyer["email"],
         "email of the unreadable order": broken["buyer"]["email"],
+        "email VTEX quoted": echoed_buyer["email"],
+        "document VTEX quoted": echoed_buyer["doc_number"],
         "phone": buyer["phone"],
         "phone digits": buyer["phone"].lstrip("+"),
         "last name": buyer["last_name"],
@@ -180,6 +193,11 @@ async def test_a_full_run_logs_readable_lines_and_no_secret_or_personal_data(
     for name, value in personal.items():
         assert value not in output, f"the customer's {name} is in the log"
 
+    # What VTEX said reaches the seller with the quoted data cut out (the history's failure too).
+    said = " ".join(entry.message for entry in refused.timeline)
+    assert "does not belong to the document [redacted]" in said, said
+    history = await stack.client.get_workflow_handle(f"order:reference:{echoed['id']}").fetch_history()
+    assert echoed_buyer["email"] not in str(history.to_json())
     # The timeline (and the workflow history's failure) name the field, not what it held.
     assert "Address.street: Input should be a valid string" in (unreadable.parked_reason or "")
     assert address["street_name"][0] not in (unreadable.parked_reason or "")

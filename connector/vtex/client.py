@@ -199,4 +199,4 @@ class VtexClient:
         VTEX_REQUESTS.labels(operation=operation, status=str(response.status_code)).inc()
         if response.is_success:
             return response
-        raise error_from_response(operation, response)
+        raise error_from_response(operation, response, sent=json)

@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from typing import Any
 
 import httpx
+
+from connector.personal_data import personal_values, without
 
 
 class VtexError(Exception):
@@ -35,13 +38,14 @@ class VtexError(Exception):
         super().__init__(f"VTEX {operation} failed ({where}{', ' + code if code else ''}): {message}")
 
 
-def error_from_response(operation: str, response: httpx.Response) -> VtexError:
+def error_from_response(operation: str, response: httpx.Response, *, sent: Any = None) -> VtexError:
+    """`sent`: the request's body; what the answer quotes of its personal data is cut out of the message."""
     code, message = _code_and_message(response)
     return VtexError(
         operation=operation,
         status=response.status_code,
         code=code,
-        message=message,
+        message=without(message, personal_values(sent)),
         retry_after=parse_retry_after(response.headers.get("Retry-After")),
     )
 
