@@ -515,17 +515,9 @@ class PlaceOrderInput(BaseModel):
     refuse_if_unread_notification: bool = False
 
 
-class EnqueueChannelOrderInput(BaseModel):
-    """Send an order to VTEX's Channel Order API (`marketplaceOrderStatus` approved when paid, else new)."""
-
-    order: MarketplaceOrder
-    report: ValidationReport
-    affiliate_id: str
-    sales_channel: str
-    connection: str
-    price_divergence_allowance_rate: float | None = None
-    lock_ttl: str = "1d"
-    refuse_if_unread_notification: bool = False
+class EnqueueChannelOrderInput(PlaceOrderInput):
+    """Send an order to VTEX's Channel Order API (`marketplaceOrderStatus` approved when paid, else new):
+    the same order and settings as a fulfillment placement."""
 
 
 class LookUpChannelOrderInput(BaseModel):

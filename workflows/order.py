@@ -84,6 +84,7 @@ with workflow.unsafe.imports_passed_through():
 S = OrderStatus
 T = TypeVar("T")
 A = TypeVar("A")
+P = TypeVar("P", bound=PlaceOrderInput)
 
 # OMS statuses of a fulfillment order once the seller approved a price divergence (Orders API statuses;
 # `waiting-ffmt-authorization` is where a fulfillment order waits for authorize dispatch). Anything else,
@@ -390,23 +391,23 @@ class OrderLifecycle:
         if self._input.vtex_flow is VtexFlow.ORDER_INTEGRATION:
             return await self._place_through_channel(order, report)
         attempted_before, self._place_attempted = self._place_attempted, True
-        placed = await self._step(
-            "place",
-            VtexActivities.place_order,
-            PlaceOrderInput(
-                order=order,
-                report=report,
-                affiliate_id=self._input.affiliate_id,
-                sales_channel=self._input.sales_channel,
-                connection=self._input.connection,
-                price_divergence_allowance_rate=self._input.price_divergence_allowance_rate,
-                lock_ttl=lock_ttl(self._input.payment_window_seconds),
-                refuse_if_unread_notification=self._input.local_integration,
-            ),
-        )
+        placed = await self._step("place", VtexActivities.place_order, self._placement(PlaceOrderInput, order, report))
         if isinstance(placed, Failure):
             return self._placement_failed(placed, attempted_before)
         return self._took_placed(placed)
+
+    def _placement(self, model: type[P], order: MarketplaceOrder, report: ValidationReport) -> P:
+        """What either flow sends VTEX to place the order."""
+        return model(
+            order=order,
+            report=report,
+            affiliate_id=self._input.affiliate_id,
+            sales_channel=self._input.sales_channel,
+            connection=self._input.connection,
+            price_divergence_allowance_rate=self._input.price_divergence_allowance_rate,
+            lock_ttl=lock_ttl(self._input.payment_window_seconds),
+            refuse_if_unread_notification=self._input.local_integration,
+        )
 
     def _placement_failed(self, failure: Failure, attempted_before: bool) -> Failure:
         """Whether a cancel must look for the order in VTEX after a placement (either flow) failed."""
@@ -428,16 +429,7 @@ class OrderLifecycle:
         sent = await self._step(
             "place",
             ChannelOrderActivities.enqueue_channel_order,
-            EnqueueChannelOrderInput(
-                order=order,
-                report=report,
-                affiliate_id=self._input.affiliate_id,
-                sales_channel=self._input.sales_channel,
-                connection=self._input.connection,
-                price_divergence_allowance_rate=self._input.price_divergence_allowance_rate,
-                lock_ttl=lock_ttl(self._input.payment_window_seconds),
-                refuse_if_unread_notification=self._input.local_integration,
-            ),
+            self._placement(EnqueueChannelOrderInput, order, report),
             settles=False,
         )
         if isinstance(sent, Failure):

@@ -18,11 +18,13 @@ Sources (see sandboxes.mercadolibre for the full list):
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from http import HTTPStatus
 from typing import Any
+
+from sandboxes import faults
 
 JSON = dict[str, Any]
 
@@ -417,71 +419,18 @@ class RecordedRequest:
 
 
 @dataclass
-class FaultRule:
-    """An injected failure for requests whose method and path match.
+class FaultRule(faults.FaultRule):
+    """An injected failure (sandboxes/faults.py). The body is Mercado Libre's error for the status unless
+    `body` replaces it. No Retry-After unless `retry_after` is set: Mercado Libre documents no such header
+    on its 429 (https://developers.mercadolivre.com.br/pt_br/rate-limit-erro-429 recommends exponential
+    backoff with jitter instead)."""
 
-    `times` counts the requests it answers (-1: forever). The body is Mercado Libre's error for the status
-    unless `body` replaces it. No Retry-After unless `retry_after` is set: Mercado Libre documents no such
-    header on its 429 (https://developers.mercadolivre.com.br/pt_br/rate-limit-erro-429 recommends
-    exponential backoff with jitter instead). With `after_effect` the operation takes effect and only its
-    answer is lost. `probability` below 1 answers that share of the matching requests (seeded draws).
-    """
-
-    method: str | None
-    path_contains: str
-    status: int
-    times: int = 1
-    retry_after: int | None = None
     body: JSON | None = None
-    delay_seconds: float = 0.0
-    after_effect: bool = False
-    probability: float = 1.0
-
-    def __post_init__(self) -> None:
-        if self.method is not None:
-            self.method = self.method.upper()
-        if not 100 <= self.status <= 599:
-            raise ValueError("status must be an HTTP status code (100-599)")
-        if self.times == 0 or self.times < -1:
-            raise ValueError("times must be positive, or -1 for forever")
-        if self.delay_seconds < 0:
-            raise ValueError("delay_seconds must not be negative")
-        if self.retry_after is not None and self.retry_after < 0:
-            raise ValueError("retry_after must not be negative")
-        if not 0 < self.probability <= 1:
-            raise ValueError("probability must be above 0 and at most 1")
-
-    def matches(self, method: str, path: str) -> bool:
-        return (self.method is None or self.method == method.upper()) and self.path_contains in path
-
-    def to_json(self) -> JSON:
-        return asdict(self)
 
 
-_FAULT_TYPES: dict[str, tuple[type, ...]] = {
-    "method": (str, type(None)),
-    "path_contains": (str,),
-    "status": (int,),
-    "times": (int,),
-    "retry_after": (int, type(None)),
-    "body": (dict, type(None)),
-    "delay_seconds": (int, float),
-    "after_effect": (bool,),
-    "probability": (int, float),
-}
+_FAULT_TYPES = {**faults.FIELD_TYPES, "body": (dict, type(None))}
 
 
 def fault_rule_from_json(data: object) -> FaultRule:
     """A FaultRule from the admin API's JSON; ValueError says what is wrong."""
-    if not isinstance(data, dict):
-        raise ValueError("body must be a JSON object with FaultRule fields")
-    unknown = sorted(set(data) - {f.name for f in fields(FaultRule)})
-    if unknown:
-        raise ValueError(f"unknown fields: {', '.join(unknown)}")
-    for name in ("path_contains", "status"):
-        if name not in data:
-            raise ValueError(f"{name} is required")
-    for name, value in data.items():
-        if not isinstance(value, _FAULT_TYPES[name]) or (isinstance(value, bool) and name != "after_effect"):
-            raise ValueError(f"{name} has the wrong type")
-    return FaultRule(**{"method": None, **data})
+    return faults.rule_from_json(FaultRule, data, types=_FAULT_TYPES, required=("path_contains", "status"))

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+
+from sandboxes import faults
 
 JSON = dict[str, Any]
 
@@ -116,78 +118,19 @@ class SandboxOrder:
 
 
 @dataclass
-class FaultRule:
-    """An injected failure for requests whose method and path match.
+class FaultRule(faults.FaultRule):
+    """An injected failure (sandboxes/faults.py) answered with VTEX's error body: `code` and `message`."""
 
-    `times` counts the matching requests it answers (-1: forever). With `after_effect` the real
-    operation runs first and only its answer is replaced, as when VTEX did the work but the response
-    never reached the caller. `probability` below 1 answers only that share of the matching requests,
-    drawn from the sandbox's seeded generator (random-fault mode); a request the rule lets pass is
-    offered to the next matching rule and does not count against `times`.
-    """
-
-    method: str | None
-    path_contains: str
-    status: int
     code: str | None = None
     message: str = "Sandbox injected fault"
-    times: int = 1
-    retry_after: int | None = None
-    delay_seconds: float = 0
-    after_effect: bool = False
-    probability: float = 1.0
-
-    def __post_init__(self) -> None:
-        if self.method is not None:
-            self.method = self.method.upper()
-        if not 100 <= self.status <= 599:
-            raise ValueError("status must be an HTTP status code (100-599)")
-        if self.times == 0 or self.times < -1:
-            raise ValueError("times must be positive, or -1 for forever")
-        if self.delay_seconds < 0:
-            raise ValueError("delay_seconds must not be negative")
-        if self.retry_after is not None and self.retry_after < 0:
-            raise ValueError("retry_after must not be negative")
-        if not 0 < self.probability <= 1:
-            raise ValueError("probability must be above 0 and at most 1")
-
-    def matches(self, method: str, path: str) -> bool:
-        return (self.method is None or self.method == method.upper()) and self.path_contains in path
-
-    def to_json(self) -> JSON:
-        return asdict(self)
 
 
-_FAULT_TYPES: dict[str, tuple[type, ...]] = {
-    "method": (str, type(None)),
-    "path_contains": (str,),
-    "status": (int,),
-    "code": (str, type(None)),
-    "message": (str,),
-    "times": (int,),
-    "retry_after": (int, type(None)),
-    "delay_seconds": (int, float),
-    "after_effect": (bool,),
-    "probability": (int, float),
-}
+_FAULT_TYPES = {**faults.FIELD_TYPES, "code": (str, type(None)), "message": (str,)}
 
 
 def fault_rule_from_json(data: object) -> FaultRule:
     """Build a FaultRule from the admin API's JSON; ValueError says what is wrong."""
-    if not isinstance(data, dict):
-        raise ValueError("body must be a JSON object with FaultRule fields")
-    known = {f.name for f in fields(FaultRule)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ValueError(f"unknown fields: {', '.join(unknown)}")
-    for name in ("method", "path_contains", "status"):
-        if name not in data:
-            raise ValueError(f"{name} is required")
-    for name, value in data.items():
-        # bool is an int in Python; only after_effect may be one.
-        if not isinstance(value, _FAULT_TYPES[name]) or (isinstance(value, bool) and name != "after_effect"):
-            raise ValueError(f"{name} has the wrong type")
-    return FaultRule(**data)
+    return faults.rule_from_json(FaultRule, data, types=_FAULT_TYPES, required=("method", "path_contains", "status"))
 
 
 class VtexApiError(Exception):
