@@ -13,9 +13,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 import os
 import time
 from collections.abc import AsyncIterator, Collection
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -27,6 +29,7 @@ import pytest
 import pytest_asyncio
 import uvicorn
 from sandboxes.mercadolibre import FaultRule, ItemSpec, MercadoLibreSandbox
+from sandboxes.mercadolibre_seller import nfe_key, nfe_xml
 from sandboxes.mercadolibre_views import invoice_json
 
 from connector.codec import SecretSealer
@@ -54,6 +57,7 @@ SHIRT = ItemSpec("Camiseta Azul M", Decimal("49.90"), quantity=2, seller_sku="1"
 BOTTLE = ItemSpec("Garrafa Térmica", Decimal("79.90"), seller_sku="8")
 PENNY = ItemSpec("Adesivo", Decimal("0.10"), quantity=3, seller_sku="12")
 ODD = ItemSpec("Caneca", Decimal("19.99"), quantity=3, seller_sku="5")
+NFE_IMPORT_LOG = "connector.marketplaces.mercadolibre.nfe_import"
 PDF_BYTES = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
 NFE_XML = '<?xml version="1.0"?><factura><numero>A-0001-00000042</numero></factura>'
 
@@ -522,6 +526,7 @@ async def test_a_sale_without_a_shipment_is_not_integrable(world: World, meli: M
         ("cross_docking", Logistics.MARKETPLACE_CARRIER),
         ("drop_off", Logistics.MARKETPLACE_CARRIER),
         ("xd_drop_off", Logistics.MARKETPLACE_CARRIER),
+        ("xd_same_day", Logistics.MARKETPLACE_CARRIER),
         ("self_service", Logistics.SELLER),
         ("me1", Logistics.SELLER),
         ("custom", Logistics.SELLER),
@@ -658,13 +663,6 @@ async def test_an_empty_listing_is_its_last_page(world: World, meli: MercadoLibr
 
 def invoice(number: str = "A-0001-00000042", **fields: Any) -> Invoice:
     return Invoice(invoice_number=number, invoice_value=9980, **fields)
-
-
-async def test_brazil_uploads_no_invoice(world: World, meli: MercadoLibreMarketplace) -> None:
-    order = world.sandbox.create_order([SHIRT])
-    key = await key_of(meli, order.id)
-    await meli.send_invoice(key, invoice(embedded_invoice=base64.b64encode(PDF_BYTES).decode()))
-    assert world.calls("/fiscal_documents") == [] and world.alerts == []
 
 
 async def test_outside_brazil_the_invoice_pdf_and_xml_go_to_each_pack_once(world: World) -> None:
@@ -1104,3 +1102,219 @@ async def test_a_401_on_the_nfe_reads_is_retried_with_a_fresh_token(
     assert issued.embedded_invoice == next(iter(world.sandbox.invoices.values())).xml
     assert [r.status for r in world.calls("/invoices/documents/xml/")] == [401, 200]
     assert world.tokens.refreshes == 1
+
+
+# -- the seller's NF-e imported into Brazilian shipments (Mercado Libre's label waits for it) ----------------------
+
+
+@asynccontextmanager
+async def world_with(serve: Any, **sandbox_options: Any) -> AsyncIterator[World]:
+    made = await make_world(serve, **sandbox_options)
+    try:
+        yield made
+    finally:
+        for adapter in made.adapters:
+            await adapter.aclose()
+
+
+def seller_nfe(world: World, number: int, amount: str = "99.80") -> tuple[str, str]:
+    """The access key and authorized XML (nfeProc) of an NF-e the seller's ERP issued."""
+    issued = datetime.now(UTC)
+    key = nfe_key("35", issued, world.sandbox.seller_id, 1, number)
+    return key, nfe_xml(key, number, 1, amount, issued)
+
+
+def nfe_invoice(key: str, xml: str, *skus: str) -> Invoice:
+    """VTEX's invoice with its NF-e: the XML embedded, the access key, and the SKUs it covers."""
+    items = [InvoiceItem(sku_id=sku, quantity=1, price=100) for sku in skus]
+    return invoice(f"NF-{key[25:34]}", embedded_invoice=xml, invoice_key=key, items=items)
+
+
+def waiting(world: World, shipment_id: int | None) -> tuple[str, str | None]:
+    shipment = world.sandbox.shipments[shipment_id or 0]
+    return shipment.status, shipment.substatus
+
+
+@pytest.mark.parametrize("key_field", ["fiscal_key", "invoice_key"])
+async def test_a_cross_docking_sale_gets_the_sellers_nfe_imported_once(serve: Any, key_field: str) -> None:
+    async with world_with(serve, invoice_data_key_field=key_field) as world:
+        meli = world.adapter()
+        order = world.sandbox.create_order([SHIRT], logistic_type="cross_docking")
+        key = await key_of(meli, order.id)
+        assert waiting(world, order.shipment_id) == ("ready_to_ship", "invoice_pending")
+        access_key, xml = seller_nfe(world, 4201)
+        await meli.send_invoice(key, nfe_invoice(access_key, xml))
+        imported = world.sandbox.imported_nfe[order.shipment_id or 0]
+        assert imported.key == access_key and imported.xml == xml.encode()
+        assert waiting(world, order.shipment_id) == ("ready_to_ship", "ready_to_print")
+        (post,) = world.calls("/invoice_data", "POST")
+        assert post.path == f"/shipments/{order.shipment_id}/invoice_data" and post.query == {"siteId": "MLB"}
+        assert post.headers["content-type"] == "application/xml" and post.status == 200
+        assert world.alerts == []
+        # Sent again, base64 this time, while Mercado Libre's shipment still shows invoice_pending (its status
+        # lags): what it holds is read, in this sandbox's field, and nothing is posted again.
+        world.sandbox.set_shipment_status(order.shipment_id or 0, "ready_to_ship", "invoice_pending")
+        again = nfe_invoice(access_key, base64.b64encode(xml.encode()).decode())
+        await meli.send_invoice(key, again)
+        assert len(world.calls("/invoice_data", "POST")) == 1 and world.alerts == []
+        assert [r.status for r in world.calls("/invoice_data", "GET")] == [404, 200]
+
+
+@pytest.mark.parametrize("code_in", ["error", "cause"])
+async def test_a_duplicated_fiscal_key_for_this_shipment_is_done(serve: Any, code_in: str) -> None:
+    # An earlier attempt imported it but its answer was lost, and Mercado Libre's reads lag behind.
+    async with world_with(serve, nfe_error_code_in=code_in) as world:
+        meli = world.adapter()
+        order = world.sandbox.create_order([SHIRT])
+        key = await key_of(meli, order.id)
+        access_key, xml = seller_nfe(world, 4202)
+        world.sandbox.import_nfe(order.shipment_id or 0, xml.encode())
+        world.sandbox.set_shipment_status(order.shipment_id or 0, "ready_to_ship", "invoice_pending")
+        world.sandbox.add_fault(FaultRule("GET", "/invoice_data", 404))
+        await meli.send_invoice(key, nfe_invoice(access_key, xml))
+        (post,) = world.calls("/invoice_data", "POST")
+        assert post.status == 400  # duplicated_fiscal_key, read where this sandbox puts it
+        assert [r.status for r in world.calls("/invoice_data", "GET")] == [404, 200] and world.alerts == []
+
+
+@pytest.mark.parametrize(
+    "embedded",
+    [
+        None,  # a number and a key only
+        base64.b64encode(PDF_BYTES).decode(),  # the DANFE's PDF, no XML
+    ],
+)
+async def test_without_the_nfe_xml_the_seller_is_told_the_label_stays_locked(
+    world: World, meli: MercadoLibreMarketplace, embedded: str | None
+) -> None:
+    order = world.sandbox.create_order([SHIRT], logistic_type="drop_off")
+    key = await key_of(meli, order.id)
+    access_key, _ = seller_nfe(world, 4203)
+    await meli.send_invoice(key, invoice(invoice_key=access_key, embedded_invoice=embedded))
+    assert world.calls("/invoice_data") == [] and world.calls("/fiscal_documents") == []
+    ((alerted, message),) = world.alerts
+    assert alerted == key and f"label of sale {order.id} stays locked" in message
+    assert "NF-e XML" in message and "embeddedInvoice" in message and "Mercado Libre's panel" in message
+    assert waiting(world, order.shipment_id) == ("ready_to_ship", "invoice_pending")
+
+
+@pytest.mark.parametrize(
+    ("xml", "said"),
+    [
+        (NFE_XML, "not an NF-e"),
+        ("other key", "not the NF-e of access key"),
+        ("over 1 MB", "over 1 MB"),
+    ],
+)
+async def test_an_xml_that_is_not_the_nfe_is_an_alert(
+    world: World, meli: MercadoLibreMarketplace, xml: str, said: str
+) -> None:
+    order = world.sandbox.create_order([SHIRT], logistic_type="xd_drop_off")
+    key = await key_of(meli, order.id)
+    access_key, real = seller_nfe(world, 4204)
+    _, other = seller_nfe(world, 4205)
+    embedded = {"other key": other, "over 1 MB": real.replace("</nfeProc>", " " * 1024 * 1024 + "</nfeProc>")}
+    await meli.send_invoice(key, nfe_invoice(access_key, embedded.get(xml, xml)))
+    assert world.calls("/invoice_data") == []
+    ((_, message),) = world.alerts
+    assert said in message and "stays locked" in message
+
+
+async def test_mercado_libre_unable_to_take_the_nfe_is_transient(world: World, meli: MercadoLibreMarketplace) -> None:
+    order = world.sandbox.create_order([SHIRT])
+    key = await key_of(meli, order.id)
+    access_key, xml = seller_nfe(world, 4206)
+    world.sandbox.add_fault(FaultRule("POST", "/invoice_data", 503))
+    with pytest.raises(MarketplaceError) as failed:
+        await meli.send_invoice(key, nfe_invoice(access_key, xml))
+    assert failed.value.transient and world.alerts == []
+    await meli.send_invoice(key, nfe_invoice(access_key, xml))  # the workflow's retry
+    assert world.sandbox.imported_nfe[order.shipment_id or 0].key == access_key
+
+
+async def test_mercado_libre_refusing_the_nfe_is_an_alert_with_its_words(
+    world: World, meli: MercadoLibreMarketplace
+) -> None:
+    order = world.sandbox.create_order([SHIRT])
+    key = await key_of(meli, order.id)
+    access_key, xml = seller_nfe(world, 4207)
+    unauthorized = xml.split("<protNFe>")[0].replace('<?xml version="1.0" encoding="UTF-8"?>', "")
+    unauthorized = unauthorized.replace("<nfeProc", "<wrap").replace("</NFe>", "</NFe></wrap>")
+    await meli.send_invoice(key, nfe_invoice(access_key, unauthorized))  # an NF-e SEFAZ never authorized
+    ((_, message),) = world.alerts
+    assert f"refused NF-e {access_key}" in message and "diferente de autorizada" in message
+    assert world.sandbox.imported_nfe == {}
+    assert waiting(world, order.shipment_id) == ("ready_to_ship", "invoice_pending")
+
+
+async def test_an_nfe_another_shipment_holds_is_an_alert(world: World, meli: MercadoLibreMarketplace) -> None:
+    first, second = world.sandbox.create_order([SHIRT]), world.sandbox.create_order([BOTTLE])
+    access_key, xml = seller_nfe(world, 4208)
+    await meli.send_invoice(await key_of(meli, first.id), nfe_invoice(access_key, xml))
+    await meli.send_invoice(await key_of(meli, second.id), nfe_invoice(access_key, xml))
+    ((_, message),) = world.alerts
+    assert f"shipment {second.shipment_id}" in message and "one shipment only" in message
+    assert list(world.sandbox.imported_nfe) == [first.shipment_id]
+
+
+async def test_another_nfe_mercado_libre_holds_is_an_alert_never_overwritten(
+    world: World, meli: MercadoLibreMarketplace
+) -> None:
+    order = world.sandbox.create_order([SHIRT])
+    key = await key_of(meli, order.id)
+    held_key, held = seller_nfe(world, 4209)
+    world.sandbox.import_nfe(order.shipment_id or 0, held.encode())  # in Mercado Libre's panel
+    world.sandbox.set_shipment_status(order.shipment_id or 0, "ready_to_ship", "invoice_pending")
+    access_key, xml = seller_nfe(world, 4210)
+    await meli.send_invoice(key, nfe_invoice(access_key, xml))
+    assert world.calls("/invoice_data", "POST") == [] and world.calls("/invoice_data", "PUT") == []
+    ((_, message),) = world.alerts
+    assert f"holds NF-e {held_key}" in message and access_key in message
+    assert world.sandbox.imported_nfe[order.shipment_id or 0].key == held_key
+
+
+async def test_a_shipment_no_longer_waiting_is_left_alone(
+    world: World, meli: MercadoLibreMarketplace, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger=NFE_IMPORT_LOG)
+    order = world.sandbox.create_order([SHIRT])
+    key = await key_of(meli, order.id)
+    world.sandbox.set_shipment_status(order.shipment_id or 0, "shipped", None)
+    access_key, xml = seller_nfe(world, 4211)
+    await meli.send_invoice(key, nfe_invoice(access_key, xml))
+    assert world.calls("/invoice_data") == [] and world.alerts == []
+    assert f"shipment {order.shipment_id} is shipped/None, not waiting for an NF-e" in caplog.text
+
+
+@pytest.mark.parametrize("logistic_type", ["self_service", "fulfillment", "me1", "custom"])
+async def test_other_brazilian_logistics_import_nothing(
+    world: World, logistic_type: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger=NFE_IMPORT_LOG)
+    meli = world.adapter()
+    order = world.sandbox.create_order([SHIRT], logistic_type=logistic_type)
+    access_key, xml = seller_nfe(world, 4212)
+    await meli.send_invoice(await key_of(meli, order.id), nfe_invoice(access_key, xml))
+    assert world.calls("/invoice_data") == [] and world.calls("/fiscal_documents") == []
+    assert world.alerts == [] and world.sandbox.imported_nfe == {}
+    assert "no shipment whose label waits for an NF-e" in caplog.text
+    assert world.calls(f"/shipments/{order.shipment_id}", "GET")  # its logistics read, not assumed
+
+
+async def test_a_split_pack_gets_an_nfe_in_each_shipment(world: World, meli: MercadoLibreMarketplace) -> None:
+    pack = world.sandbox.create_pack([[SHIRT], [BOTTLE]], logistic_type="cross_docking")
+    key = await key_of(meli, pack.order_ids[0])
+    world.sandbox.split_pack(pack.id)
+    shirt, bottle = (world.sandbox.order(order_id) for order_id in pack.order_ids)
+    assert shirt.shipment_id != bottle.shipment_id
+    # One NF-e per shipment (an access key serves one): the seller invoices each part in VTEX.
+    shirt_key, shirt_xml = seller_nfe(world, 4213)
+    bottle_key, bottle_xml = seller_nfe(world, 4214)
+    await meli.send_invoice(key, nfe_invoice(shirt_key, shirt_xml, "1"))
+    await meli.send_invoice(key, nfe_invoice(bottle_key, bottle_xml, "8"))
+    held = world.sandbox.imported_nfe
+    assert (held[shirt.shipment_id or 0].key, held[bottle.shipment_id or 0].key) == (shirt_key, bottle_key)
+    assert (
+        waiting(world, shirt.shipment_id) == waiting(world, bottle.shipment_id) == ("ready_to_ship", "ready_to_print")
+    )
+    assert len(world.calls("/invoice_data", "POST")) == 2 and world.alerts == []

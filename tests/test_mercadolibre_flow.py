@@ -17,6 +17,8 @@ from prometheus_client import REGISTRY
 from sandboxes.mercadolibre import MercadoLibreSandbox
 from sandboxes.mercadolibre_models import FaultRule as MeliFault
 from sandboxes.mercadolibre_models import ItemSpec
+from sandboxes.mercadolibre_seller import nfe_key, nfe_xml
+from sandboxes.seller import invoice_notification
 from sandboxes.vtex import FaultRule
 from temporalio.api.enums.v1 import EventType
 from temporalio.testing import WorkflowEnvironment
@@ -26,7 +28,7 @@ from connector.poller_start import start_pollers
 from connector.stack import Stack
 from connector.store.models import LogStatus
 from tests.conftest import embedded_settings
-from tests.helpers import wait_for_state
+from tests.helpers import seller, wait_for_state
 from workflows.poller import PollerWorkflow
 
 MELI = "meli"
@@ -340,3 +342,29 @@ async def test_a_full_invoice_that_fails_to_come_or_to_reach_vtex_is_retried(mel
     held = [e.message for e in state.timeline if e.step == "reprocessing"]
     assert len(held) == 2, held  # held on the failure path once for each call, then through
     assert len(vtex.orders[state.vtex_order_id].invoices) == 1
+
+
+async def test_a_cross_docking_sale_invoiced_in_vtex_gets_its_nfe_imported_and_its_label(meli_stack: Stack) -> None:
+    # Brazil: Mercado Libre's carrier collects, and its label waits (invoice_pending) for the NF-e of the
+    # seller's ERP, which reaches VTEX with the invoice (embeddedInvoice) and the connector imports.
+    sandbox = meli(meli_stack)
+    order = sandbox.create_order([BOTTLE], status="paid", logistic_type="cross_docking")
+    key = await cart_of(meli_stack, order.id)
+    state = await reach(meli_stack, key, OrderStatus.DISPATCH_AUTHORIZED)
+    shipment = sandbox.shipments[order.shipment_id or 0]
+    assert (shipment.status, shipment.substatus) == ("ready_to_ship", "invoice_pending")
+    issued = datetime.now(UTC)
+    access_key = nfe_key("35", issued, sandbox.seller_id, 1, order.id % 10**9)
+    xml = nfe_xml(access_key, order.id % 10**9, 1, "79.90", issued)
+    items = [{"id": "8", "quantity": 1, "price": 7990}]
+    invoice = invoice_notification(f"NF-{order.id}", 7990, items=items, issued=issued)
+    invoice |= {"invoiceKey": access_key, "embeddedInvoice": xml}
+    assert meli_stack.sandboxes is not None
+    path = f"/api/oms/pvt/orders/{state.vtex_order_id}/invoice"
+    assert (await seller(meli_stack.sandboxes, "POST", path, invoice)).status_code == 200
+    deadline = asyncio.get_running_loop().time() + 20
+    while (imported := sandbox.imported_nfe.get(shipment.id)) is None:
+        assert asyncio.get_running_loop().time() < deadline, "the NF-e was never imported"
+        await asyncio.sleep(0.1)
+    assert imported.key == access_key and imported.xml == xml.encode()
+    assert (shipment.status, shipment.substatus) == ("ready_to_ship", "ready_to_print")

@@ -10,6 +10,7 @@ import json
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -20,6 +21,7 @@ import uvicorn
 from sandboxes.mercadolibre import FaultRule, ItemSpec, MercadoLibreSandbox, client_sender
 from sandboxes.mercadolibre_models import OAuthError
 from sandboxes.mercadolibre_oauth import ACCESS_TOKEN_SECONDS, INVALID_GRANT
+from sandboxes.mercadolibre_seller import nfe_key, nfe_xml
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -563,6 +565,7 @@ async def test_a_single_order_may_have_no_pack(clock: Clock) -> None:
         ("cross_docking", "me2", "cross_docking"),
         ("drop_off", "me2", "drop_off"),
         ("xd_drop_off", "me2", "xd_drop_off"),
+        ("xd_same_day", "me2", "xd_same_day"),
         ("self_service", "me2", "self_service"),
         ("me1", "me1", "default"),
         ("custom", "custom", "custom"),
@@ -824,6 +827,158 @@ async def test_the_faturador_issues_the_nfe_of_a_brazilian_full_cart(clock: Cloc
         shipment = (await http.get(f"/shipments/{shipment_id}", headers={"x-format-new": "true"})).json()
     assert (shipment["status"], shipment["substatus"]) == ("ready_to_ship", "in_warehouse")
     assert "invoices" in {body["topic"] for body in receiver.bodies}
+
+
+# -- NF-e import (Brazil) ----------------------------------------------------------------------------------------
+
+
+def sellers_nfe(sandbox: MercadoLibreSandbox, number: int, *, authorized: bool = True) -> tuple[str, bytes]:
+    """An NF-e the seller's ERP issued: its access key and XML (an nfeProc, or the bare NFe SEFAZ never
+    authorized)."""
+    issued = datetime.now(UTC)
+    key = nfe_key("35", issued, sandbox.seller_id, 1, number)
+    xml = nfe_xml(key, number, 1, "99.80", issued)
+    if not authorized:
+        xml = xml[xml.index("<NFe>") : xml.index("<protNFe>")].replace("<NFe>", f'<NFe xmlns="{NFE_NS}">')
+    return key, xml.encode()
+
+
+NFE_NS = "http://www.portalfiscal.inf.br/nfe"
+XML = {"Content-Type": "application/xml"}
+
+
+def invoice_data(shipment_id: int | None, site: str | None = "MLB") -> str:
+    return f"/shipments/{shipment_id}/invoice_data" + (f"?siteId={site}" if site else "")
+
+
+def refused(response: httpx.Response, status: int, code: str) -> str:
+    """The refusal's message, once its status and code (in `error` or in a cause) are checked."""
+    body = assert_ml_error_shape(response, status)
+    assert code in (body["error"], *(cause["code"] for cause in body["cause"])), body
+    return str(body["message"])
+
+
+def assert_ml_error_shape(response: httpx.Response, status: int) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    body: dict[str, Any] = response.json()
+    assert set(body) == {"message", "error", "status", "cause"} and body["status"] == status
+    return body
+
+
+def held_key(body: dict[str, Any]) -> str:
+    return str(body.get("fiscal_key") or body.get("invoice_key"))
+
+
+@pytest.mark.parametrize("logistic_type", ["cross_docking", "drop_off", "xd_drop_off", "xd_same_day"])
+async def test_a_brazilian_carrier_shipment_waits_for_the_sellers_nfe(
+    sandbox: MercadoLibreSandbox, api: httpx.AsyncClient, logistic_type: str
+) -> None:
+    order = sandbox.create_order([SHIRT], logistic_type=logistic_type, status="payment_required")
+    shipment = f"/shipments/{order.shipment_id}"
+    sandbox.pay(order.id)
+    before = (await api.get(shipment, headers={"x-format-new": "true"})).json()
+    assert (before["status"], before["substatus"]) == ("ready_to_ship", "invoice_pending")
+    key, xml = sellers_nfe(sandbox, 501)
+    notified = len(sandbox.notifications)
+    imported = await api.post(invoice_data(order.shipment_id), content=xml, headers=XML)
+    assert imported.status_code == 200, imported.text
+    assert held_key(imported.json()) == key and imported.json()["status"] == "approved"
+    after = (await api.get(shipment, headers={"x-format-new": "true"})).json()
+    assert (after["status"], after["substatus"]) == ("ready_to_ship", "ready_to_print")
+    assert [n.resource for n in sandbox.notifications[notified:]] == [shipment]
+    held = await api.get(invoice_data(order.shipment_id))
+    assert held.status_code == 200 and held.json() == imported.json()
+    assert sandbox.imported_nfe[order.shipment_id or 0].xml == xml
+    listed = (await api.get("/_sandbox/imported-nfe")).json()
+    assert [(n["shipment_id"], n["key"]) for n in listed] == [(order.shipment_id, key)]
+    # Outside Brazil, and for Flex in Brazil, the label is there at once.
+    for site_id, kind in (("MLA", logistic_type), ("MLB", "self_service")):
+        other = sandbox.shipments[sandbox.create_order([SHIRT], site_id=site_id, logistic_type=kind).shipment_id or 0]
+        assert (other.status, other.substatus) == ("ready_to_ship", "printed")
+
+
+@pytest.mark.parametrize("code_in", ["error", "cause"])
+async def test_the_nfe_import_refuses_as_mercado_libre_does(clock: Clock, code_in: str) -> None:
+    sandbox = make_sandbox(clock, nfe_error_code_in=code_in)
+    waiting, other = sandbox.create_order([SHIRT]), sandbox.create_order([BOTTLE])
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=sandbox.app), base_url=BASE_URL) as api:
+        api.headers["Authorization"] = f"Bearer {sandbox.connect()['access_token']}"
+        key, xml = sellers_nfe(sandbox, 601)
+        target = invoice_data(waiting.shipment_id)
+        for site in (None, "MLA"):
+            answer = await api.post(invoice_data(waiting.shipment_id, site), content=xml, headers=XML)
+            assert "MLB" in refused(answer, 400, "invalid_operation_for_site_id")
+        as_json = await api.post(target, content=xml, headers={"Content-Type": "application/json"})
+        refused(as_json, 415, "unsupported_media_type")
+        refused(await api.post(target, content=b"NF 601", headers=XML), 400, "error_parse_invoice_data")
+        refused(await api.post(target, content=b"<nfeProc/>", headers=XML), 400, "invalid_parameter")
+        _, bare = sellers_nfe(sandbox, 602, authorized=False)
+        assert "autorizada" in refused(await api.post(target, content=bare, headers=XML), 400, "invalid_nfe_cstat")
+        batch = b"<lote>" + bare + sellers_nfe(sandbox, 603, authorized=False)[1] + b"</lote>"
+        refused(await api.post(target, content=batch, headers=XML), 400, "batch_nfe_not_supported")
+        assert sandbox.imported_nfe == {} and sandbox.shipments[waiting.shipment_id or 0].substatus == "invoice_pending"
+
+        text_xml = {"Content-Type": "text/xml; charset=utf-8"}
+        assert (await api.post(target + "&x=1", content=xml, headers=text_xml)).status_code == 200
+        refused(await api.post(target, content=xml, headers=XML), 400, "duplicated_fiscal_key")  # sent twice
+        elsewhere = invoice_data(other.shipment_id)
+        refused(await api.post(elsewhere, content=xml, headers=XML), 400, "duplicated_fiscal_key")
+        second_key, second = sellers_nfe(sandbox, 604)
+        refused(await api.post(target, content=second, headers=XML), 400, "shipment_invoice_already_saved")
+
+        flex = sandbox.create_order([SHIRT], logistic_type="self_service")
+        answer = await api.post(invoice_data(flex.shipment_id), content=second, headers=XML)
+        assert "self_service" in refused(answer, 400, "invalid_shipment")
+        unpaid = sandbox.create_order([SHIRT], status="payment_required")
+        answer = await api.post(invoice_data(unpaid.shipment_id), content=second, headers=XML)
+        assert "pending/None" in refused(answer, 400, "invalid_shipment")
+
+        refused(await api.get(elsewhere), 404, "not_found_shipment_invoice")
+        refused(await api.put(elsewhere, content=second, headers=XML), 404, "not_found_shipment_invoice")
+        # PUT replaces what a shipment holds (the path with a trailing slash, as some integrators write it).
+        slash = f"/shipments/{waiting.shipment_id}/invoice_data/?siteId=MLB"
+        assert (await api.put(slash, content=second, headers=XML)).status_code == 200
+        assert held_key((await api.get(target)).json()) == second_key != key
+        assert sandbox.shipments[waiting.shipment_id or 0].substatus == "ready_to_print"
+
+
+async def test_faults_apply_to_the_nfe_import(sandbox: MercadoLibreSandbox, api: httpx.AsyncClient) -> None:
+    order = sandbox.create_order([SHIRT])
+    _, xml = sellers_nfe(sandbox, 701)
+    sandbox.add_fault(FaultRule("POST", "/invoice_data", 503))
+    assert_ml_error(await api.post(invoice_data(order.shipment_id), content=xml, headers=XML), 503)
+    assert sandbox.imported_nfe == {}
+    sandbox.add_fault(FaultRule("POST", "/invoice_data", 502, after_effect=True))
+    assert_ml_error(await api.post(invoice_data(order.shipment_id), content=xml, headers=XML), 502)
+    assert list(sandbox.imported_nfe) == [order.shipment_id]  # imported; only the answer was lost
+
+
+async def test_the_invoice_data_shape_is_drawn_per_sandbox(clock: Clock) -> None:
+    drawn = {seed: make_sandbox(clock, seed=seed) for seed in range(8)}
+    assert {(s.invoice_data_key_field, s.nfe_error_code_in) for s in drawn.values()} == {
+        (field, place) for field in ("fiscal_key", "invoice_key") for place in ("error", "cause")
+    }
+    assert make_sandbox(clock, seed=3).invoice_data_key_field == drawn[3].invoice_data_key_field
+    for key_field, id_field in (("fiscal_key", "id"), ("invoice_key", "invoice_id")):
+        sandbox = make_sandbox(clock, invoice_data_key_field=key_field)
+        order = sandbox.create_order([SHIRT])
+        key, xml = sellers_nfe(sandbox, 801)
+        sandbox.import_nfe(order.shipment_id or 0, xml)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=sandbox.app), base_url=BASE_URL) as api:
+            api.headers["Authorization"] = f"Bearer {sandbox.connect()['access_token']}"
+            body = (await api.get(invoice_data(order.shipment_id))).json()
+        assert body[key_field] == key and isinstance(body[id_field], int)
+        assert (body["invoice_number"], body["invoice_amount"], body["status"]) == ("801", 99.8, "approved")
+
+
+async def test_an_nfe_the_faturador_issues_unlocks_a_carrier_shipment_too(
+    sandbox: MercadoLibreSandbox, api: httpx.AsyncClient
+) -> None:
+    order = sandbox.create_order([SHIRT], logistic_type="cross_docking")
+    invoice = sandbox.issue_invoice(order.id)  # the seller had Mercado Libre's Faturador issue it
+    shipment = sandbox.shipments[order.shipment_id or 0]
+    assert (shipment.status, shipment.substatus) == ("ready_to_ship", "ready_to_print")
+    assert held_key((await api.get(invoice_data(order.shipment_id))).json()) == invoice.key
 
 
 # -- faults ------------------------------------------------------------------------------------------------------

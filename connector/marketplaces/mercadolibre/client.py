@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from email.utils import parsedate_to_datetime
@@ -42,6 +43,15 @@ FilePart = tuple[str, tuple[str, bytes, str]]
 
 # What is kept of an error's body read under `max_bytes`: enough for Mercado Libre's `{message, error, cause}`.
 ERROR_BODY_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class _Body:
+    """What a call sends: JSON, multipart files, or raw bytes (at most one of them)."""
+
+    json: Any
+    files: Sequence[FilePart] | None
+    content: bytes | None
 
 
 class ResponseTooLarge(MarketplaceError):
@@ -115,6 +125,7 @@ class MercadoLibreClient:
         headers: Mapping[str, str] | None = None,
         json_body: Any = None,
         files: Sequence[FilePart] | None = None,
+        content: bytes | None = None,
         accept: frozenset[int] = frozenset(),
         not_found: str | None = None,
         missing_is_transient: bool = False,
@@ -122,12 +133,14 @@ class MercadoLibreClient:
     ) -> httpx.Response:
         """One call with the connection's token (and once more with a fresh one after a 401). A status in
         `accept` is returned like a success; any other failure raises a MarketplaceError. With `max_bytes`
-        the answer is streamed and a successful body over it raises ResponseTooLarge."""
+        the answer is streamed and a successful body over it raises ResponseTooLarge. `content` is a raw body
+        (its Content-Type in `headers`)."""
+        body = _Body(json_body, files, content)
         token = await self._tokens.access_token()
-        response = await self._once(method, path, token, what, params, headers, json_body, files, max_bytes)
+        response = await self._once(method, path, token, what, params, headers, body, max_bytes)
         if response.status_code == 401:
             token = await self._renewed(token)
-            response = await self._once(method, path, token, what, params, headers, json_body, files, max_bytes)
+            response = await self._once(method, path, token, what, params, headers, body, max_bytes)
             if response.status_code == 401:
                 await self._tokens.rejected(token)
                 raise MarketplaceError(
@@ -179,8 +192,7 @@ class MercadoLibreClient:
         what: str,
         params: Mapping[str, str | int] | None,
         headers: Mapping[str, str] | None,
-        json_body: Any,
-        files: Sequence[FilePart] | None,
+        body: _Body,
         max_bytes: int | None = None,
     ) -> httpx.Response:
         all_headers = {**(headers or {}), "Authorization": f"Bearer {token}"}
@@ -189,8 +201,9 @@ class MercadoLibreClient:
             path,
             params=params,
             headers=all_headers,
-            json=json_body,
-            files=list(files) if files is not None else None,
+            json=body.json,
+            files=list(body.files) if body.files is not None else None,
+            content=body.content,
         )
         try:
             if max_bytes is None:

@@ -2,15 +2,28 @@
 the way Mercado Libre documents it for the cart's site and logistics.
 
 Invoices (`send_invoice`):
-- Brazil (MLB): nothing is uploaded. The fiscal-documents resource is "available in all sites, except
-  Mercado Livre Brasil" (https://developers.mercadolivre.com.br/en_us/upload-invoices); Brazil's NF-e goes
-  through Mercado Libre's own invoicing, the Faturador, automatically for Full and on the seller's request
-  otherwise (https://developers.mercadolivre.com.br/pt_br/api-fiscal-faturamento-de-venda). Asking the
-  Faturador from here would issue a second NF-e for a sale VTEX's ERP already invoiced, so the invoice is
-  recorded as handed over and nothing is called. (For Full the NF-e even flows the other way, from
-  Mercado Libre into VTEX: VTEX's known issue meli-full-orders-not-creating-invoice-in-vtex.)
+- Brazil (MLB): the fiscal-documents resource is "available in all sites, except Mercado Livre Brasil"
+  (https://developers.mercadolivre.com.br/en_us/upload-invoices). What Brazil needs instead is the NF-e
+  *imported* into the shipment, which unlocks its label ("destrancando o substatus invoice_pending e
+  permitindo a geração da etiqueta de envio", https://developers.mercadolivre.com.br/importar-nota-fiscal),
+  per logistic type:
+  - drop_off, xd_drop_off, xd_same_day, cross_docking (Mercado Libre's carrier, its label): the NF-e XML
+    VTEX has (`embeddedInvoice`) is imported into each shipment waiting for it (substatus invoice_pending),
+    `POST /shipments/{id}/invoice_data?siteId=MLB` with the raw XML [secondary]; idempotent (what Mercado
+    Libre holds is read first), and an invoice without an NF-e XML, or one Mercado Libre refuses, is an
+    alert line saying the label stays locked and what to do. nfe_import.py has the rules and sources.
+  - self_service (Flex): nothing. Its label needs no import; attaching the NF-e to the pack (`POST
+    /packs/{pack_id}/fiscal_documents`) would only give the buyer a copy and "não altera o status do envio"
+    (https://developers.mercadolivre.com.br/anexar-nota-fiscal), so it is left to the seller.
+  - ME1 and custom: nothing (the seller's own carrier ships; no label of Mercado Libre's waits).
+  - fulfillment (Full): nothing. Mercado Libre's Faturador issues the NF-e itself, automatically for Full
+    (https://developers.mercadolivre.com.br/pt_br/api-fiscal-faturamento-de-venda), and it flows the other
+    way, from Mercado Libre into VTEX (invoices.py; VTEX's known issue
+    meli-full-orders-not-creating-invoice-in-vtex).
+  The Faturador is never asked for an NF-e here: that would issue a second one for a sale VTEX's ERP
+  invoiced already.
 - Chile, Full packs: nothing either ("To Mercado Libre Chile, the pack with Full shipping will not use this
-  resource", same page).
+  resource", the upload-invoices page).
 - Every other case, Full outside Chile included (the page excludes no other): `POST
   /packs/{pack_id}/fiscal_documents`, multipart, field `fiscal_document`: the PDF (at most 1 MB, "one
   fiscal_document per pack") and, when VTEX has it, the XML with it ("Attach XML file"). An order without a
@@ -61,6 +74,7 @@ from connector.marketplaces.base import MarketplaceError
 from connector.marketplaces.mercadolibre.carts import Carts, digits
 from connector.marketplaces.mercadolibre.client import FilePart, MercadoLibreClient
 from connector.marketplaces.mercadolibre.mapping import Cart, NotIntegrable, cart_logistics
+from connector.marketplaces.mercadolibre.nfe_import import NfeImport
 from connector.marketplaces.mercadolibre.sites import BRAZIL, CHILE, Site
 from connector.models import Invoice, InvoiceType, Logistics, Tracking
 
@@ -94,6 +108,7 @@ class FollowUp:
         self._site = site
         self._alert = alert
         self._clock = clock
+        self._nfe_import = NfeImport(client=client, carts=carts, alert=alert)
         # The invoice's URL is the seller's (its ERP): fetched without Mercado Libre's token.
         self._download = pooled_client(timeout=download_timeout_seconds, transport=download_transport)
 
@@ -108,7 +123,8 @@ class FollowUp:
             log.info("cart %s: return invoice %s not sent (Mercado Libre takes none)", key, number)
             return
         if self._site.id == BRAZIL:
-            log.info("cart %s: invoice %s not uploaded (Brazil: Mercado Libre's Faturador)", key, number)
+            xml = _embedded(invoice.embedded_invoice)[1] if invoice.embedded_invoice else None
+            await self._nfe_import.send(key, invoice, xml)
             return
         cart = await self._carts.read(key, billing=False)
         if self._site.id == CHILE and self._logistics(cart) is Logistics.MARKETPLACE_FULFILLMENT:

@@ -31,7 +31,9 @@ Decisions, each with its source:
   - `me2`/`cross_docking` (Colecta: Mercado Libre's carrier collects at the seller), `me2`/`xd_drop_off`
     (the seller drops at a Mercado Libre place) and `me2`/`drop_off` (the seller takes it to the carrier):
     Mercado Libre's carrier and label -> MARKETPLACE_CARRIER (same page; Mercado Envíos 2 guide,
-    https://developers.mercadolibre.com.ni/es_ar/mercadoenvios-modo-2);
+    https://developers.mercadolibre.com.ni/es_ar/mercadoenvios-modo-2); `me2`/`xd_same_day` too ("Mercado
+    Envios Coleta Rápida", one of the four logistics whose label waits for the seller's NF-e,
+    https://developers.mercadolivre.com.br/importar-nota-fiscal);
   - `me2`/`self_service` (Flex: the seller delivers) -> SELLER ([secondary]: integrators' notes);
   - mode `me1` (Mercado Envíos 1: the seller ships with its carrier and reports tracking) and mode
     `custom` (the seller's own shipping) -> SELLER, whatever their type (ME1 guide,
@@ -77,7 +79,7 @@ CANCELLED_STATUSES = frozenset({"cancelled", "invalid"})
 UNSHOWN_PACK = "not-shown"
 COMPLETE_PACK_STATUSES = frozenset({"released", UNSHOWN_PACK})
 SELLER_MODES = frozenset({"me1", "custom"})
-CARRIER_TYPES = frozenset({"cross_docking", "drop_off", "xd_drop_off"})
+CARRIER_TYPES = frozenset({"cross_docking", "drop_off", "xd_drop_off", "xd_same_day"})
 CORPORATE_DOCUMENTS = frozenset({"CNPJ"})
 
 

@@ -10,7 +10,8 @@ It serves Mercado Libre's documented shapes; every module names its sources:
   retries, duplicates and `GET /missed_feeds`.
 - mercadolibre_store: the marketplace's state and the buyer's and Mercado Libre's changes to it (the
   Python API below), each followed by its notification.
-- mercadolibre_seller: what the seller sends: ME1/custom tracking, fiscal documents, and the NF-e.
+- mercadolibre_seller: what the seller sends: ME1/custom tracking, fiscal documents, the NF-e it imports
+  into a Brazilian shipment (`/shipments/{id}/invoice_data`), and the Faturador's NF-e.
 - mercadolibre_models: sites and currencies, dates, money, the error table, fault rules.
 - mercadolibre_admin: the admin API under `/_sandbox/` (tests in another process, `make run`).
 
@@ -33,6 +34,9 @@ is caught (each is a constructor argument; a `seed` makes the draws repeatable):
 - Notifications leave after a random delay, sometimes twice (`duplicate_probability`), and are retried
   until the receiver answers exactly 200 within `answer_timeout_seconds` (0.5 s, as documented).
 - Claims notify with topic `claims` (`claims_topic`), or with the `post_purchase` + `actions` model.
+- A shipment's NF-e (`GET /shipments/{id}/invoice_data`) carries its access key in `fiscal_key` or in
+  `invoice_key` (`invoice_data_key_field`), and an NF-e import refusal its code in `error` or in a cause's
+  `code` (`nfe_error_code_in`): integrators read both ways, Mercado Libre documents neither.
 - Dates are local -04:00 with milliseconds, ids are JSON numbers, amounts JSON numbers (`49.9`), pack
   ids and order ids come from the same number space.
 """
@@ -60,6 +64,7 @@ from sandboxes.mercadolibre_models import (
     Claim,
     FaultRule,
     FiscalDocument,
+    ImportedNfe,
     Invoice,
     ItemSpec,
     MlApiError,
@@ -85,12 +90,19 @@ from sandboxes.mercadolibre_notifications import (
     post_json,
 )
 from sandboxes.mercadolibre_oauth import OAuthServer, parse_form
-from sandboxes.mercadolibre_seller import apply_tracking, fiscal_documents, parse_multipart
-from sandboxes.mercadolibre_store import MercadoLibreStore
+from sandboxes.mercadolibre_seller import (
+    NFE_CONTENT_TYPES,
+    apply_tracking,
+    fiscal_documents,
+    nfe_refusal,
+    parse_multipart,
+)
+from sandboxes.mercadolibre_store import INVOICE_DATA_KEY_FIELDS, NFE_ERROR_CODE_PLACES, MercadoLibreStore
 from sandboxes.mercadolibre_views import (
     SORTS,
     billing_info_json,
     claim_json,
+    invoice_data_json,
     invoice_json,
     order_json,
     pack_json,
@@ -104,6 +116,7 @@ __all__ = [
     "Claim",
     "FaultRule",
     "FiscalDocument",
+    "ImportedNfe",
     "Invoice",
     "ItemSpec",
     "MercadoLibreSandbox",
@@ -165,6 +178,8 @@ class MercadoLibreSandbox(MercadoLibreStore):
         search_index_delay_seconds: float | None = None,
         token_latency_seconds: float | None = None,
         invoice_delay_seconds: float | None = None,
+        invoice_data_key_field: str | None = None,
+        nfe_error_code_in: str | None = None,
         seed: int | None = None,
         fault_seed: int = 0,
         id_base: int | None = None,
@@ -172,7 +187,8 @@ class MercadoLibreSandbox(MercadoLibreStore):
     ) -> None:
         """`clock` (seconds since the epoch) is what token lifetimes, the search index lag and every date
         the sandbox writes are measured on; tests move it to expire tokens. `seed` makes the random
-        choices (ids, delays, duplicates, pack_single_orders) repeatable. `id_base` pins the first ids."""
+        choices (ids, delays, duplicates, pack_single_orders, the NF-e import's shapes) repeatable. `id_base`
+        pins the first ids."""
         if search_max_limit < 1:
             raise ValueError("search_max_limit must be positive")
         dispatcher = NotificationDispatcher(
@@ -184,6 +200,8 @@ class MercadoLibreSandbox(MercadoLibreStore):
             rng=random.Random(None if seed is None else seed + 1),
         )
         dispatcher.callback_url = callback_url
+        shapes = random.Random(None if seed is None else seed + 3)
+        drawn_key_field, drawn_code_in = shapes.choice(INVOICE_DATA_KEY_FIELDS), shapes.choice(NFE_ERROR_CODE_PLACES)
         super().__init__(
             site_id=site_id,
             seller_id=seller_id,
@@ -195,6 +213,8 @@ class MercadoLibreSandbox(MercadoLibreStore):
             ),
             search_index_delay_seconds=search_index_delay_seconds,
             invoice_delay_seconds=invoice_delay_seconds,
+            invoice_data_key_field=invoice_data_key_field or drawn_key_field,
+            nfe_error_code_in=nfe_error_code_in or drawn_code_in,
             seed=seed,
             id_base=id_base if id_base is not None else 2_000_000_000_000_000 + int(clock() * 1000) % 10**9 * 1000,
             clock=clock,
@@ -227,6 +247,16 @@ class MercadoLibreSandbox(MercadoLibreStore):
             self._route("/shipments/{shipment_id}", "GET", self._get_shipment),
             self._route("/shipments/{shipment_id}/items", "GET", self._shipment_items),
             self._route("/shipments/{shipment_id}/seller_notifications", "POST", self._seller_notification),
+            # Integrators write the path with and without a trailing slash.
+            *(
+                self._route(f"/shipments/{{shipment_id}}/invoice_data{slash}", method, handler)
+                for slash in ("", "/")
+                for method, handler in (
+                    ("GET", self._get_invoice_data),
+                    ("POST", self._import_invoice_data),
+                    ("PUT", self._replace_invoice_data),
+                )
+            ),
             self._route("/post-purchase/v1/claims/{claim_id}", "GET", self._get_claim),
             self._route("/users/{user_id}/invoices/orders/{order_id}", "GET", self._get_invoice),
             self._route("/users/{user_id}/invoices/shipments/{shipment_id}", "GET", self._get_shipment_invoice),
@@ -485,6 +515,36 @@ class MercadoLibreSandbox(MercadoLibreStore):
         self.seller_notifications.append(SellerNotification(shipment.id, stored, now))
         self._notify("shipments", f"/shipments/{shipment.id}")
         return 200, {"status": "OK"}
+
+    async def _get_invoice_data(self, call: Call) -> Answer:
+        shipment = self._nfe_shipment(call)
+        nfe = self.imported_nfe.get(shipment.id)
+        if nfe is None:
+            raise nfe_refusal("not_found_shipment_invoice", in_cause=self.nfe_error_code_in == "cause")
+        return 200, invoice_data_json(nfe, key_field=self.invoice_data_key_field)
+
+    async def _import_invoice_data(self, call: Call) -> Answer:
+        return self._take_nfe(call, replace=False)
+
+    async def _replace_invoice_data(self, call: Call) -> Answer:
+        return self._take_nfe(call, replace=True)
+
+    def _take_nfe(self, call: Call, *, replace: bool) -> Answer:
+        shipment = self._nfe_shipment(call)
+        content_type = call.request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type not in NFE_CONTENT_TYPES:
+            raise nfe_refusal("unsupported_media_type", in_cause=self.nfe_error_code_in == "cause")
+        nfe = self.import_nfe(shipment.id, call.raw, content_type=content_type, replace=replace)
+        return 200, invoice_data_json(nfe, key_field=self.invoice_data_key_field)
+
+    def _nfe_shipment(self, call: Call) -> Shipment:
+        """The shipment of an invoice_data call, which must name Brazil's site (`siteId=MLB`)."""
+        if call.query.get("siteId") != "MLB":
+            detail = "the siteId=MLB parameter is required"
+            raise nfe_refusal(
+                "invalid_operation_for_site_id", in_cause=self.nfe_error_code_in == "cause", detail=detail
+            )
+        return self._find_shipment(call.path_params["shipment_id"])
 
     async def _upload_fiscal_documents(self, call: Call) -> Answer:
         pack_id = _id_param(call.path_params["pack_id"], "Pack")

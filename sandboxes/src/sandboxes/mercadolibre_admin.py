@@ -29,7 +29,7 @@ id). Orders come back as GET /orders/{id} would show them after payment (the buy
 | PUT /_sandbox/callback | {url} | the notifications' callback URL (null: none) |
 | POST, GET, DELETE /_sandbox/faults | FaultRule fields | add_fault, faults, clear_faults |
 | GET /_sandbox/requests, /notifications, /seller-notifications | | what was seen and sent |
-| GET /_sandbox/fiscal-documents, /invoices | | likewise |
+| GET /_sandbox/fiscal-documents, /invoices, /imported-nfe | | likewise (the last: the NF-e each shipment holds) |
 | POST /_sandbox/reset | | reset |
 
 (1) items: [{title, unit_price ("49.90"), quantity, seller_sku, variation_id, full_unit_price, item_id}];
@@ -100,6 +100,7 @@ def admin_routes(sandbox: MercadoLibreSandbox) -> list[BaseRoute]:
         ("/seller-notifications", "GET", admin.list_seller_notifications),
         ("/fiscal-documents", "GET", admin.list_fiscal_documents),
         ("/invoices", "GET", admin.list_invoices),
+        ("/imported-nfe", "GET", admin.list_imported_nfe),
         ("/reset", "POST", admin.reset),
     ]
     return [Route(PREFIX + path, _endpoint(handler), methods=[method]) for path, method, handler in table]
@@ -386,6 +387,9 @@ class _Admin:
 
     def list_invoices(self, request: Request, body: JSON) -> list[JSON]:
         return [invoice_json(invoice, user_id=self.sandbox.seller_id) for invoice in self.sandbox.invoices.values()]
+
+    def list_imported_nfe(self, request: Request, body: JSON) -> list[JSON]:
+        return [nfe.to_json() for nfe in self.sandbox.imported_nfe.values()]
 
     def reset(self, request: Request, body: JSON) -> None:
         self.sandbox.reset()

@@ -87,10 +87,15 @@ LOGISTIC_TYPES: dict[str, tuple[str, str]] = {
     "cross_docking": ("me2", "cross_docking"),
     "drop_off": ("me2", "drop_off"),
     "xd_drop_off": ("me2", "xd_drop_off"),
+    "xd_same_day": ("me2", "xd_same_day"),
     "self_service": ("me2", "self_service"),
     "me1": ("me1", "default"),
     "custom": ("custom", "custom"),
 }
+# In Brazil, the logistics whose label waits (substatus invoice_pending) until the seller imports the sale's NF-e
+# ("drop_off (Mercado Envios Drop Off), xd_drop_off (Mercado Envios Places), xd_same_day (Mercado Envios Coleta
+# Rápida) e cross_docking (Mercado Envios Coletas)", https://developers.mercadolivre.com.br/importar-nota-fiscal).
+NFE_IMPORT_TYPES = frozenset({"drop_off", "xd_drop_off", "xd_same_day", "cross_docking"})
 # Modes where the seller ships and reports tracking (POST /shipments/{id}/seller_notifications, ME1 guide).
 SELLER_SHIPPED_MODES = frozenset({"me1", "custom"})
 
@@ -338,6 +343,11 @@ class Shipment:
     def type(self) -> str:
         return LOGISTIC_TYPES[self.logistic_type][1]
 
+    @property
+    def takes_nfe_import(self) -> bool:
+        """A Brazilian shipment whose label waits for the seller's NF-e."""
+        return self.site_id == "MLB" and self.logistic_type in NFE_IMPORT_TYPES
+
 
 @dataclass
 class Claim:
@@ -402,6 +412,34 @@ class Invoice:
     amount: Decimal
     issued_at: datetime
     xml: str
+
+
+@dataclass
+class ImportedNfe:
+    """The NF-e Mercado Libre holds for a Brazilian shipment (`/shipments/{id}/invoice_data`): one the seller
+    imported, or the Faturador's when the seller had it issue one. Number, series, date and amount are the
+    XML's (`ide/nNF`, `ide/serie`, `ide/dhEmi`, `total/ICMSTot/vNF`), None when it lacks them."""
+
+    id: int
+    shipment_id: int
+    key: str
+    xml: bytes
+    content_type: str
+    imported_at: datetime
+    number: str | None = None
+    series: str | None = None
+    issued: str | None = None
+    amount: str | None = None
+
+    def to_json(self) -> JSON:
+        return {
+            "id": self.id,
+            "shipment_id": self.shipment_id,
+            "key": self.key,
+            "content_type": self.content_type,
+            "size": len(self.xml),
+            "imported_at": self.imported_at.isoformat(),
+        }
 
 
 @dataclass

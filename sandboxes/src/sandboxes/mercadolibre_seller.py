@@ -14,6 +14,27 @@ orders, fiscal documents outside Brazil, and the NF-e Mercado Libre's Faturador 
   pack; an order without pack_id uses its order id in place of the pack id. "Available in all sites, except
   Mercado Livre Brasil"; Chile's Full packs do not use it. Answer `{"ids": ["{seller}_{uuid}", ...]}`.
   [INFERRED] refusals are 400 in the documented error shape; a second upload to the same pack is 409.
+- NF-e import, Brazil (https://developers.mercadolivre.com.br/importar-nota-fiscal): "Sellers Pessoa Jurídica
+  (PJ) contribuintes podem importar as notas fiscais de venda ... para pedidos com as logísticas drop_off,
+  xd_drop_off, xd_same_day e cross_docking"; the import "altera o status do envio, destrancando o substatus
+  invoice_pending e permitindo a geração da etiqueta de envio". The page's excerpts show no request, so the
+  calls are [secondary], as integrators' public code makes them: `GET|POST|PUT
+  /shipments/{id}/invoice_data?siteId=MLB` (some write `invoice_data/?siteId=MLB`), the raw authorized
+  NF-e XML as the body (`application/xml`, some send `text/xml`). Refusals are 400s with the codes and
+  Portuguese texts integrators copy from Mercado Libre's table (NFE_REFUSALS). What the sandbox checks
+  ([INFERRED] where the table only names the code): the body parses as XML and holds one NF-e (several
+  `infNFe`: batch_nfe_not_supported) with a 44-digit access key (`protNFe/infProt/chNFe`, or the `infNFe`
+  Id "NFe" + key; both, when both are there, the same: else invalid_parameter); it is authorized
+  (`protNFe/infProt/cStat` 100, a bare `NFe` without protocol is not: invalid_nfe_cstat); the key is not
+  held by any shipment yet (duplicated_fiscal_key, the same NF-e sent twice included); the shipment holds
+  no other NF-e (shipment_invoice_already_saved), takes one (an MLB shipment of those four logistics) and
+  waits for it (substatus invoice_pending; else invalid_shipment, naming its status). `siteId=MLB` is
+  required (invalid_operation_for_site_id: "Só é permitida a execução de operações para o site MLB"),
+  another Content-Type is 415 [INFERRED: an integrator meets a 415 for JSON there]. GET without an NF-e is
+  404 not_found_shipment_invoice (the code an integrator matches). PUT replaces the NF-e a shipment holds
+  (404 when it holds none) and changes no status [INFERRED]. Where the code sits is open (integrators read
+  `error`, `error_code` or a cause's `code`): the sandbox puts it in `error`, or in `cause [{code,
+  message}]` under `error: bad_request`, drawn per sandbox.
 - Faturador (https://developers.mercadolivre.com.br/pt_br/api-fiscal-faturamento-de-venda): one NF-e for
   all the orders of a cart, issued automatically for Full, otherwise on the seller's request
   (`POST /users/{user_id}/invoices/orders {"orders": [...]}`). The sandbox issues it on its own for paid
@@ -24,7 +45,9 @@ orders, fiscal documents outside Brazil, and the NF-e Mercado Libre's Faturador 
 
 from __future__ import annotations
 
+import re
 import uuid
+import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
@@ -46,6 +69,54 @@ MAX_FISCAL_DOCUMENT_BYTES = 1024 * 1024
 FISCAL_CONTENT_TYPES = frozenset({"application/pdf", "application/xml", "text/xml"})
 TRACKING_STATUSES = {"shipped": None, "delivered": None, "not_delivered": "returning_to_sender"}
 FINAL_SHIPMENT_STATUSES = frozenset({"not_delivered", "cancelled"})
+NFE_CONTENT_TYPES = frozenset({"application/xml", "text/xml"})
+# Mercado Libre's NF-e import refusals as integrators copy them: code -> (status, message, hint).
+NFE_REFUSALS: dict[str, tuple[int, str, str]] = {
+    "shipment_invoice_already_saved": (
+        400,
+        "Já existe uma nota fiscal salva para o envio informado.",
+        "Para que a nota fiscal possa ser salva, o envio necessita estar no substatus de invoice_pending.",
+    ),
+    "duplicated_fiscal_key": (
+        400,
+        "Já existe uma nota fiscal salva com a chave fiscal informada.",
+        "O número de chave fiscal da nota precisa ser único.",
+    ),
+    "invalid_nfe_cstat": (
+        400,
+        "A nota fiscal possui um status diferente de autorizada.",
+        "Envie uma nota autorizada pela Sefaz.",
+    ),
+    "invalid_operation_for_site_id": (
+        400,
+        "Operação inválida para a região informada.",
+        "Só é permitida a execução de operações para o site MLB.",
+    ),
+    "error_parse_invoice_data": (
+        400,
+        "Erro ao converter dados da nota fiscal para json.",
+        "Verifique se a nota fiscal foi informada de forma correta.",
+    ),
+    "invalid_parameter": (
+        400,
+        "A nota fiscal informada não contém o número de identificação.",
+        "Verifique o número de identificação na nota fiscal informada.",
+    ),
+    "batch_nfe_not_supported": (
+        400,
+        "Não é possível informar nota fiscal com formato em lote",
+        "Enviar XML de uma nota fiscal individual",
+    ),
+    "invalid_shipment": (
+        400,
+        "O shipment se encontra em um status em que a importação da NF-e não é aceita",
+        "Verifique o status do shipment antes de enviar a NF-e.",
+    ),
+    "not_found_shipment_invoice": (404, "Not found shipment invoice", "Nenhuma nota fiscal salva para o envio."),
+    "unsupported_media_type": (415, "Unsupported Content-Type", "Envie o XML com application/xml ou text/xml."),
+}
+_NFE_KEY = re.compile(r"\d{44}")
+AUTHORIZED = "100"
 
 
 @dataclass(frozen=True)
@@ -157,6 +228,62 @@ def apply_tracking(shipment: Shipment, body: Any) -> JSON:
     if isinstance(payload, dict) and isinstance(payload.get("service_id"), int):
         shipment.service_id = payload["service_id"]
     return dict(body)
+
+
+@dataclass(frozen=True)
+class NfeDocument:
+    """What the sandbox reads of an imported NF-e XML."""
+
+    key: str
+    number: str | None
+    series: str | None
+    issued: str | None
+    amount: str | None
+
+
+def nfe_refusal(code: str, *, in_cause: bool, detail: str | None = None) -> MlApiError:
+    """Mercado Libre's refusal `code` (NFE_REFUSALS), with the code in `error` or in the causes."""
+    status, message, hint = NFE_REFUSALS[code]
+    error = MlApiError(status, "bad_request" if in_cause else code, f"{message} ({detail})" if detail else message)
+    if in_cause:
+        error.payload["cause"] = [{"code": code, "message": hint}]
+    return error
+
+
+def read_nfe(raw: bytes, *, in_cause: bool) -> NfeDocument:
+    """The one authorized NF-e an import body holds; its refusal otherwise."""
+    try:
+        root = ElementTree.fromstring(raw)
+    except ElementTree.ParseError:
+        raise nfe_refusal("error_parse_invoice_data", in_cause=in_cause, detail="the body is not XML") from None
+    infos = [element for element in root.iter() if _local(element.tag) == "infNFe"]
+    if len(infos) > 1:
+        raise nfe_refusal("batch_nfe_not_supported", in_cause=in_cause)
+    keys = {(element.text or "").strip() for element in root.iter() if _local(element.tag) == "chNFe"}
+    keys |= {info.get("Id", "").removeprefix("NFe") for info in infos}
+    keys.discard("")
+    if len(keys) != 1 or not _NFE_KEY.fullmatch(next(iter(keys))):
+        raise nfe_refusal("invalid_parameter", in_cause=in_cause, detail="no single 44-digit access key")
+    statuses = [(element.text or "").strip() for element in root.iter() if _local(element.tag) == "cStat"]
+    if statuses[-1:] != [AUTHORIZED]:
+        raise nfe_refusal("invalid_nfe_cstat", in_cause=in_cause)
+    return NfeDocument(
+        key=keys.pop(),
+        number=_text_of(root, "nNF"),
+        series=_text_of(root, "serie"),
+        issued=_text_of(root, "dhEmi"),
+        amount=_text_of(root, "vNF"),
+    )
+
+
+def _local(tag: str) -> str:
+    return tag.rpartition("}")[2]
+
+
+def _text_of(root: ElementTree.Element, name: str) -> str | None:
+    found = next((element for element in root.iter() if _local(element.tag) == name), None)
+    text = (found.text or "").strip() if found is not None else ""
+    return text or None
 
 
 def nfe_key(site_state_code: str, issued: datetime, seller_id: int, series: int, number: int) -> str:

@@ -12,6 +12,12 @@ What the docs do not say and this chooses [INFERRED]:
 - A paid ME2 shipment is `ready_to_ship`/`printed`; ME1 and custom ones are `handling` until the seller
   reports tracking; a Brazilian Full one is `handling`/`invoice_pending` until its NF-e exists, then
   `ready_to_ship`/`in_warehouse` (the reference notes: "Full: wait for shipment handling/invoice_pending").
+  A Brazilian drop_off, xd_drop_off, xd_same_day or cross_docking one is `ready_to_ship`/`invoice_pending`
+  until an NF-e is imported (the import "destrava o substatus invoice_pending e permite a geração da
+  etiqueta", https://developers.mercadolivre.com.br/importar-nota-fiscal; integrators check
+  ready_to_ship + invoice_pending before importing [secondary]), then `ready_to_ship`/`ready_to_print`
+  (the substatus integrators see once the label is released [secondary]). An NF-e the seller has the
+  Faturador issue for such a shipment unlocks it too, and is then the NF-e its invoice_data shows.
 - The cart's freight is paid with its first order (`shipping_cost` of that order's payment).
 - `cancel_detail` on a cancelled order: `{group, code, description, requested_by, date, application_id}`.
 """
@@ -38,6 +44,7 @@ from sandboxes.mercadolibre_models import (
     UNPAID_STATUSES,
     Buyer,
     Claim,
+    ImportedNfe,
     Invoice,
     ItemSpec,
     Order,
@@ -50,11 +57,15 @@ from sandboxes.mercadolibre_models import (
     to_decimal,
 )
 from sandboxes.mercadolibre_notifications import Notification, NotificationAttempt, NotificationDispatcher
-from sandboxes.mercadolibre_seller import nfe_key, nfe_xml
+from sandboxes.mercadolibre_seller import NfeDocument, nfe_key, nfe_refusal, nfe_xml, read_nfe
 from sandboxes.mercadolibre_views import order_json
 
 MAX_SEARCH_INDEX_DELAY = 0.5
 MAX_INVOICE_DELAY = 0.5
+# Where the sandbox's answers put what the docs leave open about NF-e import (mercadolibre_views,
+# mercadolibre_seller): the access key's field in GET invoice_data, and a refusal's code.
+INVOICE_DATA_KEY_FIELDS = ("fiscal_key", "invoice_key")
+NFE_ERROR_CODE_PLACES = ("error", "cause")
 # The IBGE code of São Paulo, for the NF-e keys of the sandbox's Brazilian seller.
 _SP_STATE_CODE = "35"
 _FIRST_NAMES = ("Ana", "Bruno", "Carla", "Diego", "Elena", "Fábio", "Gabriela", "Hugo")
@@ -75,6 +86,8 @@ class MercadoLibreStore:
         pack_single_orders: bool,
         search_index_delay_seconds: float | None,
         invoice_delay_seconds: float | None,
+        invoice_data_key_field: str,
+        nfe_error_code_in: str,
         seed: int | None,
         id_base: int,
         clock: Callable[[], float],
@@ -83,11 +96,17 @@ class MercadoLibreStore:
             raise ValueError(f"site_id must be one of {', '.join(SITES)}")
         if claims_topic not in ("claims", "post_purchase"):
             raise ValueError("claims_topic must be 'claims' or 'post_purchase'")
+        if invoice_data_key_field not in INVOICE_DATA_KEY_FIELDS:
+            raise ValueError(f"invoice_data_key_field must be one of {', '.join(INVOICE_DATA_KEY_FIELDS)}")
+        if nfe_error_code_in not in NFE_ERROR_CODE_PLACES:
+            raise ValueError(f"nfe_error_code_in must be one of {', '.join(NFE_ERROR_CODE_PLACES)}")
         self.site_id = site_id
         self.seller_id = seller_id
         self.application_id = application_id
         self.claims_topic = claims_topic
         self.pack_single_orders = pack_single_orders
+        self.invoice_data_key_field = invoice_data_key_field
+        self.nfe_error_code_in = nfe_error_code_in
         self._dispatcher = dispatcher
         self._index_delay = search_index_delay_seconds
         self._invoice_delay = invoice_delay_seconds
@@ -101,6 +120,8 @@ class MercadoLibreStore:
         self.shipments: dict[int, Shipment] = {}
         self.claims: dict[int, Claim] = {}
         self.invoices: dict[int, Invoice] = {}
+        # The NF-e each Brazilian shipment holds (its invoice_data), by shipment id.
+        self.imported_nfe: dict[int, ImportedNfe] = {}
         self._restart()
 
     def _restart(self) -> None:
@@ -110,7 +131,7 @@ class MercadoLibreStore:
             task.cancel()
         self._tasks.clear()
         self._dispatcher.reset()
-        for store in (self.orders, self.packs, self.shipments, self.claims, self.invoices):
+        for store in (self.orders, self.packs, self.shipments, self.claims, self.invoices, self.imported_nfe):
             store.clear()
         self._rng.seed(self._seed)
         self._ids = itertools.count(self._id_base + 1)
@@ -119,6 +140,7 @@ class MercadoLibreStore:
         self._claim_ids = itertools.count(5_000_000_000 + self._id_base % 10**8 + 1)
         self._invoice_ids = itertools.count(700_000_000 + self._id_base % 10**7 + 1)
         self._invoice_numbers = itertools.count(1001)
+        self._imported_nfe_ids = itertools.count(429_348_053_945_000 + self._id_base % 10**6 + 1)
 
     # -- notifications ----------------------------------------------------------------------------------------
 
@@ -226,11 +248,9 @@ class MercadoLibreStore:
         self._touch_order(order, now)
         shipment = self._shipment_of(order)
         if shipment is not None and shipment.status == "pending" and self._all_paid(shipment.order_ids):
-            full_brazil = shipment.logistic_type == "fulfillment" and shipment.site_id == "MLB"
-            shipment.status = "handling" if full_brazil or shipment.mode != "me2" else "ready_to_ship"
-            shipment.substatus = "invoice_pending" if full_brazil else (None if shipment.mode != "me2" else "printed")
+            shipment.status, shipment.substatus = _paid_state(shipment)
             shipment.last_updated = now
-            if full_brazil:
+            if _faturador_issues(shipment):
                 self._schedule_invoice(order.id)
             if notify:
                 self._notify("shipments", f"/shipments/{shipment.id}")
@@ -502,12 +522,85 @@ class MercadoLibreStore:
         self.invoices[invoice.id] = invoice
         shipment = self._shipment_of(order)
         if shipment is not None and shipment.substatus == "invoice_pending":
-            shipment.status, shipment.substatus, shipment.last_updated = "ready_to_ship", "in_warehouse", now
+            if shipment.takes_nfe_import:
+                self.imported_nfe[shipment.id] = self._held_nfe(shipment, invoice.xml.encode(), "application/xml", now)
+            unlocked = "ready_to_print" if shipment.takes_nfe_import else "in_warehouse"
+            shipment.status, shipment.substatus, shipment.last_updated = "ready_to_ship", unlocked, now
             if notify:
                 self._notify("shipments", f"/shipments/{shipment.id}")
         if notify:
             self._notify("invoices", f"/users/{self.seller_id}/invoices/{invoice.id}")
         return invoice
+
+    def import_nfe(
+        self,
+        shipment_id: int,
+        xml: bytes,
+        *,
+        content_type: str = "application/xml",
+        replace: bool = False,
+        notify: bool = True,
+    ) -> ImportedNfe:
+        """The seller imports the sale's NF-e into a Brazilian shipment waiting for it (the API's `POST
+        /shipments/{id}/invoice_data`, or Mercado Libre's panel): the label is released (ready_to_print).
+        `replace` is the API's PUT: another NF-e for a shipment that holds one, no status change.
+        MlApiError with Mercado Libre's refusal (mercadolibre_seller.NFE_REFUSALS). Notifies shipments."""
+        shipment = self.shipments.get(shipment_id)
+        if shipment is None:
+            raise KeyError(f"no shipment {shipment_id}")
+        in_cause = self.nfe_error_code_in == "cause"
+        if shipment.site_id != "MLB":
+            detail = f"shipment {shipment.id} is of site {shipment.site_id}"
+            raise nfe_refusal("invalid_operation_for_site_id", in_cause=in_cause, detail=detail)
+        document = read_nfe(xml, in_cause=in_cause)
+        held = self.imported_nfe.get(shipment.id)
+        if any(n.key == document.key for n in self.imported_nfe.values() if not (replace and n is held)):
+            raise nfe_refusal("duplicated_fiscal_key", in_cause=in_cause)
+        if replace and held is None:
+            raise nfe_refusal("not_found_shipment_invoice", in_cause=in_cause)
+        if not replace:
+            self._check_waits_for_nfe(shipment, held, in_cause=in_cause)
+        now = self._now()
+        nfe = self._held_nfe(shipment, xml, content_type, now, document)
+        self.imported_nfe[shipment.id] = nfe
+        if not replace:
+            shipment.status, shipment.substatus = "ready_to_ship", "ready_to_print"
+        shipment.last_updated = now
+        if notify:
+            self._notify("shipments", f"/shipments/{shipment.id}")
+        return nfe
+
+    def _check_waits_for_nfe(self, shipment: Shipment, held: ImportedNfe | None, *, in_cause: bool) -> None:
+        if held is not None:
+            raise nfe_refusal("shipment_invoice_already_saved", in_cause=in_cause)
+        if not shipment.takes_nfe_import:
+            detail = f"shipment {shipment.id} is {shipment.type}, which takes no NF-e import"
+            raise nfe_refusal("invalid_shipment", in_cause=in_cause, detail=detail)
+        if shipment.substatus != "invoice_pending":
+            detail = f"shipment {shipment.id} is {shipment.status}/{shipment.substatus}, not invoice_pending"
+            raise nfe_refusal("invalid_shipment", in_cause=in_cause, detail=detail)
+
+    def _held_nfe(
+        self,
+        shipment: Shipment,
+        xml: bytes,
+        content_type: str,
+        now: datetime,
+        document: NfeDocument | None = None,
+    ) -> ImportedNfe:
+        read = document or read_nfe(xml, in_cause=False)
+        return ImportedNfe(
+            id=next(self._imported_nfe_ids),
+            shipment_id=shipment.id,
+            key=read.key,
+            xml=xml,
+            content_type=content_type,
+            imported_at=now,
+            number=read.number,
+            series=read.series,
+            issued=read.issued,
+            amount=read.amount,
+        )
 
     # -- carts ------------------------------------------------------------------------------------------------
 
@@ -591,10 +684,8 @@ class MercadoLibreStore:
             self._index(order)
         paid = [o for o in orders if o.status == "paid"]
         if shipment is not None and paid and len(paid) == len(orders):
-            shipment.status = "ready_to_ship" if shipment.mode == "me2" else "handling"
-            shipment.substatus = "printed" if shipment.mode == "me2" else None
-            if shipment.logistic_type == "fulfillment" and site.id == "MLB":
-                shipment.status, shipment.substatus = "handling", "invoice_pending"
+            shipment.status, shipment.substatus = _paid_state(shipment)
+            if _faturador_issues(shipment):
                 self._schedule_invoice(orders[0].id)
         if shipment is not None and status == "cancelled":
             shipment.status = "cancelled"
@@ -774,6 +865,22 @@ class MercadoLibreStore:
             self._notify("post_purchase", resource, actions=["claims"])
         else:
             self._notify("claims", resource)
+
+
+def _paid_state(shipment: Shipment) -> tuple[str, str | None]:
+    """A shipment's (status, substatus) once its cart is paid (see the module's docstring)."""
+    if shipment.site_id == "MLB" and shipment.logistic_type == "fulfillment":
+        return "handling", "invoice_pending"
+    if shipment.takes_nfe_import:
+        return "ready_to_ship", "invoice_pending"
+    if shipment.mode == "me2":
+        return "ready_to_ship", "printed"
+    return "handling", None
+
+
+def _faturador_issues(shipment: Shipment) -> bool:
+    """Mercado Libre's Faturador issues the NF-e on its own: Brazilian Full."""
+    return shipment.site_id == "MLB" and shipment.logistic_type == "fulfillment"
 
 
 def _ascii(text: str) -> str:

@@ -51,6 +51,15 @@ Sources, one per shape (field names as in each page's example):
   at `attributes.xml_location` = `/users/{user_id}/invoices/documents/xml/{id}/authorized` [secondary] and
   the DANFE's path at `/users/{user_id}/invoices/sites/MLB/documents/danfe/{id}` [secondary; not served].
   `orders` (the cart's orders) is [INFERRED]. An invoice not issued yet is a 404 in the error shape.
+- A shipment's NF-e, `GET /shipments/{id}/invoice_data?siteId=MLB` (Brazil; see mercadolibre_seller for the
+  import): no answer is documented. Integrators' code shows `{"id": 429348053945853, "status": "approved"}`
+  [secondary], one of them comparing the access key in `fiscal_key` beside `invoice_number`,
+  `invoice_serie`, `invoice_date`, `invoice_amount` [secondary], another reading `invoice_id`,
+  `invoice_key`, `cfop`, `invoice_type` [secondary]. The sandbox answers one of the two per sandbox
+  (`invoice_data_key_field`): `{id, status, fiscal_key, invoice_number, invoice_serie, invoice_date,
+  invoice_amount}` or `{invoice_id, status, invoice_key, invoice_number, invoice_series, invoice_date,
+  invoice_amount, invoice_type}`, its values read from the XML [INFERRED: which fields go together, the
+  amount a JSON number, the number and series strings as the XML writes them].
 """
 
 from __future__ import annotations
@@ -65,6 +74,7 @@ from sandboxes.mercadolibre_models import (
     JSON,
     SITES,
     Claim,
+    ImportedNfe,
     Invoice,
     Order,
     Pack,
@@ -482,3 +492,37 @@ def invoice_json(invoice: Invoice, *, user_id: int) -> JSON:
         "fiscal_data": {"transaction_type": "sale"},
         "orders": list(invoice.order_ids),
     }
+
+
+def invoice_data_json(nfe: ImportedNfe, *, key_field: str) -> JSON:
+    """GET /shipments/{id}/invoice_data: one of the two shapes integrators read (see the module's sources)."""
+    amount = _amount(nfe.amount)
+    if key_field == "fiscal_key":
+        return {
+            "id": nfe.id,
+            "status": "approved",
+            "fiscal_key": nfe.key,
+            "invoice_number": nfe.number,
+            "invoice_serie": nfe.series,
+            "invoice_date": nfe.issued,
+            "invoice_amount": amount,
+        }
+    return {
+        "invoice_id": nfe.id,
+        "status": "approved",
+        "invoice_key": nfe.key,
+        "invoice_number": nfe.number,
+        "invoice_series": nfe.series,
+        "invoice_date": nfe.issued,
+        "invoice_amount": amount,
+        "invoice_type": "sale",
+    }
+
+
+def _amount(text: str | None) -> int | float | None:
+    """The XML's vNF as a JSON number (None when it has none, or not a number)."""
+    try:
+        amount = Decimal(text or "")
+    except ArithmeticError:
+        return None
+    return money(amount) if amount.is_finite() and amount >= 0 else None
