@@ -1,5 +1,5 @@
-"""The Temporal workers: the order, poller and import workflows with their non-VTEX activities on the main task
-queue, and the VTEX activities on their own queue, rate-limited across all workers by the server."""
+"""The Temporal workers: the order, poller, import and bulk reprocess workflows with their non-VTEX activities on
+the main task queue, and the VTEX activities on their own queue, rate-limited across all workers by the server."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.bulk_reprocess import follow_bulk_orders, list_bulk_orders, signal_bulk_orders
 from activities.channel_orders import ChannelOrderActivities
 from activities.importing import ImportActivities
 from activities.logbook import LogbookActivities
@@ -22,6 +23,7 @@ from connector.marketplaces.base import MarketplaceAdapter
 from connector.store.base import OrderStore
 from connector.vtex.client import VtexClient
 from connector.vtex.rate_limit import VtexRateLimit
+from workflows.bulk_reprocess import BulkReprocessWorkflow
 from workflows.importer import ImportWorkflow
 from workflows.order import OrderLifecycle
 from workflows.order_v1 import OrderWorkflowV1
@@ -100,7 +102,7 @@ def create_workers(
         graceful_shutdown_timeout=graceful_shutdown,
         max_cached_workflows=max_cached_workflows,
         # OrderWorkflowV1 stays registered until the orders it started drain (README, "Upgrading").
-        workflows=[OrderLifecycle, OrderWorkflowV1, PollerWorkflow, ImportWorkflow],
+        workflows=[OrderLifecycle, OrderWorkflowV1, PollerWorkflow, ImportWorkflow, BulkReprocessWorkflow],
         activities=[
             marketplace_activities.fetch_marketplace_order,
             follow_up_activities.send_invoice_to_marketplace,
@@ -111,6 +113,9 @@ def create_workers(
             polling_activities.poll_marketplace,
             import_activities.import_changes_page,
             import_activities.import_order_ids,
+            list_bulk_orders,
+            signal_bulk_orders,
+            follow_bulk_orders,
             *local_vtex_steps,
         ],
         interceptors=interceptors,

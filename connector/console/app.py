@@ -24,10 +24,11 @@ from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 from temporalio.client import Client
 
+from connector.bulk_reprocess import MAX_ORDERS
 from connector.cancel import request_cancel
 from connector.console import auth
 from connector.console.authorizations import AuthorizationBanners
-from connector.console.bulk import BulkJobs
+from connector.console.bulk import JobUnanswered, bulk_job, start_bulk_job
 from connector.console.filters import NEEDS_ACTION_VALUES, REPROCESSABLE_VALUES, FilterError, OrderFilter
 from connector.console.orders import Counts, all_rows, list_page, order_state
 from connector.console.quarantined import DAYS_SHOWN, recent_quarantined
@@ -52,6 +53,8 @@ class ConsoleConfig:
     temporal_namespace: str
     # The Temporal Web UI's base URL, for the link from an order's page to its workflow.
     temporal_ui_url: str
+    # The main task queue: a bulk reprocess runs there, as a workflow.
+    task_queue: str
     # Signs the session cookie; a new one per start logs everyone out on restart.
     session_secret: str = ""
     # The Mercado Libre connections: each one whose authorization is broken or was never connected gets a
@@ -60,7 +63,6 @@ class ConsoleConfig:
 
 
 def create_console_app(client: Client, store: OrderStore, config: ConsoleConfig) -> Starlette:
-    jobs = BulkJobs(client)
     counted = Counts(client)
     authorizations = AuthorizationBanners(store, config.mercadolibre_connections)
 
@@ -231,24 +233,32 @@ def create_console_app(client: Client, store: OrderStore, config: ConsoleConfig)
         if isinstance(selected, Response):
             return selected
         count = (await client.count_workflows(selected.query(REPROCESSABLE_VALUES))).count
-        return await page(request, "bulk_preview.html", selected=selected, count=count)
+        return await page(
+            request, "bulk_preview.html", selected=selected, count=count, taken=min(count, MAX_ORDERS), cap=MAX_ORDERS
+        )
 
     @auth.login_required
     async def bulk_run(request: Request) -> Response:
         selected = await form_filter(request)
         if isinstance(selected, Response):
             return selected
-        job = jobs.start(selected, reason="bulk reprocess from the seller's console")
-        return RedirectResponse(f"/bulk/{job.id}", status_code=303)
+        job_id = await start_bulk_job(
+            client, selected, reason="bulk reprocess from the seller's console", task_queue=config.task_queue
+        )
+        return RedirectResponse(f"/bulk/{job_id}", status_code=303)
 
     @auth.login_required
-    async def bulk_job(request: Request) -> Response:
-        job = jobs.get(request.path_params["job_id"])
+    async def bulk_status(request: Request) -> Response:
+        job_id = request.path_params["job_id"]
+        try:
+            job = await bulk_job(client, job_id)
+        except JobUnanswered as exc:
+            log.warning("console: bulk job %s did not answer: %s", job_id, exc)
+            message = f"The bulk job {job_id} did not answer (is a worker running?). Reload in a moment."
+            return await page(request, "error.html", 503, message=message)
         if job is None:
-            return await page(
-                request, "error.html", 404, message="No such bulk job here (the console may have restarted)."
-            )
-        await jobs.refresh(job)
+            message = f"No bulk job {job_id} (unknown, or older than Temporal keeps finished jobs)."
+            return await page(request, "error.html", 404, message=message)
         return await page(request, "bulk_job.html", job=job)
 
     async def health(request: Request) -> Response:
@@ -269,7 +279,7 @@ def create_console_app(client: Client, store: OrderStore, config: ConsoleConfig)
             Route("/orders/{workflow_id}/cancel", cancel, methods=["POST"]),
             Route("/bulk/preview", bulk_preview, methods=["POST"]),
             Route("/bulk", bulk_run, methods=["POST"]),
-            Route("/bulk/{job_id}", bulk_job, methods=["GET"]),
+            Route("/bulk/{job_id}", bulk_status, methods=["GET"]),
             Route("/health", health, methods=["GET"]),
         ],
         middleware=[

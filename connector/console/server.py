@@ -45,6 +45,7 @@ def console_server(settings: Settings, client: Client, store: OrderStore, *, por
         account=settings.account_name,
         temporal_namespace=settings.temporal_namespace,
         temporal_ui_url=str(settings.temporal_ui_url),
+        task_queue=settings.temporal_task_queue,
         mercadolibre_connections=tuple(
             config.name for config in connection_configs(settings) if config.marketplace == MARKETPLACE
         ),
