@@ -1,6 +1,6 @@
-"""Record PollerWorkflow (and ImportWorkflow) histories for the replay test:
-`.venv/bin/python -m tests.record_intake_histories SCENARIO FILE_NAME` (SCENARIO: a key of SCENARIOS or
-IMPORT_SCENARIOS).
+"""Record PollerWorkflow (and ImportWorkflow, BulkReprocessWorkflow) histories for the replay test:
+`.venv/bin/python -m tests.record_intake_histories SCENARIO FILE_NAME` (SCENARIO: a key of SCENARIOS,
+IMPORT_SCENARIOS or BULK_SCENARIOS).
 
 A poller runs forever, so its recorded history is a running one cut after a few polls: polls that found
 orders, polls during a marketplace outage and polls after it. Run it after a deliberate, patched change
@@ -16,21 +16,26 @@ import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from sandboxes.vtex import FaultRule
 from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from connector.bulk_reprocess import BulkReprocessInput, Progress, bulk_workflow_id
+from connector.console.filters import REPROCESSABLE_VALUES, OrderFilter
 from connector.devserver import temporal_binary
 from connector.importing import ImportInput, ImportRequest, import_workflow_id
 from connector.models import PollerSettings, poller_workflow_id
 from connector.stack import Stack
 from tests.conftest import embedded_settings
+from workflows.bulk_reprocess import BulkReprocessWorkflow
 from workflows.importer import ImportWorkflow
 from workflows.poller import PollerWorkflow
 from workflows.support import SEARCH_ATTRIBUTES
 
 HISTORIES = Path(__file__).parent / "histories" / "poller"
 IMPORT_HISTORIES = Path(__file__).parent / "histories" / "importer"
+BULK_HISTORIES = Path(__file__).parent / "histories" / "bulk_reprocess"
 
 
 async def outage_and_recovery(stack: Stack) -> None:
@@ -83,8 +88,38 @@ async def range_import_through_an_outage(stack: Stack) -> WorkflowHistory:
     return first_run
 
 
+async def bulk_reprocess_in_batches(stack: Stack) -> WorkflowHistory:
+    """Three parked orders reprocessed by filter, two a batch, and followed until each went through."""
+    assert stack.sandboxes is not None
+    box = stack.sandboxes
+    box.vtex.add_fault(
+        FaultRule(method="POST", path_contains="/api/fulfillment/pvt/orders", status=400, code="BLK001", times=3)
+    )
+    for _ in range(3):
+        box.marketplace.notify(box.marketplace.new_order(items=[("1", 1)])["id"])
+    selected = OrderFilter(code="BLK001")
+    query = selected.query(REPROCESSABLE_VALUES)
+    for _ in range(200):  # parked, and visible as such
+        if (await stack.client.count_workflows(query)).count == 3:
+            break
+        await asyncio.sleep(0.1)
+    start = BulkReprocessInput(
+        job_id="0123456789abcdef", filter=selected.params(), query=query, reason="recorded", batch_size=2
+    )
+    handle = await stack.client.start_workflow(
+        BulkReprocessWorkflow.run,
+        start,
+        id=bulk_workflow_id(start.job_id),
+        task_queue=stack.settings.temporal_task_queue,
+    )
+    job = await handle.result()
+    assert [item.progress for item in job.items] == [Progress.DONE] * 3, job
+    return await handle.fetch_history()
+
+
 SCENARIOS = {"polls_outage_and_recovery": outage_and_recovery, "backlog_and_configure": backlog_and_configure}
 IMPORT_SCENARIOS = {"range_import_through_an_outage": range_import_through_an_outage}
+BULK_SCENARIOS = {"bulk_reprocess_in_batches": bulk_reprocess_in_batches}
 
 
 async def main(scenario: str, name: str) -> None:
@@ -103,6 +138,8 @@ async def main(scenario: str, name: str) -> None:
         async with Stack(settings, env.client, pollers=True) as stack:
             if scenario in IMPORT_SCENARIOS:
                 history, target = await IMPORT_SCENARIOS[scenario](stack), IMPORT_HISTORIES
+            elif scenario in BULK_SCENARIOS:
+                history, target = await BULK_SCENARIOS[scenario](stack), BULK_HISTORIES
             else:
                 handle = env.client.get_workflow_handle_for(PollerWorkflow.run, poller_workflow_id("reference"))
                 await SCENARIOS[scenario](stack)

@@ -1,5 +1,5 @@
 """Recorded histories must replay on the current definitions (both order workflows, the poller, the
-import): a change that would break running workflows fails here (guard such changes with
+import, the bulk reprocess): a change that would break running workflows fails here (guard such changes with
 `workflow.patched`, then record new histories)."""
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
+from workflows.bulk_reprocess import BulkReprocessWorkflow
 from workflows.importer import ImportWorkflow
 from workflows.order import OrderLifecycle
 from workflows.order_v1 import OrderWorkflowV1
@@ -25,10 +26,11 @@ DEFINITIONS: dict[str, type] = {
     "order_workflow_v1": OrderWorkflowV1,
     "poller": PollerWorkflow,
     "importer": ImportWorkflow,
+    "bulk_reprocess": BulkReprocessWorkflow,
 }
 # A poller runs forever: its histories are running ones cut after polls of every kind (found orders, an
 # outage, a backlog), so one recording covers what several order histories do.
-AT_LEAST = {"order_lifecycle": 5, "order_workflow_v1": 5, "poller": 2, "importer": 1}
+AT_LEAST = {"order_lifecycle": 5, "order_workflow_v1": 5, "poller": 2, "importer": 1, "bulk_reprocess": 1}
 HISTORIES = sorted(ROOT.glob("*/*.json"))
 
 
