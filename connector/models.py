@@ -94,6 +94,9 @@ class Shipping(BaseModel):
     pickup_point_id: str | None = None
     logistics: Logistics = Logistics.SELLER
     warehouse_id: str | None = None
+    # The marketplace's logistics tracks the shipment (Mercado Envíos 2: its label, its carrier, its app):
+    # the seller has no tracking to give, so the order is complete once invoiced in full.
+    marketplace_tracks: bool = False
 
 
 class MarketplaceOrder(BaseModel):
@@ -418,6 +421,8 @@ class OrderSnapshot(BaseModel):
     enqueued_paid: bool = False
     # The marketplace ships the order from its own warehouse and issues its invoice (Mercado Libre Full).
     marketplace_fulfilled: bool = False
+    # The marketplace tracks the shipment: no tracking of the seller's is waited for (Shipping).
+    marketplace_tracks: bool = False
     # The operationId VTEX gave the last request, when it gave one: an error result must carry it.
     operation_id: str | None = None
     approval_sent_at: datetime | None = None

@@ -368,3 +368,30 @@ async def test_a_cross_docking_sale_invoiced_in_vtex_gets_its_nfe_imported_and_i
         await asyncio.sleep(0.1)
     assert imported.key == access_key and imported.xml == xml.encode()
     assert (shipment.status, shipment.substatus) == ("ready_to_ship", "ready_to_print")
+    # Mercado Libre's carrier tracks it: invoiced in full, the order is complete without a tracking of VTEX's.
+    done = await reach(meli_stack, key, OrderStatus.COMPLETED)
+    assert "the marketplace tracks the shipment" in done.timeline[-1].message
+
+
+async def test_an_order_waiting_for_a_tracking_the_marketplace_keeps_completes_on_its_next_read(
+    meli_stack: Stack,
+) -> None:
+    # The seller ships (ME1) and owes a tracking: invoiced without one, the order waits for it. Then a read
+    # shows Mercado Libre's logistics tracking it, as every read of a Mercado Envíos 2 order does now (and
+    # none did before Shipping.marketplace_tracks): that read completes the order.
+    sandbox = meli(meli_stack)
+    order = sandbox.create_order([BOTTLE], status="paid", logistic_type="me1", shipping_cost=Decimal("5.00"))
+    key = await cart_of(meli_stack, order.id)
+    state = await reach(meli_stack, key, OrderStatus.DISPATCH_AUTHORIZED)
+    items = [{"id": "8", "quantity": 1, "price": 7990}]
+    invoice = invoice_notification(f"NF-{order.id}", 8490, items=items, issued=datetime.now(UTC))
+    assert meli_stack.sandboxes is not None
+    path = f"/api/oms/pvt/orders/{state.vtex_order_id}/invoice"
+    assert (await seller(meli_stack.sandboxes, "POST", path, invoice)).status_code == 200
+    await reach(meli_stack, key, OrderStatus.INVOICED)
+    await asyncio.sleep(1.0)
+    assert (await reach(meli_stack, key, OrderStatus.INVOICED)).status is OrderStatus.INVOICED  # still waiting
+    sandbox.shipments[order.shipment_id or 0].logistic_type = "self_service"  # Flex: Mercado Libre's app
+    sandbox.notify_order(order.id)
+    done = await reach(meli_stack, key, OrderStatus.COMPLETED)
+    assert "the marketplace tracks the shipment" in done.timeline[-1].message

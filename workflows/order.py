@@ -96,6 +96,9 @@ CONNECTOR_ERROR = "CONNECTOR_ERROR"
 # Activities that call VTEX: as regular activities they run on the rate-limited VTEX task queue.
 VTEX_STEP_CLASSES = (VtexActivities, ChannelOrderActivities)
 LATE_PAYMENT = "LATE_PAYMENT"
+# workflow.patched: a marketplace read may complete an order invoiced in full (orders that were waiting for
+# a tracking the marketplace keeps before Shipping.marketplace_tracks; their replay must not complete there).
+COMPLETE_ON_READ = "complete-on-read"
 # With lean_history, the marketplace read and the validation run as local activities, in one workflow
 # task; placement and authorization stay regular activities, so the workflow-task boundary before each is
 # where a signal that came in meanwhile (a cancel) is seen.
@@ -158,6 +161,7 @@ class OrderLifecycle:
         self._enqueued_paid = snap.enqueued_paid
         self._operation_id = snap.operation_id
         self._marketplace_fulfilled = snap.marketplace_fulfilled
+        self._marketplace_tracks = snap.marketplace_tracks
         self._approval_sent_at = snap.approval_sent_at
         self._results = snap.results
         self._held_step: str | None = None
@@ -686,21 +690,33 @@ class OrderLifecycle:
             if self._invoices_changed:
                 self._invoices_changed = False
                 if await self._forward_invoices() and self._completed():
-                    self._move(S.COMPLETED)
-                    self._record("complete", "success", "invoiced in full and tracking sent to the marketplace")
-                    self._open_after_sale_window()
-                    return Stage.AFTER_SALE_WINDOW
+                    return self._complete()
                 continue
             if self._wake:
                 self._wake = False
                 fetched = await self._until_done("fetch", self._fetch, interruptible=True)
                 if isinstance(fetched, MarketplaceOrder) and fetched.status is MarketplaceOrderStatus.CANCELED:
                     await self._canceled_in_marketplace()
+                elif self._completed() and workflow.patched(COMPLETE_ON_READ):
+                    # An order invoiced in full that waited for a tracking the marketplace keeps itself
+                    # (before marketplace_tracks existed): its next read completes it.
+                    return self._complete()
                 continue
             await self._pause(
                 lambda: self._woken() or self._invoices_changed,
                 seconds=self._policy.marketplace_invoice_poll_seconds if awaiting_invoice else None,
             )
+
+    def _complete(self) -> Stage:
+        self._move(S.COMPLETED)
+        shipped = (
+            "the marketplace tracks the shipment"
+            if self._marketplace_fulfilled or self._marketplace_tracks
+            else "tracking sent to the marketplace"
+        )
+        self._record("complete", "success", f"invoiced in full and {shipped}")
+        self._open_after_sale_window()
+        return Stage.AFTER_SALE_WINDOW
 
     async def _invoices_from_marketplace(self) -> Interrupted | None:
         """The invoices the marketplace issued for an order it fulfills (Mercado Libre Full), handed to VTEX.
@@ -809,8 +825,8 @@ class OrderLifecycle:
     def _completed(self) -> bool:
         sales = [p for p in self._invoices.values() if p.invoice.type is InvoiceType.OUTPUT]
         invoiced = sum(p.invoice.invoice_value for p in sales)
-        # An order the marketplace ships has no tracking of the seller's to send.
-        tracked = self._marketplace_fulfilled or all(p.tracking_sent for p in sales)
+        # An order the marketplace ships or tracks has no tracking of the seller's to send.
+        tracked = self._marketplace_fulfilled or self._marketplace_tracks or all(p.tracking_sent for p in sales)
         return bool(sales) and invoiced >= self._order_value and tracked
 
     # -- cancellation -------------------------------------------------------------------------------
@@ -1189,6 +1205,7 @@ class OrderLifecycle:
             enqueued_paid=self._enqueued_paid,
             operation_id=self._operation_id,
             marketplace_fulfilled=self._marketplace_fulfilled,
+            marketplace_tracks=self._marketplace_tracks,
             approval_sent_at=self._approval_sent_at,
             results=self._results,
         )
@@ -1219,6 +1236,8 @@ class OrderLifecycle:
             return order
         self._order_value = order.payment_value
         self._marketplace_fulfilled = order.shipping.logistics is Logistics.MARKETPLACE_FULFILLMENT
+        # Recorded reads (orders started before the field) have none: False, as their run decided then.
+        self._marketplace_tracks = order.shipping.marketplace_tracks
         self._record("fetch", "success", f"marketplace order read: {order.status.value}, {len(order.items)} line(s)")
         return order
 

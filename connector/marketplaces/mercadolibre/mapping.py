@@ -278,6 +278,8 @@ def _shipping(cart: Cart, site: Site, fulfillment_warehouse_id: str | None) -> S
         price=to_cents(freight),
         logistics=logistics,
         warehouse_id=fulfillment_warehouse_id if logistics is Logistics.MARKETPLACE_FULFILLMENT else None,
+        # Mercado Envíos 2 (Full, Colecta, drop-off, Places, Flex): Mercado Libre's logistics tracks it.
+        marketplace_tracks=all((s.logistic.mode or "").lower() == "me2" for s in shipments),
     )
 
 
