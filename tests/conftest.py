@@ -13,10 +13,12 @@ from temporalio.testing import WorkflowEnvironment
 
 from connector.connections import Connection
 from connector.devserver import temporal_binary
+from connector.embedded import Sandboxes
 from connector.models import VtexFlow
 from connector.settings import Settings
 from connector.stack import Stack
 from connector.temporal_client import data_converter
+from tests.helpers import clear_vtex_faults
 from workflows.support import SEARCH_ATTRIBUTES
 
 pytest_plugins = ["tests.hard_exit"]
@@ -77,6 +79,16 @@ async def stack(temporal_env: WorkflowEnvironment, session_data: Path) -> AsyncI
     settings = embedded_settings(store_url=f"sqlite:///{data / 'connector.db'}", data_dir=data)
     async with Stack(settings, temporal_env.client) as running:
         yield running
+
+
+@pytest_asyncio.fixture
+async def box(stack: Stack) -> AsyncIterator[Sandboxes]:
+    """The session stack's sandboxes; what a test broke in them (VTEX faults, a marketplace outage) is
+    mended after it."""
+    assert stack.sandboxes is not None
+    yield stack.sandboxes
+    clear_vtex_faults(stack.sandboxes)
+    stack.sandboxes.marketplace.end_outage()
 
 
 @pytest.fixture(params=[VtexFlow.FULFILLMENT, VtexFlow.ORDER_INTEGRATION], ids=["fulfillment", "order-integration"])

@@ -10,11 +10,9 @@ import dataclasses
 import os
 import sys
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
-import pytest_asyncio
 from sandboxes.vtex import FaultRule
 from temporalio.client import Client
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
@@ -40,13 +38,6 @@ from workflows.support import CONNECTION, ERROR_CODE, MARKETPLACE_ORDER_ID, ORDE
 
 REPO = Path(__file__).resolve().parents[1]
 PLACE = "/api/fulfillment/pvt/orders"
-
-
-@pytest_asyncio.fixture
-async def box(stack: Stack) -> AsyncIterator[Sandboxes]:
-    assert stack.sandboxes is not None
-    yield stack.sandboxes
-    stack.sandboxes.vtex.clear_faults()
 
 
 async def parked_orders(stack: Stack, box: Sandboxes, count: int) -> tuple[OrderFilter, list[str]]:

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import httpx
 import pytest
-import pytest_asyncio
 from pydantic import SecretStr
 from sandboxes.seller import invoice_notification
 from sandboxes.vtex import FaultRule
@@ -27,13 +25,6 @@ from workflows.order import OrderLifecycle
 
 CONNECTION = "reference"
 ISSUED = datetime(2026, 11, 28, 10, tzinfo=UTC)
-
-
-@pytest_asyncio.fixture
-async def box(stack: Stack) -> AsyncIterator[Sandboxes]:
-    assert stack.sandboxes is not None
-    yield stack.sandboxes
-    stack.sandboxes.vtex.clear_faults()
 
 
 async def signals_of(stack: Stack, state: OrderState) -> list[str]:

@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-import pytest_asyncio
 from sandboxes.vtex import FaultRule, NotificationFault, ProcessingFault
 
 from connector.cancel import request_cancel
@@ -27,15 +25,6 @@ CONNECTION = "reference"
 ENQUEUE = "/api/order-integration/orders"
 STATUS = "/api/order-integration/orders/status"
 PROCESSING_RESULT = "/order-integration/notification/processing-result"
-
-
-@pytest_asyncio.fixture
-async def box(stack: Stack) -> AsyncIterator[Sandboxes]:
-    assert stack.sandboxes is not None
-    yield stack.sandboxes
-    stack.sandboxes.vtex.clear_faults()
-    stack.sandboxes.vtex.order_integration.faults.clear()
-    stack.sandboxes.vtex.order_integration.processing_faults.clear()
 
 
 async def start(

@@ -7,11 +7,9 @@ import io
 import json
 import os
 import sys
-from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
 
-import pytest_asyncio
 from rich.console import Console
 from temporalio.testing import WorkflowEnvironment
 
@@ -171,13 +169,6 @@ def test_the_log_table_is_one_line_per_message_with_payloads_when_verbose() -> N
     assert "Error" in table[2] and " - " in table[2] and '{"id"' not in "\n".join(table)
     verbose = plain(log_table(pipe, messages, verbose=True))
     assert verbose.count('source: {"id": "1001"}') == 1 and len(verbose.splitlines()) == 4
-
-
-@pytest_asyncio.fixture
-async def box(stack: Stack) -> AsyncIterator[Sandboxes]:
-    assert stack.sandboxes is not None
-    yield stack.sandboxes
-    stack.sandboxes.vtex.clear_faults()
 
 
 async def test_orders_lists_what_needs_action_with_the_consoles_filters(

@@ -22,7 +22,6 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-import pytest_asyncio
 from pydantic import SecretStr
 from sandboxes.vtex import FaultRule
 
@@ -51,13 +50,6 @@ from tests.console_support import (
 from tests.helpers import signed_webhook, wait_for_state
 
 PLACE = "/api/fulfillment/pvt/orders"
-
-
-@pytest_asyncio.fixture
-async def box(stack: Stack) -> AsyncIterator[Sandboxes]:
-    assert stack.sandboxes is not None
-    yield stack.sandboxes
-    stack.sandboxes.vtex.clear_faults()
 
 
 async def test_nothing_without_logging_in(stack: Stack) -> None:

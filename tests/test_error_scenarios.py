@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import httpx
 import pytest
-import pytest_asyncio
 from sandboxes.vtex import FaultRule, ProcessingFault
 
 from connector.embedded import Sandboxes
@@ -38,13 +36,6 @@ SIMULATION = "/api/checkout/pub/orderForms/simulation"
 # What the 429 and timeout scenarios slow down: the simulation (fulfillment; its placement's own faults are
 # tested above), the Channel Order API's enqueue (order-integration).
 SLOWED = {VtexFlow.FULFILLMENT: SIMULATION, VtexFlow.ORDER_INTEGRATION: ENQUEUE}
-
-
-@pytest_asyncio.fixture
-async def box(stack: Stack) -> AsyncIterator[Sandboxes]:
-    assert stack.sandboxes is not None
-    yield stack.sandboxes
-    clear_vtex_faults(stack.sandboxes)
 
 
 def placements(box: Sandboxes, order_id: str, flow: VtexFlow = VtexFlow.FULFILLMENT) -> list[int]:

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-import pytest_asyncio
 from sandboxes.seller import invoice_notification
 from sandboxes.vtex import FaultRule
 
@@ -35,7 +33,6 @@ from tests.contract.openapi import validate_request
 from tests.helpers import (
     PLACE_PATH,
     approvals,
-    clear_vtex_faults,
     placements,
     seller,
     vtex_order_ids,
@@ -54,13 +51,6 @@ ISSUED = datetime(2026, 11, 28, 10, tzinfo=UTC)  # the invoices' issuance date
 # the connector could use (lost, late, unreadable), then a retry of the same local activity refused for the
 # cancel's unread notification, leaves the order "never sent". The cancel logs X10 ("before it reached
 # VTEX") and never cancels the order VTEX made, which VTEX itself approves in the Channel Order flow.
-
-
-@pytest_asyncio.fixture
-async def box(stack: Stack) -> AsyncIterator[Sandboxes]:
-    assert stack.sandboxes is not None
-    yield stack.sandboxes
-    clear_vtex_faults(stack.sandboxes)
 
 
 async def start(stack: Stack, box: Sandboxes, *items: tuple[str, int], status: str = "paid", **options: Any) -> str:

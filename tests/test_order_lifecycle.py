@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
-import pytest_asyncio
 from sandboxes.seller import invoice_notification
 from sandboxes.vtex import FaultRule
 from temporalio.api.enums.v1 import EventType
@@ -35,7 +33,6 @@ from tests.helpers import (
     PLACE_PATH,
     approvals,
     charge_freight,
-    clear_vtex_faults,
     seller,
     wait_for_state,
 )
@@ -48,14 +45,6 @@ ISSUED = datetime(2026, 12, 1, 10, tzinfo=UTC)  # the invoices' issuance date
 # What VTEX shows once the seller approved a price divergence in its admin: a fulfillment order waits for
 # authorize dispatch, a channel order for its approval.
 SELLER_APPROVED = {VtexFlow.FULFILLMENT: "waiting-ffmt-authorization", VtexFlow.ORDER_INTEGRATION: "payment-pending"}
-
-
-@pytest_asyncio.fixture
-async def box(stack: Stack) -> AsyncIterator[Sandboxes]:
-    assert stack.sandboxes is not None
-    yield stack.sandboxes
-    clear_vtex_faults(stack.sandboxes)
-    stack.sandboxes.marketplace.end_outage()
 
 
 async def start(stack: Stack, box: Sandboxes, *items: tuple[str, int], status: str = "paid", **options: Any) -> str:
