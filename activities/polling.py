@@ -104,7 +104,10 @@ class PollingActivities(HandOffActivities):
         _checkpoint(progress)
 
     async def _exists(self, connection: Connection, change: OrderChange) -> bool:
-        workflow_id = order_workflow_id(connection.name, change.marketplace_order_id)
+        """Whether the listed order's workflow exists: its cart's, for an order keyed to one (a pack)."""
+        order_id = change.marketplace_order_id
+        key = await self._ledger.cart_key(connection.name, order_id) or order_id
+        workflow_id = order_workflow_id(connection.name, key)
         try:
             await activity.client().get_workflow_handle(workflow_id).describe()
         except RPCError as exc:

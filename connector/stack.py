@@ -87,6 +87,11 @@ class Stack:
     def webhook_url(self, connection: str) -> str:
         return f"{self.intake_url}/webhooks/{connection}"
 
+    @property
+    def adapters(self) -> Mapping[str, MarketplaceAdapter]:
+        """The marketplace adapters the stack's intake and workers use, by connection."""
+        return self._adapters
+
     async def start(self) -> None:
         settings = self.settings
         marketplace_urls: dict[str, str] = {}

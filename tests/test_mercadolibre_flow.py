@@ -7,7 +7,7 @@ import asyncio
 import dataclasses
 import json
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -21,9 +21,10 @@ from sandboxes.mercadolibre_seller import nfe_key, nfe_xml
 from sandboxes.seller import invoice_notification
 from sandboxes.vtex import FaultRule
 from temporalio.api.enums.v1 import EventType
-from temporalio.testing import WorkflowEnvironment
+from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
-from connector.models import OrderState, OrderStatus, order_workflow_id, poller_workflow_id
+from activities.polling import PollingActivities
+from connector.models import OrderChange, OrderState, OrderStatus, PollRequest, order_workflow_id, poller_workflow_id
 from connector.poller_start import start_pollers
 from connector.stack import Stack
 from connector.store.models import LogStatus
@@ -163,6 +164,32 @@ async def test_the_poller_leaves_alone_the_orders_of_a_cart_already_read(meli_st
     finally:
         await poller.terminate()
     assert await notify_signals(meli_stack, key) == notified
+
+
+async def test_a_retried_poll_finds_a_pack_orders_workflow_under_its_cart(meli_stack: Stack) -> None:
+    # A poll that died between noting a hand-off and signaling it is retried: an order owed a read whose
+    # workflow does not exist is handed off. A pack's order has its cart's workflow, not one of its own.
+    sandbox = meli(meli_stack)
+    pack = sandbox.create_pack([[SHIRT], [BOTTLE]], status="paid")
+    key = await cart_of(meli_stack, pack.order_ids[0])
+    await reach(meli_stack, key, OrderStatus.DISPATCH_AUTHORIZED)
+    assert meli_stack.store is not None and meli_stack.logbook is not None
+    # A change newer than the cart's last read, its hand-off noted (owed a read), as the dead poll left it.
+    owed = OrderChange(marketplace_order_id=str(pack.order_ids[1]), updated_at=datetime.now(UTC))
+    await meli_stack.store.note_handoff(MELI, key, datetime.now(UTC))
+    polling = PollingActivities(
+        meli_stack.connections,
+        meli_stack.adapters,
+        task_queue=meli_stack.settings.temporal_task_queue,
+        logbook=meli_stack.logbook,
+        ledger=meli_stack.store,
+    )
+    retry = ActivityEnvironment(client=meli_stack.client)
+    retry.info = dataclasses.replace(retry.info, attempt=2)
+    later = datetime.now(UTC) + timedelta(hours=1)  # nothing new to list: only the carried change is checked
+    request = PollRequest(connection=MELI, cursor=later, overlap_seconds=0, deferred=[owed])
+    progress = await retry.run(polling.poll_marketplace, request)
+    assert progress.handed_off == 0 and progress.deferred == [owed]
 
 
 async def notify_signals(stack: Stack, key: str) -> int:
