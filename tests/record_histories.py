@@ -4,20 +4,26 @@ Run it when a deliberate, patched change to OrderLifecycle ships, to add histori
 to the old ones (never replace old ones while such workflows may still be running). The histories of the
 first definition (tests/histories/order_workflow_v1) are frozen: that workflow no longer changes. PREFIX
 records only the scenarios whose name starts with it (`channel_`: the Channel Order API's, recorded when it
-came, with no suffix).
+came, with no suffix; `meli_`: Mercado Libre carts, on a stack of their own).
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import os
 import sys
 import tempfile
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from sandboxes.mercadolibre_models import ItemSpec
+from sandboxes.mercadolibre_seller import nfe_key, nfe_xml
+from sandboxes.seller import invoice_notification
 from sandboxes.vtex import FaultRule, NotificationFault, ProcessingFault
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -39,7 +45,7 @@ from connector.models import (
 from connector.stack import Stack
 from connector.starter import hand_off_order
 from tests.conftest import embedded_settings
-from tests.helpers import wait_for_state
+from tests.helpers import seller, wait_for_state
 from workflows.order import OrderLifecycle
 from workflows.support import SEARCH_ATTRIBUTES
 
@@ -205,6 +211,8 @@ async def main() -> None:
             )
             box.vtex.clear_faults()
             await record_channel_orders(stack)
+        if MELI.startswith(ONLY) or ONLY.startswith(MELI):
+            await record_meli_carts(client, Path(folder))
     await env.shutdown()
 
 
@@ -240,6 +248,82 @@ async def record_channel_orders(stack: Stack) -> None:
         stack, "channel_results_lost_found_by_looking", lambda s: s.status is S.DISPATCH_AUTHORIZED, vtex_flow=channel
     )
     box.vtex.order_integration.faults.clear()
+
+
+MELI = "meli_"
+BOTTLE = ItemSpec("Garrafa Térmica", Decimal("79.90"), seller_sku="8")
+
+
+async def record_meli_carts(client: Client, folder: Path) -> None:
+    """Mercado Libre carts (Channel Order API, site MLB): Full invoiced by Mercado Libre, Colecta invoiced in
+    VTEX with its NF-e (complete without a tracking), and an ME1 order waiting for a tracking that a later
+    read completes (the complete-on-read patch)."""
+    connections = folder / "meli-connections.json"
+    connection: dict[str, object] = {"name": "meli", "marketplace": "mercadolibre", "vtex_flow": "order-integration"}
+    connection |= {"mercadolibre_site": "MLB", "fulfillment_warehouse_id": "meli_full", "accept_unpaid_orders": False}
+    connections.write_text(json.dumps({"connections": [connection]}))
+    settings = embedded_settings(
+        store_url=f"sqlite:///{folder}/meli.db", data_dir=folder / "meli", connections_file=str(connections)
+    )
+    async with Stack(settings, client) as stack:
+        assert stack.sandboxes is not None
+        box, sandbox = stack.sandboxes, stack.sandboxes.mercadolibre["meli"]
+
+        async def cart(order_id: int) -> str:
+            assert stack.store is not None
+            for _ in range(300):
+                if (key := await stack.store.cart_key("meli", str(order_id))) is not None:
+                    return key
+                await asyncio.sleep(0.05)
+            raise AssertionError(f"order {order_id} was never keyed to a cart")
+
+        async def reach(key: str, status: OrderStatus) -> OrderState:
+            return await wait_for_state(client, "meli", key, lambda s: s.status is status, within=60)
+
+        async def invoice_in_vtex(key: str, order_id: int, *, nfe: bool) -> None:
+            state = await wait_for_state(
+                client, "meli", key, lambda s: s.status in (S.DISPATCH_AUTHORIZED, S.COMPLETED), within=60
+            )
+            issued = datetime.now(UTC)
+            body = invoice_notification(
+                f"NF-{order_id}",
+                8490 if not nfe else 7990,
+                items=[{"id": "8", "quantity": 1, "price": 7990}],
+                issued=issued,
+            )
+            if nfe:
+                access_key = nfe_key("35", issued, sandbox.seller_id, 1, order_id % 10**9)
+                body |= {
+                    "invoiceKey": access_key,
+                    "embeddedInvoice": nfe_xml(access_key, order_id % 10**9, 1, "79.90", issued),
+                }
+            answer = await seller(box, "POST", f"/api/oms/pvt/orders/{state.vtex_order_id}/invoice", body)
+            assert answer.status_code == 200, answer.text
+
+        async def write(name: str, key: str) -> None:
+            history = await client.get_workflow_handle(order_workflow_id("meli", key)).fetch_history()
+            (HISTORIES / f"{name}{SUFFIX}.json").write_text(history.to_json())
+            print(f"recorded {name}{SUFFIX}")
+
+        full = sandbox.create_order([BOTTLE], status="paid", logistic_type="fulfillment", shipping_cost=Decimal("5.00"))
+        key = await cart(full.id)
+        await reach(key, S.COMPLETED)
+        await write("meli_full_invoiced_by_mercadolibre", key)
+
+        colecta = sandbox.create_order([BOTTLE], status="paid", logistic_type="cross_docking")
+        key = await cart(colecta.id)
+        await invoice_in_vtex(key, colecta.id, nfe=True)
+        await reach(key, S.COMPLETED)
+        await write("meli_colecta_nfe_imported_completed", key)
+
+        me1 = sandbox.create_order([BOTTLE], status="paid", logistic_type="me1", shipping_cost=Decimal("5.00"))
+        key = await cart(me1.id)
+        await invoice_in_vtex(key, me1.id, nfe=False)
+        await reach(key, S.INVOICED)
+        sandbox.shipments[me1.shipment_id or 0].logistic_type = "self_service"
+        sandbox.notify_order(me1.id)
+        await reach(key, S.COMPLETED)
+        await write("meli_waiting_for_tracking_completed_on_read", key)
 
 
 if __name__ == "__main__":
