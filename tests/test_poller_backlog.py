@@ -165,7 +165,8 @@ async def caught_up(client: Client) -> PollerState:
     """The poller's state once it has read the whole backlog (its walk ended past the last order)."""
     handle = client.get_workflow_handle_for(PollerWorkflow.run, poller_workflow_id(CONNECTION))
     state = await handle.query(PollerWorkflow.status)
-    for _ in range(1200):
+    # 5,000 hand-offs take 40-90 s on two cores shared with the other test processes: a wide margin.
+    for _ in range(3000):
         state = await handle.query(PollerWorkflow.status)
         if state.walk is None and state.handed_off + state.deferred >= ORDERS:
             return state
