@@ -15,7 +15,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.failures import vtex_failure
-from activities.vtex_common import TO_VTEX, existing_order_id, log_vtex_failure, refuse_if_unread_notification
+from activities.vtex_common import TO_VTEX, existing_order_id, refuse_if_unread_notification, vtex_call_failed
 from connector.logbook import Logbook
 from connector.models import (
     ApproveChannelOrderInput,
@@ -78,7 +78,7 @@ class ChannelOrderActivities:
         except VtexError as exc:
             if classify(exc.status, exc.code) is Handling.ALREADY_EXISTS:
                 return None  # VTEX has it (EOI007 said at once): the look-up that follows finds it
-            await log_vtex_failure(
+            raise await vtex_call_failed(
                 self._logbook,
                 connection=request.connection,
                 marketplace_order_id=order.marketplace_order_id,
@@ -87,8 +87,7 @@ class ChannelOrderActivities:
                 exc=exc,
                 sales_channel=request.sales_channel,
                 translated=body,
-            )
-            raise vtex_failure(exc, sales_channel=request.sales_channel) from None
+            ) from None
         await self._logbook.record(
             code="X19",
             operation="Place order",
@@ -278,7 +277,7 @@ class ChannelOrderActivities:
         try:
             answer = await self._vtex.update_channel_order_status(body)
         except VtexError as exc:
-            await log_vtex_failure(
+            raise await vtex_call_failed(
                 self._logbook,
                 connection=request.connection,
                 marketplace_order_id=request.marketplace_order_id,
@@ -286,8 +285,7 @@ class ChannelOrderActivities:
                 operation="Authorize dispatch",
                 exc=exc,
                 sales_channel=request.sales_channel,
-            )
-            raise vtex_failure(exc, sales_channel=request.sales_channel) from None
+            ) from None
         await self._logbook.record(
             code="X21",
             operation="Authorize dispatch",

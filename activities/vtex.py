@@ -10,7 +10,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.failures import vtex_failure
-from activities.vtex_common import TO_VTEX, existing_order_id, log_vtex_failure, refuse_if_unread_notification
+from activities.vtex_common import TO_VTEX, existing_order_id, refuse_if_unread_notification, vtex_call_failed
 from connector.logbook import Logbook
 from connector.models import (
     AuthorizeDispatchInput,
@@ -59,7 +59,7 @@ class VtexActivities:
                 ),
             )
         except VtexError as exc:
-            await self._log_failure(
+            raise await self._failed(
                 request.connection,
                 order.marketplace_order_id,
                 None,
@@ -67,8 +67,7 @@ class VtexActivities:
                 exc,
                 request.sales_channel,
                 translated=body,
-            )
-            raise vtex_failure(exc, sales_channel=request.sales_channel) from None
+            ) from None
         report = validate_order(
             order,
             simulation,
@@ -163,15 +162,14 @@ class VtexActivities:
                     exc = retry_exc
                 else:
                     return await self._placed(request, placed)
-            await self._log_failure(
+            raise await self._failed(
                 request.connection,
                 order.marketplace_order_id,
                 None,
                 "Place order",
                 exc,
                 request.sales_channel,
-            )
-            raise vtex_failure(exc, sales_channel=request.sales_channel) from None
+            ) from None
         return await self._placed(request, placed)
 
     async def _place(self, request: PlaceOrderInput, *, created_async: bool) -> PlacedOrder:
@@ -283,15 +281,14 @@ class VtexActivities:
                 affiliate_id=request.affiliate_id,
             )
         except VtexError as exc:
-            await self._log_failure(
+            raise await self._failed(
                 request.connection,
                 request.marketplace_order_id,
                 request.vtex_order_id,
                 "Authorize dispatch",
                 exc,
                 request.sales_channel,
-            )
-            raise vtex_failure(exc, sales_channel=request.sales_channel) from None
+            ) from None
         await self._logbook.record(
             code="X3",
             operation="Authorize dispatch",
@@ -332,10 +329,9 @@ class VtexActivities:
             )
             await self._vtex.send_invoice(vtex_id, body)
         except VtexError as exc:
-            await self._log_failure(
+            raise await self._failed(
                 request.connection, request.marketplace_order_id, vtex_id, "Return invoice", exc, request.sales_channel
-            )
-            raise vtex_failure(exc, sales_channel=request.sales_channel) from None
+            ) from None
         await self._logbook.record(
             code="X14",
             operation="Return invoice",
@@ -360,10 +356,9 @@ class VtexActivities:
             if invoice.invoice_number not in held:
                 await self._vtex.send_invoice(vtex_id, sale_invoice_body(invoice))
         except VtexError as exc:
-            await self._log_failure(
+            raise await self._failed(
                 request.connection, request.marketplace_order_id, vtex_id, "Invoice", exc, request.sales_channel
-            )
-            raise vtex_failure(exc, sales_channel=request.sales_channel) from None
+            ) from None
         await self._logbook.record(
             code="X24",
             operation="Invoice",
@@ -393,10 +388,9 @@ class VtexActivities:
                 await self._vtex.cancel_order(vtex_id, reason=request.reason)
                 outcome = CancelOutcome()
         except VtexError as exc:
-            await self._log_failure(
+            raise await self._failed(
                 request.connection, request.marketplace_order_id, vtex_id, "Cancel order", exc, request.sales_channel
-            )
-            raise vtex_failure(exc, sales_channel=request.sales_channel) from None
+            ) from None
         if outcome.existed:
             await self._log_cancel(
                 CancelOrderInput(
@@ -433,15 +427,14 @@ class VtexActivities:
                 await self._vtex.cancel_order(vtex_id, reason=request.reason)
                 outcome = CancelOutcome(return_invoice_number=return_number)
         except VtexError as exc:
-            await self._log_failure(
+            raise await self._failed(
                 request.connection,
                 request.marketplace_order_id,
                 vtex_id,
                 "Cancel order",
                 exc,
                 request.sales_channel,
-            )
-            raise vtex_failure(exc, sales_channel=request.sales_channel) from None
+            ) from None
         await self._log_cancel(request, outcome)
         return outcome
 
@@ -485,7 +478,7 @@ class VtexActivities:
             raise vtex_failure(exc, sales_channel="") from None
         return order.status if order is not None else None
 
-    async def _log_failure(
+    async def _failed(
         self,
         connection: str,
         marketplace_order_id: str,
@@ -494,8 +487,8 @@ class VtexActivities:
         exc: VtexError,
         sales_channel: str,
         translated: Any = None,
-    ) -> None:
-        await log_vtex_failure(
+    ) -> ApplicationError:
+        return await vtex_call_failed(
             self._logbook,
             connection=connection,
             marketplace_order_id=marketplace_order_id,

@@ -10,6 +10,7 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
+from activities.failures import vtex_failure
 from connector.failures import UNREAD_NOTIFICATION, VTEX_FAILURE_LOG_CODES
 from connector.logbook import Logbook
 from connector.models import vtex_order_id
@@ -67,7 +68,7 @@ async def refuse_if_unread_notification(store: OrderStore, connection: str, mark
         )
 
 
-async def log_vtex_failure(
+async def vtex_call_failed(
     logbook: Logbook,
     *,
     connection: str,
@@ -77,7 +78,8 @@ async def log_vtex_failure(
     exc: VtexError,
     sales_channel: str,
     translated: Any = None,
-) -> None:
+) -> ApplicationError:
+    """Write the failed VTEX call to the order log; the failure to raise, classified for the workflow."""
     handling = classify(exc.status, exc.code)
     code = VTEX_FAILURE_LOG_CODES[handling]
     if operation == "Cancel order" and handling is Handling.CREDENTIALS:
@@ -94,3 +96,4 @@ async def log_vtex_failure(
         translated=translated,
         destination={"status": exc.status, "code": exc.code, "message": exc.message},
     )
+    return vtex_failure(exc, sales_channel=sales_channel)
