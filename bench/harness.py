@@ -210,6 +210,7 @@ class Cluster:
             # Off unless a process is given its own ports (the defaults would collide across processes).
             "METRICS_PORT": "0",
             "TEMPORAL_METRICS_PORT": "0",
+            "INTAKE_METRICS_PORT": "0",
             **self.settings,
             **overrides,
         }
@@ -473,7 +474,9 @@ def placements(requests: Iterable[Mapping[str, Any]]) -> Counter[str]:
 
 
 def _metrics_env(ports: tuple[int, int]) -> dict[str, str]:
-    return {"METRICS_PORT": str(ports[0]), "TEMPORAL_METRICS_PORT": str(ports[1])}
+    """A process's own metrics ports: the connector's (a worker's METRICS_PORT, an intake's
+    INTAKE_METRICS_PORT) and the Temporal SDK's."""
+    return {"METRICS_PORT": str(ports[0]), "INTAKE_METRICS_PORT": str(ports[0]), "TEMPORAL_METRICS_PORT": str(ports[1])}
 
 
 def _retry_after(response: httpx.Response) -> float:
